@@ -1,1 +1,266 @@
+//! Generates gRPC client and server stubs for rust-protobuf 3.x messages.
+//!
+//! This crate is both a library (descriptors in, Rust source out, used by `grpc-build`) and
+//! the `protoc-gen-rust-grpc` protoc plugin. For each `.proto` file with services it writes
+//! `<module>_grpc.rs`, a sibling module of the `<module>.rs` that rust-protobuf generates for
+//! the messages; the stubs reach the runtime only through `<runtime_crate>::codegen`.
+//!
+//! ```
+//! use protobuf::descriptor::FileDescriptorProto;
+//! use protoc_gen_rust_grpc::{generate, Options};
+//!
+//! // Normally the descriptors come from protoc or protobuf-parse.
+//! let mut file = FileDescriptorProto::new();
+//! file.set_name("hello.proto".into());
+//! file.set_package("hello".into());
+//! let mut message = protobuf::descriptor::DescriptorProto::new();
+//! message.set_name("Ping".into());
+//! file.message_type.push(message);
+//! let mut method = protobuf::descriptor::MethodDescriptorProto::new();
+//! method.set_name("Ping".into());
+//! method.set_input_type(".hello.Ping".into());
+//! method.set_output_type(".hello.Ping".into());
+//! let mut service = protobuf::descriptor::ServiceDescriptorProto::new();
+//! service.set_name("Pinger".into());
+//! service.method.push(method);
+//! file.service.push(service);
+//!
+//! let out = generate(&[file], &["hello.proto"], &Options::default()).unwrap();
+//! assert_eq!(out[0].name, "hello_grpc.rs");
+//! assert!(out[0].content.contains("pub struct PingerClient"));
+//! ```
 
+#![deny(missing_docs)]
+
+mod docs;
+mod generate;
+pub mod naming;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use protobuf::descriptor::FileDescriptorProto;
+
+pub use resolve::{MessagePath, ResolveError, TypeIndex};
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Generate `FooClient` (default `true`).
+    pub build_client: bool,
+    /// Generate the `Foo` trait and `FooServer` (default `true`).
+    pub build_server: bool,
+    /// Path of the runtime crate; the stubs use `<runtime_crate>::codegen::*`
+    /// (default `::grpc_runtime`).
+    pub runtime_crate: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            build_client: true,
+            build_server: true,
+            runtime_crate: "::grpc_runtime".to_owned(),
+        }
+    }
+}
+
+/// One generated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// File name, `<module>_grpc.rs` (no directory).
+    pub name: String,
+    /// Rust source.
+    pub content: String,
+}
+
+/// Why stubs could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A method's input or output type cannot be resolved to a rust-protobuf message.
+    UnresolvedType {
+        /// Proto file of the method.
+        file: String,
+        /// `package.Service.Method`.
+        method: String,
+        /// The type name as written in the descriptor.
+        type_name: String,
+        /// Why it does not resolve.
+        reason: String,
+    },
+    /// Two generated items of one file would have the same name.
+    NameCollision {
+        /// Proto file.
+        file: String,
+        /// Kind of item (`item`, `method`, `constant`).
+        what: &'static str,
+        /// The colliding Rust name.
+        name: String,
+        /// What produced it first.
+        first: String,
+        /// What produced it again.
+        second: String,
+    },
+    /// Two files map to the same Rust module (rust-protobuf names modules after the file's
+    /// basename only, so `a/foo.proto` and `b/foo.proto` are both `foo`).
+    DuplicateModule {
+        /// The module name.
+        module: String,
+        /// First file.
+        first: String,
+        /// Second file.
+        second: String,
+    },
+    /// A file to generate is not among the descriptors.
+    FileNotFound(String),
+    /// A service or method name has no letters or digits to make a Rust name of.
+    InvalidName {
+        /// Proto file.
+        file: String,
+        /// The name.
+        name: String,
+    },
+    /// `runtime_crate` is not a Rust path.
+    InvalidRuntimeCrate(String),
+    /// A bug: the generator produced code it cannot format.
+    Internal {
+        /// Proto file.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnresolvedType {
+                file,
+                method,
+                type_name,
+                reason,
+            } => write!(
+                f,
+                "{file}: cannot resolve type `{type_name}` of method `{method}`: {reason}"
+            ),
+            Error::NameCollision {
+                file,
+                what,
+                name,
+                first,
+                second,
+            } => write!(
+                f,
+                "{file}: {first} and {second} would both generate the {what} `{name}`; \
+                 rename one of them"
+            ),
+            Error::DuplicateModule {
+                module,
+                first,
+                second,
+            } => write!(
+                f,
+                "`{first}` and `{second}` both map to the Rust module `{module}` \
+                 (rust-protobuf names a module after the file's basename only); rename one"
+            ),
+            Error::FileNotFound(name) => {
+                write!(f, "file to generate `{name}` is not among the descriptors")
+            }
+            Error::InvalidName { file, name } => {
+                write!(f, "{file}: cannot make a Rust name of `{name}`")
+            }
+            Error::InvalidRuntimeCrate(path) => {
+                write!(f, "runtime crate `{path}` is not a Rust path")
+            }
+            Error::Internal { file, message } => {
+                write!(f, "{file}: internal error: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Name of the stubs file for `proto_path`: `<module>_grpc.rs`.
+pub fn stubs_file_name(proto_path: &str) -> String {
+    format!("{}.rs", stubs_module_name(proto_path))
+}
+
+/// Name of the stubs module for `proto_path`: `<module>_grpc` (`type.proto` -> `type__grpc`).
+pub fn stubs_module_name(proto_path: &str) -> String {
+    format!("{}_grpc", naming::file_module_name(proto_path))
+}
+
+/// Checks that no two files of `files` (or their stubs) map to the same Rust module.
+///
+/// Files compiled into the `protobuf` crate (well-known types, `descriptor.proto`) are not
+/// modules of their own and are ignored.
+pub fn check_module_names<'a>(
+    files: impl IntoIterator<Item = &'a FileDescriptorProto>,
+) -> Result<(), Error> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut claim = |module: String, owner: String| match seen.get(&module) {
+        Some(first) if *first != owner => Err(Error::DuplicateModule {
+            module,
+            first: first.clone(),
+            second: owner,
+        }),
+        _ => {
+            seen.insert(module, owner);
+            Ok(())
+        }
+    };
+    for file in files {
+        if naming::is_provided_by_protobuf_crate(file.name()) {
+            continue;
+        }
+        claim(
+            naming::file_module_name(file.name()),
+            file.name().to_owned(),
+        )?;
+        if !file.service.is_empty() {
+            claim(
+                stubs_module_name(file.name()),
+                format!("{} (its stubs)", file.name()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Generates the stubs of each of `files_to_generate` that has services.
+///
+/// `files` holds the descriptors of the files to generate and of all their dependencies (as
+/// in a `CodeGeneratorRequest`, or from `protobuf_parse::Parser::parse_and_typecheck`); the
+/// dependencies are needed to resolve message types. The output is in the order of
+/// `files_to_generate` and byte-identical for identical input.
+pub fn generate(
+    files: &[FileDescriptorProto],
+    files_to_generate: &[impl AsRef<str>],
+    options: &Options,
+) -> Result<Vec<GeneratedFile>, Error> {
+    let runtime: syn::Path = syn::parse_str(&options.runtime_crate)
+        .map_err(|_| Error::InvalidRuntimeCrate(options.runtime_crate.clone()))?;
+    check_module_names(files)?;
+    let index = TypeIndex::new(files);
+    let mut out = Vec::new();
+    for name in files_to_generate {
+        let name = name.as_ref();
+        let file = files
+            .iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| Error::FileNotFound(name.to_owned()))?;
+        if let Some(content) = generate::generate_file(file, &index, options, &runtime)? {
+            out.push(GeneratedFile {
+                name: stubs_file_name(name),
+                content,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

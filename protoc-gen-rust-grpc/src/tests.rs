@@ -1,0 +1,381 @@
+use protobuf::descriptor::{
+    DescriptorProto, FileDescriptorProto, MethodDescriptorProto, MethodOptions,
+    ServiceDescriptorProto, ServiceOptions, SourceCodeInfo, source_code_info::Location,
+};
+
+use super::*;
+
+fn message(name: &str) -> DescriptorProto {
+    let mut m = DescriptorProto::new();
+    m.set_name(name.to_owned());
+    m
+}
+
+fn method(name: &str, input: &str, output: &str, cs: bool, ss: bool) -> MethodDescriptorProto {
+    let mut m = MethodDescriptorProto::new();
+    m.set_name(name.to_owned());
+    m.set_input_type(input.to_owned());
+    m.set_output_type(output.to_owned());
+    if cs {
+        m.set_client_streaming(true);
+    }
+    if ss {
+        m.set_server_streaming(true);
+    }
+    m
+}
+
+fn service(name: &str, methods: Vec<MethodDescriptorProto>) -> ServiceDescriptorProto {
+    let mut s = ServiceDescriptorProto::new();
+    s.set_name(name.to_owned());
+    s.method = methods;
+    s
+}
+
+fn file(name: &str, package: &str) -> FileDescriptorProto {
+    let mut f = FileDescriptorProto::new();
+    f.set_name(name.to_owned());
+    f.set_package(package.to_owned());
+    f
+}
+
+fn comment(path: Vec<i32>, text: &str) -> Location {
+    let mut l = Location::new();
+    l.path = path;
+    l.set_leading_comments(text.to_owned());
+    l
+}
+
+fn helloworld() -> FileDescriptorProto {
+    let mut f = file("helloworld.proto", "helloworld");
+    f.message_type = vec![message("HelloRequest"), message("HelloReply")];
+    let (req, rep) = (".helloworld.HelloRequest", ".helloworld.HelloReply");
+    f.service = vec![service(
+        "Greeter",
+        vec![
+            method("SayHello", req, rep, false, false),
+            method("LotsOfReplies", req, rep, false, true),
+            method("LotsOfGreetings", req, rep, true, false),
+            method("BidiHello", req, rep, true, true),
+        ],
+    )];
+    let mut info = SourceCodeInfo::new();
+    info.location = vec![
+        comment(vec![6, 0], " The greeting service.\n"),
+        comment(vec![6, 0, 2, 0], " Sends a greeting.\n"),
+    ];
+    f.source_code_info = Some(info).into();
+    f
+}
+
+fn gen_one(files: &[FileDescriptorProto], options: &Options) -> Result<String, Error> {
+    let name = files[0].name().to_owned();
+    let out = generate(files, &[name], options)?;
+    assert_eq!(out.len(), 1);
+    Ok(out.into_iter().next().unwrap().content)
+}
+
+/// Formats Rust source without its `///` docs, to compare code shapes.
+fn normalize(src: &str) -> String {
+    let mut file: syn::File = syn::parse_str(src).unwrap();
+    struct StripDocs;
+    impl StripDocs {
+        fn strip(attrs: &mut Vec<syn::Attribute>) {
+            attrs.retain(|a| !a.path().is_ident("doc"));
+        }
+    }
+    fn strip_items(items: &mut [syn::Item]) {
+        for item in items {
+            match item {
+                syn::Item::Const(i) => StripDocs::strip(&mut i.attrs),
+                syn::Item::Static(i) => StripDocs::strip(&mut i.attrs),
+                syn::Item::Struct(i) => StripDocs::strip(&mut i.attrs),
+                syn::Item::Trait(i) => {
+                    StripDocs::strip(&mut i.attrs);
+                    for ti in &mut i.items {
+                        if let syn::TraitItem::Fn(f) = ti {
+                            StripDocs::strip(&mut f.attrs);
+                        }
+                    }
+                }
+                syn::Item::Impl(i) => {
+                    for ii in &mut i.items {
+                        if let syn::ImplItem::Fn(f) = ii {
+                            StripDocs::strip(&mut f.attrs);
+                        }
+                    }
+                }
+                syn::Item::Mod(m) => {
+                    StripDocs::strip(&mut m.attrs);
+                    if let Some((_, items)) = &mut m.content {
+                        strip_items(items);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    strip_items(&mut file.items);
+    prettyplease::unparse(&file)
+}
+
+/// The example of docs/generated-code.md matches what we generate, except that the server
+/// calls trait methods with fully-qualified syntax (so that an RPC named like a method of
+/// `Arc`, e.g. `Clone`, still resolves to the trait method).
+#[test]
+fn matches_the_documented_contract() {
+    let doc = include_str!("../../docs/generated-code.md");
+    let start = doc.find("```rust\n").unwrap() + "```rust\n".len();
+    let end = start + doc[start..].find("```\n").unwrap();
+    let mut expected = doc[start..end].to_owned();
+    for m in [
+        "say_hello",
+        "lots_of_replies",
+        "lots_of_greetings",
+        "bidi_hello",
+    ] {
+        expected = expected.replace(
+            &format!("inner.{m}(request"),
+            &format!("<T as Greeter>::{m}(&inner, request"),
+        );
+    }
+    let generated = gen_one(&[helloworld()], &Options::default()).unwrap();
+    assert_eq!(normalize(&generated), normalize(&expected));
+    assert!(generated.starts_with(&format!(
+        "// @generated by protoc-gen-rust-grpc {}. Do not edit.\n// source: helloworld.proto\n#![allow(",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(generated.contains("/// The greeting service.\n"));
+    assert!(generated.contains("    /// Sends a greeting.\n    pub async fn say_hello("));
+}
+
+#[test]
+fn output_is_stable() {
+    let a = gen_one(&[helloworld()], &Options::default()).unwrap();
+    let b = gen_one(&[helloworld()], &Options::default()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn client_only_server_only_and_runtime_path() {
+    let client = gen_one(
+        &[helloworld()],
+        &Options {
+            build_server: false,
+            runtime_crate: "crate::rt".to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(client.contains("pub struct GreeterClient"));
+    assert!(!client.contains("pub trait Greeter"));
+    assert!(client.contains("crate::rt::codegen::assert_codegen_version(1)"));
+    assert!(!client.contains("grpc_runtime"));
+    let server = gen_one(
+        &[helloworld()],
+        &Options {
+            build_client: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(!server.contains("GreeterClient"));
+    assert!(server.contains("pub struct GreeterServer"));
+    assert!(server.contains("pub mod greeter"));
+
+    let bad = generate(
+        &[helloworld()],
+        &["helloworld.proto"],
+        &Options {
+            runtime_crate: "not a path".to_owned(),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        bad,
+        Err(Error::InvalidRuntimeCrate("not a path".to_owned()))
+    );
+}
+
+#[test]
+fn files_without_services_produce_nothing() {
+    let f = file("plain.proto", "p");
+    assert_eq!(
+        generate(&[f], &["plain.proto"], &Options::default()),
+        Ok(vec![])
+    );
+}
+
+fn keyword_file() -> FileDescriptorProto {
+    let mut f = file("type.proto", "test.keywords");
+    f.message_type = vec![message("Type"), message("Self"), message("Box")];
+    let t = ".test.keywords.Type";
+    let mut deprecated = method("Old", t, t, false, false);
+    let mut opts = MethodOptions::new();
+    opts.set_deprecated(true);
+    deprecated.options = Some(opts).into();
+    f.service = vec![
+        service(
+            "Type",
+            vec![
+                method("Type", t, ".test.keywords.Self", false, false),
+                method("Self", t, t, false, true),
+                method("new", t, t, false, false),
+                method("WithOptions", t, t, true, false),
+                method("Clone", t, ".test.keywords.Box", true, true),
+                method("Descriptor", t, t, false, false),
+                method("ServiceName", t, t, false, false),
+                method("connect", t, ".google.protobuf.Empty", false, false),
+                deprecated,
+            ],
+        ),
+        service("Self", vec![method("Match", t, t, false, false)]),
+        service("T", vec![method("Async", t, t, false, false)]),
+        service("Empty", vec![]),
+    ];
+    let mut opts = ServiceOptions::new();
+    opts.set_deprecated(true);
+    f.service[3].options = Some(opts).into();
+    f
+}
+
+fn empty_proto() -> FileDescriptorProto {
+    let mut f = file("google/protobuf/empty.proto", "google.protobuf");
+    f.message_type = vec![message("Empty")];
+    f
+}
+
+#[test]
+fn keywords_and_collisions_are_escaped() {
+    let src = gen_one(&[keyword_file(), empty_proto()], &Options::default()).unwrap();
+    for needle in [
+        "pub mod r#type {",
+        "pub trait Type:",
+        "pub struct TypeClient",
+        "pub async fn r#type(",
+        "super::type_::Self_",
+        "super::type_::Type",
+        "pub async fn self_(",
+        "pub async fn new_(",
+        "pub async fn with_options_<S>(",
+        "pub async fn clone<S>(",
+        "super::type_::Box",
+        "pub const DESCRIPTOR_METHOD: &str = \"/test.keywords.Type/Descriptor\";",
+        "pub const SERVICE_NAME_METHOD: &str = \"/test.keywords.Type/ServiceName\";",
+        "::protobuf::well_known_types::empty::Empty",
+        "pub mod self_ {",
+        "pub trait Self_:",
+        "<T as Self_>::r#match(&inner, request)",
+        "<T as Type>::clone(&inner, request, responses)",
+        "pub struct TServer<U>",
+        "impl<U: T> ::grpc_runtime::codegen::Service for TServer<U>",
+        "<U as T>::r#async(&inner, request)",
+        "#[deprecated]\n    pub async fn old(",
+        "#[deprecated]\n#[derive(Debug, Clone)]\npub struct EmptyClient",
+    ] {
+        assert!(src.contains(needle), "missing {needle:?} in\n{src}");
+    }
+    // A service without methods does not bind an unused variable.
+    let empty_server = &src[src.find("for EmptyServer<T>").unwrap()..];
+    assert!(!empty_server.contains("let inner"));
+    // It is valid Rust.
+    syn::parse_file(&src).unwrap();
+}
+
+#[test]
+fn unresolved_types_are_errors() {
+    let mut f = helloworld();
+    f.service[0].method[1].set_output_type(".helloworld.Missing".to_owned());
+    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "helloworld.proto: cannot resolve type `.helloworld.Missing` of method \
+         `helloworld.Greeter.LotsOfReplies`: no message of that name in the file or its imports"
+    );
+}
+
+#[test]
+fn colliding_names_are_errors() {
+    let mut f = helloworld();
+    let (req, rep) = (".helloworld.HelloRequest", ".helloworld.HelloReply");
+    f.service[0]
+        .method
+        .push(method("say_hello", req, rep, false, false));
+    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::NameCollision { what: "method", .. }),
+        "{err}"
+    );
+
+    let mut f = helloworld();
+    f.service.push(service("GreeterClient", vec![]));
+    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "helloworld.proto: service `helloworld.Greeter` and service \
+         `helloworld.GreeterClient` would both generate the item `GreeterClient`; rename one of them"
+    );
+
+    let mut f = helloworld();
+    f.service[0]
+        .method
+        .push(method("DescriptorMethod", req, rep, false, false));
+    f.service[0]
+        .method
+        .push(method("Descriptor", req, rep, false, false));
+    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NameCollision {
+                what: "constant",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_modules_are_errors() {
+    let a = helloworld();
+    let mut b = file("other/helloworld.proto", "other");
+    b.message_type = vec![message("X")];
+    let err = generate(&[a.clone(), b], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::DuplicateModule {
+            module: "helloworld".to_owned(),
+            first: "helloworld.proto".to_owned(),
+            second: "other/helloworld.proto".to_owned(),
+        }
+    );
+    // A file whose module is another file's stubs module.
+    let c = file("helloworld_grpc.proto", "c");
+    let err = generate(&[a, c], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert!(matches!(err, Error::DuplicateModule { .. }), "{err}");
+    // Well-known types are not modules of their own.
+    assert!(check_module_names(&[empty_proto(), file("empty.proto", "x")]).is_ok());
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    assert_eq!(
+        generate(&[helloworld()], &["nope.proto"], &Options::default()),
+        Err(Error::FileNotFound("nope.proto".to_owned()))
+    );
+}
+
+#[test]
+fn enums_are_not_messages() {
+    let mut f = helloworld();
+    let mut e = protobuf::descriptor::EnumDescriptorProto::new();
+    e.set_name("Mood".to_owned());
+    f.enum_type.push(e);
+    f.service[0].method[0].set_input_type(".helloworld.Mood".to_owned());
+    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("it is an enum, not a message"),
+        "{err}"
+    );
+}
