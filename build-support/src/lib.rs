@@ -1,1 +1,472 @@
+//! `build.rs` support: generates rust-protobuf messages and gRPC stubs from `.proto` files.
+//!
+//! By default `.proto` files are parsed by protobuf-parse's pure-Rust parser, so no `protoc`
+//! is needed. For each compiled file (and each file it imports, except the well-known types
+//! that the `protobuf` crate already provides) `OUT_DIR` gets `<module>.rs` with the messages;
+//! each file with services also gets `<module>_grpc.rs` with the stubs; `_protos.rs` declares
+//! them all as sibling modules, which is what `grpc_runtime::include_protos!()` includes.
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     grpc_build::compile_protos(&["protos/helloworld.proto"], &["protos"])?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ```ignore
+//! // src/lib.rs
+//! grpc_runtime::include_protos!();
+//! // now `helloworld::HelloRequest`, `helloworld_grpc::GreeterClient`, ...
+//! ```
+//!
+//! Module names follow rust-protobuf: a file's module is its basename (`a/b/foo.proto` ->
+//! `foo`, `type.proto` -> `type_`), whatever its directory or package. Two files with the same
+//! basename therefore cannot be compiled together; [`Builder::compile`] reports it.
 
+#![deny(missing_docs)]
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use protobuf::descriptor::FileDescriptorProto;
+use protobuf_codegen::{Customize, CustomizeCallback};
+use protobuf_parse::ProtoPathBuf;
+use protoc_gen_rust_grpc::naming;
+
+/// Name of the module file written into the output directory.
+pub const MODULE_FILE: &str = "_protos.rs";
+
+/// Starts a configuration with the defaults: client and server stubs, the pure-Rust parser,
+/// output into `OUT_DIR`, runtime crate `::grpc_runtime`.
+///
+/// ```no_run
+/// grpc_build::configure()
+///     .build_client(false)
+///     .include("third_party/googleapis")
+///     .compile(&["protos/service.proto"], &["protos"])
+///     .unwrap();
+/// ```
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+/// Compiles `protos` (paths of `.proto` files) with include directories `includes` and the
+/// default configuration. Same as `configure().compile(protos, includes)`.
+///
+/// ```no_run
+/// grpc_build::compile_protos(&["protos/helloworld.proto"], &["protos"]).unwrap();
+/// ```
+pub fn compile_protos(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<(), Error> {
+    configure().compile(protos, includes)
+}
+
+/// Configuration of a compilation; made by [`configure`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    includes: Vec<PathBuf>,
+    build_client: bool,
+    build_server: bool,
+    out_dir: Option<PathBuf>,
+    use_protoc: bool,
+    protoc_path: Option<PathBuf>,
+    runtime_crate: String,
+    customize: Customize,
+    emit_rerun_if_changed: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            includes: Vec::new(),
+            build_client: true,
+            build_server: true,
+            out_dir: None,
+            use_protoc: false,
+            protoc_path: None,
+            runtime_crate: "::grpc_runtime".to_owned(),
+            customize: Customize::default(),
+            emit_rerun_if_changed: true,
+        }
+    }
+}
+
+impl Builder {
+    /// Adds an include directory (an import root, like protoc's `-I`).
+    pub fn include(mut self, dir: impl AsRef<Path>) -> Self {
+        self.includes.push(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Whether to generate clients (default `true`).
+    pub fn build_client(mut self, enable: bool) -> Self {
+        self.build_client = enable;
+        self
+    }
+
+    /// Whether to generate server traits and `FooServer` types (default `true`).
+    pub fn build_server(mut self, enable: bool) -> Self {
+        self.build_server = enable;
+        self
+    }
+
+    /// Output directory (default: the `OUT_DIR` environment variable that cargo sets for
+    /// build scripts). Created if missing.
+    pub fn out_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.out_dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Parses with `protoc` instead of the pure-Rust parser. `protoc` is
+    /// [`protoc_path`](Self::protoc_path) if set, else `$PROTOC`, else `protoc` on `PATH`.
+    pub fn use_protoc(mut self) -> Self {
+        self.use_protoc = true;
+        self
+    }
+
+    /// Path of `protoc` (implies nothing by itself: see [`use_protoc`](Self::use_protoc)).
+    pub fn protoc_path(mut self, path: impl AsRef<Path>) -> Self {
+        self.protoc_path = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Path of the runtime crate as seen from the generated code (default `::grpc_runtime`),
+    /// e.g. `crate::rt` when the runtime is re-exported.
+    pub fn runtime_crate(mut self, path: impl Into<String>) -> Self {
+        self.runtime_crate = path.into();
+        self
+    }
+
+    /// rust-protobuf options for the messages (passed to protobuf-codegen). Its `mod.rs` is
+    /// never generated: [`MODULE_FILE`] replaces it.
+    pub fn customize(mut self, customize: Customize) -> Self {
+        self.customize.update_with(&customize);
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` lines for the inputs and include
+    /// directories (default `true`).
+    pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
+        self.emit_rerun_if_changed = enable;
+        self
+    }
+
+    /// Compiles `protos` (paths of `.proto` files, each inside one of the include
+    /// directories) with include directories `includes` in addition to those given with
+    /// [`include`](Self::include). With no include directory at all, the directory of each
+    /// input is used.
+    ///
+    /// Messages are generated for the inputs and every file they import (except files the
+    /// `protobuf` crate provides: the well-known types and `descriptor.proto`), stubs for the
+    /// inputs that have services.
+    pub fn compile(
+        &self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<(), Error> {
+        let out_dir = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or(Error::OutDirNotSet)?,
+        };
+        fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+        let out_dir = canonical(&out_dir)?;
+
+        let mut include_dirs = Vec::new();
+        for dir in self
+            .includes
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(includes.iter().map(AsRef::as_ref))
+        {
+            if !dir.is_dir() {
+                return Err(Error::IncludeNotFound(dir.to_owned()));
+            }
+            include_dirs.push((dir.to_owned(), canonical(dir)?));
+        }
+        let mut inputs = Vec::new();
+        for proto in protos.iter().map(AsRef::as_ref) {
+            if !proto.is_file() {
+                return Err(Error::ProtoNotFound(proto.to_owned()));
+            }
+            inputs.push((proto.to_owned(), canonical(proto)?));
+        }
+        if include_dirs.is_empty() {
+            for (_, input) in &inputs {
+                let parent = input.parent().unwrap_or(Path::new("/")).to_owned();
+                if !include_dirs.iter().any(|(_, d)| *d == parent) {
+                    include_dirs.push((parent.clone(), parent));
+                }
+            }
+        }
+        for (given, input) in &inputs {
+            if !include_dirs.iter().any(|(_, d)| input.starts_with(d)) {
+                return Err(Error::NotInIncludePath {
+                    proto: given.clone(),
+                    includes: include_dirs.iter().map(|(g, _)| g.clone()).collect(),
+                });
+            }
+        }
+
+        let mut parser = protobuf_parse::Parser::new();
+        if self.use_protoc {
+            parser.protoc();
+            parser.protoc_path(&self.find_protoc()?);
+            parser.capture_stderr();
+        } else {
+            parser.pure();
+        }
+        for (_, dir) in &include_dirs {
+            parser.include(dir);
+        }
+        for (_, input) in &inputs {
+            parser.input(input);
+        }
+        let parsed = catch_panics(|| parser.parse_and_typecheck())
+            .and_then(|r| r.map_err(|e| format!("{e:#}")))
+            .map_err(Error::Parse)?;
+
+        // Files whose messages we generate: all but those the protobuf crate provides.
+        let to_generate: Vec<&FileDescriptorProto> = parsed
+            .file_descriptors
+            .iter()
+            .filter(|f| !naming::is_provided_by_protobuf_crate(f.name()))
+            .collect();
+        protoc_gen_rust_grpc::check_module_names(to_generate.iter().copied())
+            .map_err(Error::Stubs)?;
+        for f in &to_generate {
+            let module = naming::file_module_name(f.name());
+            if format!("{module}.rs") == MODULE_FILE {
+                return Err(Error::ReservedName(f.name().to_owned()));
+            }
+        }
+
+        let mut customize = self.customize.clone();
+        customize.update_with(&Customize::default().gen_mod_rs(false));
+        let proto_paths = to_generate
+            .iter()
+            .map(|f| ProtoPathBuf::new(f.name().to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Codegen(format!("{e:#}")))?;
+        struct DefaultCallback;
+        impl CustomizeCallback for DefaultCallback {}
+        catch_panics(|| {
+            protobuf_codegen::gen_and_write::gen_and_write(
+                &parsed.file_descriptors,
+                &parsed.parser,
+                &proto_paths,
+                &out_dir,
+                &customize,
+                &DefaultCallback,
+            )
+        })
+        .and_then(|r| r.map_err(|e| format!("{e:#}")))
+        .map_err(Error::Codegen)?;
+
+        let options = protoc_gen_rust_grpc::Options {
+            build_client: self.build_client,
+            build_server: self.build_server,
+            runtime_crate: self.runtime_crate.clone(),
+        };
+        let stubs = protoc_gen_rust_grpc::generate(
+            &parsed.file_descriptors,
+            &parsed
+                .relative_paths
+                .iter()
+                .map(|p| p.to_str().to_owned())
+                .collect::<Vec<_>>(),
+            &options,
+        )
+        .map_err(Error::Stubs)?;
+
+        let mut modules = BTreeSet::new();
+        for f in &to_generate {
+            let module = naming::file_module_name(f.name());
+            let path = out_dir.join(format!("{module}.rs"));
+            if !path.is_file() {
+                return Err(Error::Codegen(format!(
+                    "protobuf-codegen did not write `{}` for `{}`",
+                    path.display(),
+                    f.name()
+                )));
+            }
+            modules.insert((module, path));
+        }
+        for stub in &stubs {
+            let path = out_dir.join(&stub.name);
+            write_if_changed(&path, stub.content.as_bytes())?;
+            let module = stub.name.trim_end_matches(".rs").to_owned();
+            modules.insert((module, path));
+        }
+
+        let mut module_file = String::from(
+            "// @generated by grpc-build. Do not edit.\n\
+             // Included by `grpc_runtime::include_protos!()`.\n",
+        );
+        for (module, path) in &modules {
+            let path = path
+                .to_str()
+                .ok_or_else(|| Error::NonUtf8Path(path.clone()))?;
+            let ident = naming::rust_ident(module).as_source();
+            module_file.push_str(&format!("#[path = {path:?}]\npub mod {ident};\n"));
+        }
+        write_if_changed(&out_dir.join(MODULE_FILE), module_file.as_bytes())?;
+
+        if self.emit_rerun_if_changed {
+            for (given, _) in &inputs {
+                println!("cargo:rerun-if-changed={}", given.display());
+            }
+            for (given, _) in &include_dirs {
+                println!("cargo:rerun-if-changed={}", given.display());
+            }
+        }
+        Ok(())
+    }
+
+    fn find_protoc(&self) -> Result<PathBuf, Error> {
+        if let Some(p) = &self.protoc_path {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var_os("PROTOC") {
+            return Ok(PathBuf::from(p));
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(format!("protoc{}", std::env::consts::EXE_SUFFIX)))
+            .find(|p| p.is_file())
+            .ok_or(Error::ProtocNotFound)
+    }
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, Error> {
+    fs::canonicalize(path).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `contents` unless the file already holds exactly that (keeps mtimes stable).
+fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    if fs::read(path).is_ok_and(|old| old == contents) {
+        return Ok(());
+    }
+    fs::write(path, contents).map_err(|e| Error::io(path, e))
+}
+
+/// Runs `f`, turning a panic of rust-protobuf into an error message.
+fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        format!("rust-protobuf failed (panicked): {msg}")
+    })
+}
+
+/// Why a compilation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// No output directory: not running as a build script and no [`Builder::out_dir`].
+    OutDirNotSet,
+    /// An include directory does not exist.
+    IncludeNotFound(PathBuf),
+    /// An input `.proto` file does not exist.
+    ProtoNotFound(PathBuf),
+    /// An input is not inside any include directory.
+    NotInIncludePath {
+        /// The input.
+        proto: PathBuf,
+        /// The include directories.
+        includes: Vec<PathBuf>,
+    },
+    /// `use_protoc()` without a `protoc` to run.
+    ProtocNotFound,
+    /// The `.proto` files do not parse or typecheck.
+    Parse(String),
+    /// protobuf-codegen failed to generate the messages.
+    Codegen(String),
+    /// The stubs cannot be generated (unresolvable types, colliding names, two files with
+    /// the same module name).
+    Stubs(protoc_gen_rust_grpc::Error),
+    /// A file's module would overwrite the module file [`MODULE_FILE`].
+    ReservedName(String),
+    /// A path that cannot be written into `#[path = "..."]`.
+    NonUtf8Path(PathBuf),
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    fn io(path: &Path, source: io::Error) -> Error {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::OutDirNotSet => f.write_str(
+                "no output directory: OUT_DIR is not set (not in a build script?) and \
+                 out_dir() was not called",
+            ),
+            Error::IncludeNotFound(p) => {
+                write!(f, "include directory `{}` does not exist", p.display())
+            }
+            Error::ProtoNotFound(p) => write!(f, "proto file `{}` does not exist", p.display()),
+            Error::NotInIncludePath { proto, includes } => write!(
+                f,
+                "proto file `{}` is not inside any include directory ({})",
+                proto.display(),
+                includes
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Error::ProtocNotFound => f.write_str(
+                "use_protoc(): protoc not found (set protoc_path(), $PROTOC, or put protoc on PATH)",
+            ),
+            Error::Parse(e) => write!(f, "cannot parse the proto files: {e}"),
+            Error::Codegen(e) => write!(f, "cannot generate the messages: {e}"),
+            Error::Stubs(e @ protoc_gen_rust_grpc::Error::DuplicateModule { .. }) => {
+                write!(f, "{e}")
+            }
+            Error::Stubs(e) => write!(f, "cannot generate the gRPC stubs: {e}"),
+            Error::ReservedName(name) => write!(
+                f,
+                "`{name}` maps to the module file name `{MODULE_FILE}` used by grpc-build; rename it"
+            ),
+            Error::NonUtf8Path(p) => write!(f, "path `{}` is not UTF-8", p.display()),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Stubs(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
