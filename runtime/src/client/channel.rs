@@ -1,0 +1,414 @@
+//! [`Channel`]: a lazily connected, shareable HTTP/2 connection to one target.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use http::HeaderValue;
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
+use crate::error::Error;
+use crate::interceptor::{Chain, Interceptor};
+use crate::status::Status;
+use crate::transport::{self, Http2Settings};
+
+/// Where a channel connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Address {
+    /// A host (name or IP) and port, resolved at connect time.
+    Tcp { host: String, port: u16 },
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+/// Parses a gRPC target: `host:port`, `dns:///host:port`, `passthrough:///host:port`,
+/// `http://host:port`, `unix:path` or `unix:///absolute/path`.
+fn parse_target(target: &str) -> Result<(Address, Authority), Error> {
+    let bad = |why: &str| Error::invalid_target(target, why);
+    if let Some(rest) = target.strip_prefix("unix:") {
+        // unix:///abs/path and unix:/abs/path are absolute; unix:rel/path is relative.
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(bad("empty socket path"));
+        }
+        return Ok((
+            Address::Unix(PathBuf::from(path)),
+            Authority::from_static("localhost"),
+        ));
+    }
+    if target.starts_with("https://") {
+        return Err(bad("TLS is not supported yet; use http:// or a plain host:port"));
+    }
+    let host_port = ["dns:///", "dns:", "passthrough:///", "http://"]
+        .iter()
+        .find_map(|prefix| target.strip_prefix(prefix))
+        .unwrap_or(target)
+        .trim_end_matches('/');
+    let authority: Authority = host_port
+        .parse()
+        .map_err(|_| bad("expected host:port"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    let port = authority.port_u16().unwrap_or(443);
+    let authority = if authority.port().is_some() {
+        authority
+    } else {
+        format!("{}:{port}", authority.host())
+            .parse()
+            .map_err(|_| bad("expected host:port"))?
+    };
+    Ok((Address::Tcp { host, port }, authority))
+}
+
+/// A client connection to one target, shared by every client made from it.
+///
+/// Cheap to clone: clones share one HTTP/2 connection, on which concurrent calls are
+/// multiplexed. The channel connects on its first call (or [`connect`](Channel::connect)),
+/// and if the connection drops, the next call connects again.
+///
+/// This is gRPC-Go's `ClientConn`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use grpc_runtime::client::Channel;
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let channel = Channel::builder("localhost:50051")
+///     .connect_timeout(Duration::from_secs(5))
+///     .build()?;
+/// channel.connect().await?; // optional: the first call connects too
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: String,
+    address: Address,
+    authority: Authority,
+    config: Config,
+    current: Mutex<Option<Connection>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Connection {
+    sender: SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) user_agent: HeaderValue,
+    pub(crate) interceptors: Chain,
+    pub(crate) max_recv_message_size: usize,
+    pub(crate) max_send_message_size: usize,
+    pub(crate) http2: Http2Settings,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("target", &self.inner.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    /// A channel to `target` with default settings; it connects on first use.
+    ///
+    /// # Errors
+    ///
+    /// If `target` cannot be parsed.
+    pub fn new(target: &str) -> Result<Channel, Error> {
+        Channel::builder(target).build()
+    }
+
+    /// A builder for a channel to `target` (`host:port`, `dns:///host:port`,
+    /// `http://host:port`, `unix:path` or `unix:///absolute/path`).
+    pub fn builder(target: &str) -> ChannelBuilder {
+        ChannelBuilder {
+            target: target.to_owned(),
+            connect_timeout: Duration::from_secs(20),
+            user_agent: None,
+            interceptors: Vec::new(),
+            max_recv_message_size: DEFAULT_MAX_RECV_MESSAGE_SIZE,
+            max_send_message_size: DEFAULT_MAX_SEND_MESSAGE_SIZE,
+            http2: Http2Settings::default(),
+        }
+    }
+
+    /// The target this channel was made for.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    /// Connects now rather than on the first call; does nothing if already connected.
+    ///
+    /// # Errors
+    ///
+    /// `UNAVAILABLE`, with the cause, if the connection cannot be made.
+    pub async fn connect(&self) -> Result<(), Status> {
+        self.sender().await.map(drop)
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn uri(&self, path: &'static str) -> Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.inner.authority.clone());
+        parts.path_and_query = Some(PathAndQuery::from_static(path));
+        Uri::from_parts(parts).expect("scheme, authority and path make a URI")
+    }
+
+    /// A handle to a live connection, connecting first if there is none.
+    pub(crate) async fn sender(&self) -> Result<SendRequest<Bytes>, Status> {
+        if let Some(sender) = self.live() {
+            return Ok(sender);
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(sender) = self.live() {
+            return Ok(sender);
+        }
+        let connection = self.dial().await.map_err(|e| {
+            Status::unavailable(format!(
+                "failed to connect to {}: {e}",
+                self.inner.target
+            ))
+        })?;
+        let sender = connection.sender.clone();
+        *self.inner.current.lock().expect("channel lock") = Some(connection);
+        Ok(sender)
+    }
+
+    fn live(&self) -> Option<SendRequest<Bytes>> {
+        let current = self.inner.current.lock().expect("channel lock");
+        current
+            .as_ref()
+            .filter(|c| !c.closed.load(Ordering::Acquire))
+            .map(|c| c.sender.clone())
+    }
+
+    /// Forgets the current connection (it failed), so the next call connects again.
+    pub(crate) fn reset_connection(&self) {
+        let mut current = self.inner.current.lock().expect("channel lock");
+        if let Some(c) = current.take() {
+            c.closed.store(true, Ordering::Release);
+        }
+    }
+
+    async fn dial(&self) -> std::io::Result<Connection> {
+        let timeout = self.inner.config.connect_timeout;
+        match &self.inner.address {
+            Address::Tcp { host, port } => {
+                let what = format!("{host}:{port}");
+                let stream = transport::with_connect_timeout(
+                    timeout,
+                    &what,
+                    tokio::net::TcpStream::connect((host.as_str(), *port)),
+                )
+                .await?;
+                transport::set_nodelay(&stream);
+                self.handshake(stream).await
+            }
+            #[cfg(unix)]
+            Address::Unix(path) => {
+                let what = path.display().to_string();
+                let stream = transport::with_connect_timeout(
+                    timeout,
+                    &what,
+                    tokio::net::UnixStream::connect(path),
+                )
+                .await?;
+                self.handshake(stream).await
+            }
+            #[cfg(not(unix))]
+            Address::Unix(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "Unix domain sockets are not supported on this platform",
+            )),
+        }
+    }
+
+    async fn handshake<IO>(&self, io: IO) -> std::io::Result<Connection>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let s = &self.inner.config.http2;
+        let (sender, connection) = h2::client::Builder::new()
+            .initial_window_size(s.initial_stream_window_size)
+            .initial_connection_window_size(s.initial_connection_window_size)
+            .max_frame_size(s.max_frame_size)
+            .max_send_buffer_size(s.max_send_buffer_size)
+            .max_header_list_size(s.max_header_list_size)
+            .enable_push(false)
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&closed);
+        let target = self.inner.target.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%target, "connection ended: {e}");
+            }
+            flag.store(true, Ordering::Release);
+        });
+        Ok(Connection { sender, closed })
+    }
+}
+
+/// Configures a [`Channel`]; made by [`Channel::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct ChannelBuilder {
+    target: String,
+    connect_timeout: Duration,
+    user_agent: Option<String>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
+    max_recv_message_size: usize,
+    max_send_message_size: usize,
+    http2: Http2Settings,
+}
+
+impl fmt::Debug for dyn Interceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Interceptor")
+    }
+}
+
+impl ChannelBuilder {
+    /// How long to wait for a connection to be made. Default: 20 s (gRPC-Go's).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// A prefix for the `user-agent` header (`"<yours> grpc-rust/<version>"`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Adds an interceptor; they run in the order added. See [`crate::interceptor`].
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// The largest response message accepted. Default: 4 MiB.
+    pub fn max_recv_message_size(mut self, limit: usize) -> Self {
+        self.max_recv_message_size = limit;
+        self
+    }
+
+    /// The largest request message sent. Default: `i32::MAX` bytes.
+    pub fn max_send_message_size(mut self, limit: usize) -> Self {
+        self.max_send_message_size = limit;
+        self
+    }
+
+    /// HTTP/2 flow-control window of each stream. Default: 1 MiB.
+    pub fn initial_stream_window_size(mut self, size: u32) -> Self {
+        self.http2.initial_stream_window_size = size;
+        self
+    }
+
+    /// HTTP/2 flow-control window of the connection. Default: 2 MiB.
+    pub fn initial_connection_window_size(mut self, size: u32) -> Self {
+        self.http2.initial_connection_window_size = size;
+        self
+    }
+
+    /// Builds the channel. It does not connect yet.
+    ///
+    /// # Errors
+    ///
+    /// If the target cannot be parsed, or the user agent is not a valid header value.
+    pub fn build(self) -> Result<Channel, Error> {
+        let (address, authority) = parse_target(&self.target)?;
+        let ua = match &self.user_agent {
+            Some(prefix) => format!("{prefix} grpc-rust/{}", env!("CARGO_PKG_VERSION")),
+            None => format!("grpc-rust/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let user_agent = HeaderValue::try_from(ua)
+            .map_err(|_| Error::invalid_config("user agent is not a valid header value"))?;
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                target: self.target,
+                address,
+                authority,
+                config: Config {
+                    connect_timeout: self.connect_timeout,
+                    user_agent,
+                    interceptors: Chain::new(self.interceptors),
+                    max_recv_message_size: self.max_recv_message_size,
+                    max_send_message_size: self.max_send_message_size,
+                    http2: self.http2,
+                },
+                current: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(target: &str) -> (String, u16, String) {
+        match parse_target(target).unwrap() {
+            (Address::Tcp { host, port }, authority) => (host, port, authority.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let expect = ("localhost".to_owned(), 50051, "localhost:50051".to_owned());
+        for t in [
+            "localhost:50051",
+            "dns:///localhost:50051",
+            "dns:localhost:50051",
+            "passthrough:///localhost:50051",
+            "http://localhost:50051",
+            "http://localhost:50051/",
+        ] {
+            assert_eq!(tcp(t), expect, "{t}");
+        }
+        assert_eq!(tcp("[::1]:80"), ("::1".to_owned(), 80, "[::1]:80".to_owned()));
+        assert_eq!(tcp("example.com").1, 443);
+        assert_eq!(
+            parse_target("unix:///tmp/s.sock").unwrap().0,
+            Address::Unix("/tmp/s.sock".into())
+        );
+        assert_eq!(
+            parse_target("unix:rel.sock").unwrap().0,
+            Address::Unix("rel.sock".into())
+        );
+        for bad in ["", "unix:", "https://x:1", "a b:1", ":80"] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Message encoding and gRPC's length-prefixed framing.
+//!
+//! Each message travels as a 5-byte prefix (a compressed flag byte and a big-endian `u32`
+//! length) followed by the (possibly compressed) protobuf bytes. Encoding writes the protobuf
+//! message straight into the outgoing buffer after the prefix; decoding checks the announced
+//! length against the receive limit before buffering anything, and parses from `Bytes` without
+//! copying.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use protobuf::{CodedOutputStream, Message};
+
+use crate::compression::{self, CompressionEncoding, Received};
+use crate::status::Status;
+
+/// Default limit on a received message: 4 MiB (gRPC-Go's `defaultServerMaxReceiveMessageSize`).
+pub const DEFAULT_MAX_RECV_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+/// Default limit on a sent message: `i32::MAX` bytes, as in gRPC-Go.
+pub const DEFAULT_MAX_SEND_MESSAGE_SIZE: usize = i32::MAX as usize;
+
+pub(crate) const HEADER_LEN: usize = 5;
+
+/// Encodes `msg` as one frame (prefix and body), compressing it with `compression` if set.
+///
+/// `scratch` is reused across calls to avoid allocating a buffer per message.
+pub(crate) fn encode<M: Message>(
+    msg: &M,
+    compression: Option<CompressionEncoding>,
+    max_size: usize,
+    scratch: &mut BytesMut,
+) -> Result<Bytes, Status> {
+    let size = msg.compute_size();
+    if size > max_size as u64 {
+        return Err(Status::resource_exhausted(format!(
+            "trying to send message larger than max ({size} vs. {max_size})"
+        )));
+    }
+    let size = size as usize;
+    scratch.clear();
+    scratch.reserve(HEADER_LEN + size);
+    scratch.put_bytes(0, HEADER_LEN);
+    let start = scratch.len();
+    scratch.resize(start + size, 0);
+    {
+        let mut out = CodedOutputStream::bytes(&mut scratch[start..]);
+        msg.write_to_with_cached_sizes(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
+    }
+    let mut frame = scratch.split();
+    if let Some(enc) = compression {
+        let plain = frame.split_off(HEADER_LEN);
+        compress_into(enc, &plain, &mut frame)?;
+    }
+    let len = frame.len() - HEADER_LEN;
+    frame[0] = u8::from(compression.is_some());
+    frame[1..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(frame.freeze())
+}
+
+fn compress_into(
+    enc: CompressionEncoding,
+    plain: &[u8],
+    frame: &mut BytesMut,
+) -> Result<(), Status> {
+    compression::compress(enc, plain, frame)
+        .map_err(|e| Status::internal(format!("failed to compress message with {enc}: {e}")))
+}
+
+/// Decodes a protobuf message from a frame body.
+pub(crate) fn decode<M: Message>(body: Bytes) -> Result<M, Status> {
+    M::parse_from_tokio_bytes(&body)
+        .map_err(|e| Status::internal(format!("failed to decode message: {e}")))
+}
+
+/// Splits a stream of byte chunks into message bodies.
+#[derive(Debug)]
+pub(crate) struct FrameDecoder {
+    buf: BytesMut,
+    max_size: usize,
+    encoding: Received,
+}
+
+impl FrameDecoder {
+    pub(crate) fn new(max_size: usize, encoding: Received) -> FrameDecoder {
+        FrameDecoder {
+            buf: BytesMut::new(),
+            max_size,
+            encoding,
+        }
+    }
+
+    /// Adds received bytes.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// Whether a partial frame is buffered (an error if the stream ends here).
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// The next complete message body (decompressed), if one is buffered.
+    ///
+    /// # Errors
+    ///
+    /// `RESOURCE_EXHAUSTED` for a message over the limit (checked on the prefix, before the
+    /// body is buffered), `INTERNAL` for a bad flag, a compressed message without
+    /// `grpc-encoding`, or a body that does not decompress.
+    pub(crate) fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
+        if self.buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let flag = self.buf[0];
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if flag > 1 {
+            return Err(Status::internal(format!(
+                "invalid message compressed-flag {flag} (must be 0 or 1)"
+            )));
+        }
+        if len > self.max_size {
+            return Err(Status::resource_exhausted(format!(
+                "received message larger than max ({len} vs. {})",
+                self.max_size
+            )));
+        }
+        if self.buf.len() < HEADER_LEN + len {
+            self.buf.reserve(HEADER_LEN + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(HEADER_LEN);
+        let body = self.buf.split_to(len).freeze();
+        if flag == 0 {
+            return Ok(Some(body));
+        }
+        match self.encoding {
+            Received::Identity => Err(Status::internal(
+                "compressed flag set on a message but no grpc-encoding was sent",
+            )),
+            Received::Known(enc) => compression::decompress(enc, &body, self.max_size).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Code;
+    use protobuf::well_known_types::wrappers::StringValue;
+
+    fn msg(s: &str) -> StringValue {
+        let mut m = StringValue::new();
+        m.value = s.to_owned();
+        m
+    }
+
+    #[test]
+    fn frame_layout() {
+        let mut scratch = BytesMut::new();
+        let frame = encode(&msg("hi"), None, usize::MAX, &mut scratch).unwrap();
+        assert_eq!(&frame[..], b"\x00\x00\x00\x00\x04\x0a\x02hi");
+        let empty = encode(&StringValue::new(), None, usize::MAX, &mut scratch).unwrap();
+        assert_eq!(&empty[..], b"\x00\x00\x00\x00\x00");
+    }
+
+    #[test]
+    fn split_across_chunks_and_joined() {
+        let mut scratch = BytesMut::new();
+        let a = encode(&msg("first"), None, usize::MAX, &mut scratch).unwrap();
+        let b = encode(&msg("second"), None, usize::MAX, &mut scratch).unwrap();
+        let all = [a, b].concat();
+        for split in 0..all.len() {
+            let mut dec = FrameDecoder::new(1024, Received::Identity);
+            let mut out = Vec::new();
+            for chunk in [&all[..split], &all[split..]] {
+                dec.push(chunk);
+                while let Some(body) = dec.next_message().unwrap() {
+                    out.push(decode::<StringValue>(body).unwrap().value);
+                }
+            }
+            assert_eq!(out, ["first", "second"]);
+            assert!(!dec.has_partial());
+        }
+    }
+
+    #[test]
+    fn compressed_round_trip() {
+        let mut scratch = BytesMut::new();
+        let text = "abc".repeat(1000);
+        let frame = encode(
+            &msg(&text),
+            Some(CompressionEncoding::Gzip),
+            usize::MAX,
+            &mut scratch,
+        )
+        .unwrap();
+        assert_eq!(frame[0], 1);
+        assert!(frame.len() < 200);
+        let mut dec = FrameDecoder::new(10_000, Received::Known(CompressionEncoding::Gzip));
+        dec.push(&frame);
+        let body = dec.next_message().unwrap().unwrap();
+        assert_eq!(decode::<StringValue>(body).unwrap().value, text);
+        // Same frame without grpc-encoding: INTERNAL.
+        let mut dec = FrameDecoder::new(10_000, Received::Identity);
+        dec.push(&frame);
+        assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
+    }
+
+    #[test]
+    fn limits_checked_on_prefix() {
+        let mut dec = FrameDecoder::new(10, Received::Identity);
+        dec.push(b"\x00\x00\x00\x00\x0b");
+        assert_eq!(
+            dec.next_message().unwrap_err().code(),
+            Code::ResourceExhausted
+        );
+        // A huge announced length does not allocate: the limit fails first.
+        let mut dec = FrameDecoder::new(4 << 20, Received::Identity);
+        dec.push(b"\x00\xff\xff\xff\xff");
+        assert_eq!(
+            dec.next_message().unwrap_err().code(),
+            Code::ResourceExhausted
+        );
+        let mut dec = FrameDecoder::new(10, Received::Identity);
+        dec.push(b"\x02\x00\x00\x00\x00");
+        assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
+        let mut scratch = BytesMut::new();
+        let err = encode(&msg("too long"), None, 3, &mut scratch).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn bad_protobuf_is_internal() {
+        let err = decode::<StringValue>(Bytes::from_static(b"\x0a\x05ab")).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+    }
+}

@@ -1,0 +1,234 @@
+//! Interceptors: code that runs around every call, on the client or the server.
+//!
+//! An [`Interceptor`] sees each call before it starts ([`Interceptor::on_call`], async): it
+//! can read and change the metadata, attach extensions, or reject the call with a
+//! [`Status`]. It sees the outcome when the call ends ([`Interceptor::on_end`]). The same
+//! trait serves unary and streaming calls ([`CallInfo::kind`] tells them apart) on both
+//! sides: on a [`Channel`](crate::client::Channel) the metadata is what will be sent; on a
+//! [`Server`](crate::server::Server) it is what the handler will see.
+//!
+//! Interceptors run in the order they were added: the first added is the outermost, so its
+//! `on_call` runs first and its `on_end` last (gRPC-Go's chaining order).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metadata::MetadataMap;
+use crate::service::MethodKind;
+use crate::status::Status;
+
+/// The future an [`Interceptor::on_call`] returns.
+pub type InterceptFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Status>> + Send + 'a>>;
+
+/// What an interceptor sees of a call.
+#[derive(Debug)]
+pub struct CallInfo {
+    pub(crate) path: String,
+    pub(crate) kind: MethodKind,
+    pub(crate) metadata: MetadataMap,
+    pub(crate) extensions: http::Extensions,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+}
+
+impl CallInfo {
+    /// The method path (`"/helloworld.Greeter/SayHello"`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The method's streaming kind. On the server, for a method the server does not know,
+    /// this is [`MethodKind::Unary`].
+    pub fn kind(&self) -> MethodKind {
+        self.kind
+    }
+
+    /// The request metadata.
+    pub fn metadata(&self) -> &MetadataMap {
+        &self.metadata
+    }
+
+    /// The request metadata, mutably.
+    pub fn metadata_mut(&mut self) -> &mut MetadataMap {
+        &mut self.metadata
+    }
+
+    /// Typed values passed on to the handler (server) or kept with the call (client).
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut self.extensions
+    }
+
+    /// The call's timeout: the one that will be sent (client) or the one received (server).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Client: changes the call's timeout.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// Server: the client's address, for TCP connections.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+}
+
+/// Runs around calls. See the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::interceptor::{CallInfo, InterceptFuture, Interceptor};
+/// use grpc_runtime::Status;
+///
+/// /// Rejects calls without a token; logs every outcome.
+/// struct Auth;
+///
+/// impl Interceptor for Auth {
+///     fn on_call<'a>(&'a self, call: &'a mut CallInfo) -> InterceptFuture<'a> {
+///         Box::pin(async move {
+///             match call.metadata().get("authorization") {
+///                 Some("Bearer secret") => Ok(()),
+///                 _ => Err(Status::unauthenticated("missing or bad token")),
+///             }
+///         })
+///     }
+///
+///     fn on_end(&self, call: &CallInfo, status: &Status) {
+///         println!("{} -> {}", call.path(), status.code());
+///     }
+/// }
+/// ```
+pub trait Interceptor: Send + Sync + 'static {
+    /// Runs before the call starts. Returning `Err` fails the call with that status.
+    fn on_call<'a>(&'a self, call: &'a mut CallInfo) -> InterceptFuture<'a>;
+
+    /// Runs once when the call ends, with its final status (OK included). A call rejected by
+    /// an interceptor's `on_call` reaches `on_end` of the interceptors that ran before it.
+    fn on_end(&self, call: &CallInfo, status: &Status) {
+        let _ = (call, status);
+    }
+}
+
+/// An interceptor from a synchronous closure run before each call.
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::interceptor::from_fn;
+///
+/// let add_id = from_fn(|call| {
+///     call.metadata_mut().insert("x-client", "docs").map_err(|e| {
+///         grpc_runtime::Status::internal(e.to_string())
+///     })
+/// });
+/// # let _ = add_id;
+/// ```
+pub fn from_fn<F>(f: F) -> FnInterceptor<F>
+where
+    F: Fn(&mut CallInfo) -> Result<(), Status> + Send + Sync + 'static,
+{
+    FnInterceptor(f)
+}
+
+/// The interceptor made by [`from_fn`].
+pub struct FnInterceptor<F>(F);
+
+impl<F> fmt::Debug for FnInterceptor<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnInterceptor")
+    }
+}
+
+impl<F> Interceptor for FnInterceptor<F>
+where
+    F: Fn(&mut CallInfo) -> Result<(), Status> + Send + Sync + 'static,
+{
+    fn on_call<'a>(&'a self, call: &'a mut CallInfo) -> InterceptFuture<'a> {
+        let result = (self.0)(call);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// An ordered list of interceptors.
+#[derive(Clone, Default)]
+pub(crate) struct Chain(Arc<[Arc<dyn Interceptor>]>);
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Chain({} interceptors)", self.0.len())
+    }
+}
+
+impl Chain {
+    pub(crate) fn new(list: Vec<Arc<dyn Interceptor>>) -> Chain {
+        Chain(list.into())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Runs every `on_call` in order. On a rejection, the interceptors that already ran see
+    /// `on_end` with the rejecting status, and the status is returned.
+    pub(crate) async fn start(&self, call: &mut CallInfo) -> Result<(), Status> {
+        for (i, interceptor) in self.0.iter().enumerate() {
+            if let Err(status) = interceptor.on_call(call).await {
+                for earlier in self.0[..i].iter().rev() {
+                    earlier.on_end(call, &status);
+                }
+                return Err(status);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every `on_end` in reverse order.
+    pub(crate) fn end(&self, call: &CallInfo, status: &Status) {
+        for interceptor in self.0.iter().rev() {
+            interceptor.on_end(call, status);
+        }
+    }
+}
+
+/// Reports a call's outcome to the chain exactly once: explicitly, or as CANCELLED on drop.
+#[derive(Debug)]
+pub(crate) struct EndGuard {
+    chain: Chain,
+    call: Option<CallInfo>,
+}
+
+impl EndGuard {
+    pub(crate) fn new(chain: Chain, call: CallInfo) -> EndGuard {
+        EndGuard {
+            chain,
+            call: Some(call),
+        }
+    }
+
+    /// A guard that reports nothing (no interceptors).
+    pub(crate) fn none() -> EndGuard {
+        EndGuard {
+            chain: Chain::default(),
+            call: None,
+        }
+    }
+
+    pub(crate) fn finish(&mut self, status: &Status) {
+        if let Some(call) = self.call.take() {
+            self.chain.end(&call, status);
+        }
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if self.call.is_some() {
+            self.finish(&Status::cancelled("call dropped before it finished"));
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Metadata: the custom headers and trailers of a call.
+//!
+//! Keys are lowercase ASCII. Keys ending in `-bin` carry binary values, base64-encoded on the
+//! wire (sent unpadded, accepted padded or not); other keys carry printable ASCII. Keys that
+//! gRPC or HTTP/2 reserve (`grpc-*`, `content-type`, `te`, connection headers, pseudo-headers)
+//! are refused.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+const BIN_ENCODE: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_encode_padding(false),
+);
+const BIN_DECODE: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+pub(crate) fn encode_bin(value: &[u8]) -> String {
+    BIN_ENCODE.encode(value)
+}
+
+pub(crate) fn decode_bin(value: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
+    BIN_DECODE.decode(value)
+}
+
+/// Headers no user metadata may set; they belong to gRPC or HTTP/2.
+fn is_reserved(key: &str) -> bool {
+    key.starts_with("grpc-")
+        || key.starts_with(':')
+        || matches!(
+            key,
+            "content-type"
+                | "te"
+                | "connection"
+                | "host"
+                | "keep-alive"
+                | "proxy-connection"
+                | "transfer-encoding"
+                | "upgrade"
+        )
+}
+
+/// A metadata key or value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidMetadata {
+    reason: String,
+}
+
+impl fmt::Display for InvalidMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid metadata: {}", self.reason)
+    }
+}
+
+impl std::error::Error for InvalidMetadata {}
+
+fn invalid(reason: String) -> InvalidMetadata {
+    InvalidMetadata { reason }
+}
+
+/// The metadata of a call: request headers, response headers or trailers.
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::MetadataMap;
+///
+/// let mut md = MetadataMap::new();
+/// md.insert("x-request-id", "42")?;
+/// md.insert_bin("trace-bin", &[0, 1, 2])?;
+/// assert_eq!(md.get("x-request-id"), Some("42"));
+/// assert_eq!(md.get_bin("trace-bin"), Some(vec![0, 1, 2]));
+/// assert!(md.insert("grpc-timeout", "1S").is_err());
+/// # Ok::<(), grpc_runtime::metadata::InvalidMetadata>(())
+/// ```
+#[derive(Clone, Default, PartialEq)]
+pub struct MetadataMap {
+    headers: HeaderMap,
+}
+
+impl MetadataMap {
+    /// An empty map.
+    pub fn new() -> MetadataMap {
+        MetadataMap::default()
+    }
+
+    /// Builds a map from received headers, leaving out reserved ones.
+    pub(crate) fn from_headers(mut headers: HeaderMap) -> MetadataMap {
+        let reserved = headers.keys().any(|k| is_reserved(k.as_str()));
+        if reserved {
+            let mut clean = HeaderMap::with_capacity(headers.len());
+            let mut last: Option<HeaderName> = None;
+            for (key, value) in headers.drain() {
+                if let Some(key) = key {
+                    last = Some(key);
+                }
+                let key = last.as_ref().expect("first drained entry has a key");
+                if !is_reserved(key.as_str()) {
+                    clean.append(key.clone(), value);
+                }
+            }
+            headers = clean;
+        }
+        MetadataMap { headers }
+    }
+
+    /// Appends every entry to outgoing `headers`.
+    pub(crate) fn write_to(&self, headers: &mut HeaderMap) {
+        for (key, value) in &self.headers {
+            headers.append(key.clone(), value.clone());
+        }
+    }
+
+    /// Sets a header the runtime owns (reserved for users), such as `grpc-accept-encoding`.
+    pub(crate) fn insert_raw(&mut self, key: &'static str, value: HeaderValue) {
+        self.headers.insert(HeaderName::from_static(key), value);
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Whether the map holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    fn key(key: &str, binary: bool) -> Result<HeaderName, InvalidMetadata> {
+        let name = HeaderName::from_bytes(key.to_ascii_lowercase().as_bytes())
+            .map_err(|_| invalid(format!("{key:?} is not a valid key")))?;
+        if is_reserved(name.as_str()) {
+            return Err(invalid(format!("{key:?} is reserved")));
+        }
+        if name.as_str().ends_with("-bin") != binary {
+            return Err(invalid(if binary {
+                format!("binary key {key:?} must end in \"-bin\"")
+            } else {
+                format!("ASCII key {key:?} must not end in \"-bin\" (use insert_bin)")
+            }));
+        }
+        Ok(name)
+    }
+
+    fn ascii_value(value: &str) -> Result<HeaderValue, InvalidMetadata> {
+        if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err(invalid(format!(
+                "value {value:?} is not printable ASCII (use a -bin key)"
+            )));
+        }
+        HeaderValue::from_str(value).map_err(|_| invalid(format!("bad value {value:?}")))
+    }
+
+    fn bin_value(value: &[u8]) -> HeaderValue {
+        HeaderValue::try_from(encode_bin(value)).expect("base64 is a valid header value")
+    }
+
+    /// Sets an ASCII value, replacing any value under `key`.
+    ///
+    /// # Errors
+    ///
+    /// If the key is reserved, ends in `-bin` or is not a valid header name, or the value is
+    /// not printable ASCII.
+    pub fn insert(&mut self, key: &str, value: &str) -> Result<(), InvalidMetadata> {
+        let name = Self::key(key, false)?;
+        self.headers.insert(name, Self::ascii_value(value)?);
+        Ok(())
+    }
+
+    /// Adds an ASCII value under `key`, keeping the values already there.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](MetadataMap::insert).
+    pub fn append(&mut self, key: &str, value: &str) -> Result<(), InvalidMetadata> {
+        let name = Self::key(key, false)?;
+        self.headers.append(name, Self::ascii_value(value)?);
+        Ok(())
+    }
+
+    /// Sets a binary value under a `-bin` key, replacing any value there.
+    ///
+    /// # Errors
+    ///
+    /// If the key is reserved, invalid or does not end in `-bin`.
+    pub fn insert_bin(&mut self, key: &str, value: &[u8]) -> Result<(), InvalidMetadata> {
+        let name = Self::key(key, true)?;
+        self.headers.insert(name, Self::bin_value(value));
+        Ok(())
+    }
+
+    /// Adds a binary value under a `-bin` key, keeping the values already there.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert_bin`](MetadataMap::insert_bin).
+    pub fn append_bin(&mut self, key: &str, value: &[u8]) -> Result<(), InvalidMetadata> {
+        let name = Self::key(key, true)?;
+        self.headers.append(name, Self::bin_value(value));
+        Ok(())
+    }
+
+    /// The first ASCII value under `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.headers.get(key)?.to_str().ok()
+    }
+
+    /// All ASCII values under `key`, in order.
+    pub fn get_all<'a>(&'a self, key: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .get_all(key)
+            .into_iter()
+            .filter_map(|v| v.to_str().ok())
+    }
+
+    /// The first binary value under a `-bin` key, decoded. `None` if absent or not base64.
+    pub fn get_bin(&self, key: &str) -> Option<Vec<u8>> {
+        decode_bin(self.headers.get(key)?.as_bytes()).ok()
+    }
+
+    /// All binary values under a `-bin` key, decoded (values that are not base64 are skipped).
+    pub fn get_all_bin<'a>(&'a self, key: &str) -> impl Iterator<Item = Vec<u8>> + 'a {
+        self.headers
+            .get_all(key)
+            .into_iter()
+            .filter_map(|v| decode_bin(v.as_bytes()).ok())
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.headers.contains_key(key)
+    }
+
+    /// Removes every value under `key`; returns whether there was one.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match HeaderName::from_bytes(key.as_bytes()) {
+            Ok(name) => {
+                let had = self.headers.contains_key(&name);
+                while self.headers.remove(&name).is_some() {}
+                had
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Every key and its raw wire value (`-bin` values as base64 text), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))
+    }
+
+    /// Moves every entry of `other` into `self`, after the values already there.
+    pub fn merge(&mut self, other: MetadataMap) {
+        let mut last: Option<HeaderName> = None;
+        for (key, value) in other.headers {
+            if let Some(key) = key {
+                last = Some(key);
+            }
+            if let Some(key) = &last {
+                self.headers.append(key.clone(), value);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for MetadataMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.headers.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_and_binary() {
+        let mut md = MetadataMap::new();
+        md.insert("X-Key", "v1").unwrap();
+        md.append("x-key", "v2").unwrap();
+        assert_eq!(md.get_all("x-key").collect::<Vec<_>>(), ["v1", "v2"]);
+        md.insert_bin("k-bin", b"\xff\x00\x01").unwrap();
+        assert_eq!(md.iter().find(|(k, _)| *k == "k-bin").unwrap().1, b"/wAB");
+        assert_eq!(md.get_bin("k-bin").unwrap(), b"\xff\x00\x01");
+        assert!(md.remove("x-key"));
+        assert!(md.get("x-key").is_none());
+    }
+
+    #[test]
+    fn refuses_bad_keys_and_values() {
+        let mut md = MetadataMap::new();
+        for key in ["grpc-status", "content-type", "te", ":path", "connection", "bad key"] {
+            assert!(md.insert(key, "x").is_err(), "{key}");
+        }
+        assert!(md.insert("a-bin", "x").is_err());
+        assert!(md.insert_bin("a", b"x").is_err());
+        assert!(md.insert("a", "new\nline").is_err());
+        assert!(md.insert("a", "é").is_err());
+        assert!(md.is_empty());
+    }
+
+    #[test]
+    fn decodes_padded_and_unpadded() {
+        assert_eq!(decode_bin(b"AAE=").unwrap(), [0, 1]);
+        assert_eq!(decode_bin(b"AAE").unwrap(), [0, 1]);
+        assert_eq!(encode_bin(&[0, 1]), "AAE");
+        assert!(decode_bin(b"!!").is_err());
+    }
+
+    #[test]
+    fn from_headers_drops_reserved() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-timeout", HeaderValue::from_static("1S"));
+        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-a", HeaderValue::from_static("2"));
+        headers.insert("user-agent", HeaderValue::from_static("ua"));
+        let md = MetadataMap::from_headers(headers);
+        assert_eq!(md.len(), 3);
+        assert_eq!(md.get_all("x-a").collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(md.get("user-agent"), Some("ua"));
+    }
+}

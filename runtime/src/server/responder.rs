@@ -1,0 +1,303 @@
+//! The sending half of a server call: headers, messages, trailers; and the typed
+//! [`ResponseSender`] that streaming handlers get.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use h2::SendStream;
+use h2::server::SendResponse;
+use http::HeaderValue;
+use protobuf::Message;
+
+use crate::codec;
+use crate::compression::CompressionEncoding;
+use crate::metadata::MetadataMap;
+use crate::status::Status;
+use crate::transport;
+
+enum State {
+    /// Nothing sent yet.
+    Start(SendResponse<Bytes>),
+    /// Headers sent; messages may follow.
+    Open(SendStream<Bytes>),
+    /// Trailers sent (or the stream is gone).
+    Closed,
+}
+
+/// Sends one call's response. Shared (behind a mutex) by the runtime, which watches for a
+/// client reset and sends the final status, and the handler's [`ResponseSender`].
+pub(crate) struct Responder {
+    state: State,
+    headers: MetadataMap,
+    trailers: MetadataMap,
+    compression: Option<CompressionEncoding>,
+    max_send: usize,
+    scratch: BytesMut,
+    /// The part of the current message not yet handed to h2.
+    pending: Bytes,
+    /// A write is waiting for flow-control window: the writer's waker is registered with
+    /// h2, so the reset watcher must not replace it.
+    writing: bool,
+}
+
+pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
+
+pub(crate) fn lock(responder: &SharedResponder) -> MutexGuard<'_, Responder> {
+    responder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn closed_status(e: &h2::Error) -> Status {
+    if e.reason() == Some(h2::Reason::CANCEL) {
+        Status::cancelled("call cancelled by the client")
+    } else {
+        Status::from_h2(e)
+    }
+}
+
+impl Responder {
+    pub(crate) fn new(
+        respond: SendResponse<Bytes>,
+        compression: Option<CompressionEncoding>,
+        max_send: usize,
+    ) -> Responder {
+        Responder {
+            state: State::Start(respond),
+            headers: MetadataMap::new(),
+            trailers: MetadataMap::new(),
+            compression,
+            max_send,
+            scratch: BytesMut::new(),
+            pending: Bytes::new(),
+            writing: false,
+        }
+    }
+
+    pub(crate) fn headers_sent(&self) -> bool {
+        !matches!(self.state, State::Start(_))
+    }
+
+    fn base_response(&self) -> http::Response<()> {
+        let mut response = http::Response::new(());
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        response
+    }
+
+    /// Sends the response headers if they have not been sent.
+    pub(crate) fn send_headers(&mut self) -> Result<(), Status> {
+        let State::Start(_) = self.state else {
+            return match self.state {
+                State::Open(_) => Ok(()),
+                _ => Err(Status::internal("the call has already ended")),
+            };
+        };
+        let mut response = self.base_response();
+        let headers = response.headers_mut();
+        if let Some(enc) = self.compression {
+            headers.insert("grpc-encoding", enc.header_value());
+        }
+        std::mem::take(&mut self.headers).write_to(headers);
+        let State::Start(mut respond) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!()
+        };
+        match respond.send_response(response, false) {
+            Ok(stream) => {
+                self.state = State::Open(stream);
+                Ok(())
+            }
+            Err(e) => Err(closed_status(&e)),
+        }
+    }
+
+    /// Encodes `message` as the next frame to write (after the previous one is flushed).
+    fn queue<M: Message>(&mut self, message: &M) -> Result<(), Status> {
+        debug_assert!(self.pending.is_empty());
+        self.send_headers()?;
+        self.pending = codec::encode(message, self.compression, self.max_send, &mut self.scratch)?;
+        Ok(())
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        if self.pending.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let State::Open(stream) = &mut self.state else {
+            self.pending = Bytes::new();
+            return Poll::Ready(Err(Status::internal("the call has already ended")));
+        };
+        match transport::poll_send(stream, &mut self.pending, false, cx) {
+            Poll::Pending => {
+                self.writing = true;
+                Poll::Pending
+            }
+            Poll::Ready(result) => {
+                self.writing = false;
+                if result.is_err() {
+                    self.pending = Bytes::new();
+                }
+                Poll::Ready(result.map_err(|e| closed_status(&e)))
+            }
+        }
+    }
+
+    /// Ready with the reason when the client resets the stream.
+    pub(crate) fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<h2::Reason> {
+        if self.writing {
+            // The writer's registration wakes it on a reset; its write then fails.
+            return Poll::Pending;
+        }
+        let polled = match &mut self.state {
+            State::Start(respond) => respond.poll_reset(cx),
+            State::Open(stream) => stream.poll_reset(cx),
+            State::Closed => return Poll::Pending,
+        };
+        match polled {
+            Poll::Ready(Ok(reason)) => Poll::Ready(reason),
+            Poll::Ready(Err(_)) => Poll::Ready(h2::Reason::CANCEL),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ends the call with `status`: trailers after the messages, or a trailers-only response
+    /// if nothing was sent. `extra` trailers (the response's) are sent with it.
+    pub(crate) fn finish(&mut self, status: &Status, extra: Option<MetadataMap>) {
+        let mut trailers = http::HeaderMap::new();
+        std::mem::take(&mut self.trailers).write_to(&mut trailers);
+        if let Some(extra) = extra {
+            extra.write_to(&mut trailers);
+        }
+        status.write_trailers(&mut trailers);
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Start(mut respond) => {
+                let mut response = self.base_response();
+                let headers = response.headers_mut();
+                std::mem::take(&mut self.headers).write_to(headers);
+                headers.extend(trailers);
+                if let Err(e) = respond.send_response(response, true) {
+                    tracing::debug!("failed to send trailers-only response: {e}");
+                }
+            }
+            State::Open(mut stream) => {
+                if let Err(e) = stream.send_trailers(trailers) {
+                    tracing::debug!("failed to send trailers: {e}");
+                }
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// Abandons the call: resets the stream if it is still open.
+    pub(crate) fn reset(&mut self, reason: h2::Reason) {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Start(mut respond) => respond.send_reset(reason),
+            State::Open(mut stream) => stream.send_reset(reason),
+            State::Closed => {}
+        }
+    }
+
+    pub(crate) fn add_headers(&mut self, metadata: MetadataMap) {
+        self.headers.merge(metadata);
+    }
+}
+
+/// Writes one message on a shared responder: waits for the previous write, queues the
+/// message, then waits until flow control lets all of it out.
+pub(crate) async fn write<M: Message>(responder: &SharedResponder, message: &M) -> Result<(), Status> {
+    poll_fn(|cx| lock(responder).poll_flush(cx)).await?;
+    lock(responder).queue(message)?;
+    poll_fn(|cx| lock(responder).poll_flush(cx)).await
+}
+
+/// Sends the responses of a server-streaming or bidi call.
+///
+/// Each [`send`](ResponseSender::send) waits for HTTP/2 flow control, so a slow client slows
+/// the handler down rather than filling memory. Header metadata goes out with the first
+/// message (or [`send_headers`](ResponseSender::send_headers)); trailer metadata goes out
+/// with the status when the handler returns.
+///
+/// # Examples
+///
+/// ```no_run
+/// use grpc_runtime::{MetadataMap, ResponseSender, Status};
+/// use protobuf::well_known_types::wrappers::UInt32Value;
+///
+/// async fn count(mut tx: ResponseSender<UInt32Value>) -> Result<(), Status> {
+///     let mut trailers = MetadataMap::new();
+///     trailers.insert("x-total", "3").unwrap();
+///     tx.set_trailers(trailers);
+///     for i in 0..3 {
+///         let mut n = UInt32Value::new();
+///         n.value = i;
+///         tx.send(n).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
+pub struct ResponseSender<T> {
+    responder: SharedResponder,
+    _marker: PhantomData<fn(T)>,
+}
+
+impl<T> fmt::Debug for ResponseSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseSender").finish_non_exhaustive()
+    }
+}
+
+impl<T: Message> ResponseSender<T> {
+    pub(crate) fn new(responder: SharedResponder) -> ResponseSender<T> {
+        ResponseSender {
+            responder,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Sends one message.
+    ///
+    /// # Errors
+    ///
+    /// `CANCELLED` if the client went away, `RESOURCE_EXHAUSTED` if the message is over the
+    /// server's send limit, `INTERNAL` after the call ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the message may have been partly written; the next send
+    /// completes that write first.
+    pub async fn send(&mut self, message: T) -> Result<(), Status> {
+        write(&self.responder, &message).await
+    }
+
+    /// Adds header metadata, sent with the first message.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` if the headers were already sent.
+    pub fn set_headers(&mut self, metadata: MetadataMap) -> Result<(), Status> {
+        let mut responder = lock(&self.responder);
+        if responder.headers_sent() {
+            return Err(Status::internal("response headers already sent"));
+        }
+        responder.add_headers(metadata);
+        Ok(())
+    }
+
+    /// Sends the response headers now, before any message.
+    ///
+    /// # Errors
+    ///
+    /// `CANCELLED` if the client went away.
+    pub async fn send_headers(&mut self) -> Result<(), Status> {
+        lock(&self.responder).send_headers()
+    }
+
+    /// Adds trailer metadata, sent with the final status.
+    pub fn set_trailers(&mut self, metadata: MetadataMap) {
+        lock(&self.responder).trailers.merge(metadata);
+    }
+}
