@@ -1,0 +1,138 @@
+//! The four kinds of calls over real loopback TCP, and multiplexing on one connection.
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use grpc_runtime::{Code, Request, Response, Streaming};
+use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
+
+#[tokio::test]
+async fn unary() {
+    let srv = start().await;
+    let client = srv.client();
+    let reply: Response<StringValue> = client.unary(UNARY, Request::new(s("hello"))).await.unwrap();
+    assert_eq!(reply.get_ref().value, "hello");
+}
+
+#[tokio::test]
+async fn server_streaming() {
+    let srv = start().await;
+    let client = srv.client();
+    let reply: Response<Streaming<UInt32Value>> =
+        client.server_streaming(COUNT, Request::new(n(5))).await.unwrap();
+    let mut stream = reply.into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        got.push(m.value);
+    }
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    // The end was clean, and reading on after the end stays at the end.
+    assert!(stream.message().await.unwrap().is_none());
+    assert!(stream.trailers().is_some());
+}
+
+#[tokio::test]
+async fn server_streaming_zero_messages() {
+    let srv = start().await;
+    let reply: Response<Streaming<UInt32Value>> =
+        srv.client().server_streaming(COUNT, Request::new(n(0))).await.unwrap();
+    let got: Vec<_> = reply.into_inner().collect().await;
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[tokio::test]
+async fn client_streaming() {
+    let srv = start().await;
+    let requests = futures_util::stream::iter(["a", "b", "c"].map(s));
+    let reply: Response<StringValue> =
+        srv.client().client_streaming(CONCAT, Request::new(requests)).await.unwrap();
+    assert_eq!(reply.get_ref().value, "a,b,c");
+    let empty = futures_util::stream::iter(Vec::<StringValue>::new());
+    let reply: Response<StringValue> =
+        srv.client().client_streaming(CONCAT, Request::new(empty)).await.unwrap();
+    assert_eq!(reply.get_ref().value, "");
+}
+
+#[tokio::test]
+async fn bidi_ping_pong() {
+    let srv = start().await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<StringValue>(1);
+    let requests = tokio_stream(rx);
+    // The call returns before any request is sent: the server waits for one before it answers.
+    let reply: Response<Streaming<StringValue>> =
+        srv.client().streaming(CHAT, Request::new(requests)).await.unwrap();
+    let mut responses = reply.into_inner();
+    for i in 0..10 {
+        tx.send(s(&format!("ping {i}"))).await.unwrap();
+        let pong = responses.message().await.unwrap().unwrap();
+        assert_eq!(pong.value, format!("ping {i}"));
+    }
+    drop(tx);
+    assert!(responses.message().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn large_messages_both_ways() {
+    let srv = start().await;
+    let big = "y".repeat(3 * 1024 * 1024);
+    let reply: Response<StringValue> = srv.client().unary(UNARY, Request::new(s(&big))).await.unwrap();
+    assert_eq!(reply.get_ref().value.len(), big.len());
+    let reply: Response<StringValue> = srv
+        .client()
+        .unary(UNARY, Request::new(s("big:4000000")))
+        .await
+        .unwrap();
+    assert_eq!(reply.get_ref().value.len(), 4_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_calls_share_one_connection() {
+    let srv = start().await;
+    let client = srv.client();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let text = format!("call {i}");
+            let reply: Response<StringValue> =
+                client.unary(UNARY, Request::new(s(&text))).await.unwrap();
+            assert_eq!(reply.get_ref().value, text);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Streams of all kinds at once, on the same channel.
+    let a = client.server_streaming::<_, UInt32Value>(COUNT, Request::new(n(100)));
+    let b = client.unary::<_, StringValue>(UNARY, Request::new(s("sleep:50")));
+    let (a, b) = tokio::join!(a, b);
+    assert_eq!(a.unwrap().into_inner().count().await, 100);
+    assert_eq!(b.unwrap().get_ref().value, "sleep:50");
+}
+
+#[tokio::test]
+async fn unknown_method_and_service_are_unimplemented() {
+    let srv = start().await;
+    let err = srv
+        .client()
+        .unary::<_, StringValue>(MISSING, Request::new(s("x")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("/test.Echo/Missing"), "{err}");
+    let err = srv
+        .client()
+        .unary::<_, StringValue>("/nope.Nope/Call", Request::new(s("x")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("nope.Nope"), "{err}");
+}
+
+/// A `Stream` over an mpsc receiver (avoids a tokio-stream dependency).
+pub fn tokio_stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_core::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

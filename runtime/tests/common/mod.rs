@@ -1,0 +1,247 @@
+//! A test service written against the runtime's public API directly (no generated code), with
+//! well-known types as messages, and helpers to run it on loopback.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use grpc_runtime::client::{Channel, Client};
+use grpc_runtime::server::{Server, ServerBuilder, ServerCall};
+use grpc_runtime::service::{BoxFuture, MethodDescriptor, MethodKind, Service, ServiceDescriptor};
+use grpc_runtime::{Code, MetadataMap, Request, Response, ResponseSender, Status, Streaming};
+use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
+
+pub const UNARY: &str = "/test.Echo/Unary";
+pub const COUNT: &str = "/test.Echo/Count";
+pub const CONCAT: &str = "/test.Echo/Concat";
+pub const CHAT: &str = "/test.Echo/Chat";
+pub const MISSING: &str = "/test.Echo/Missing";
+
+pub static DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: "test.Echo",
+    methods: &[
+        MethodDescriptor { name: "Unary", path: UNARY, kind: MethodKind::Unary },
+        MethodDescriptor { name: "Count", path: COUNT, kind: MethodKind::ServerStreaming },
+        MethodDescriptor { name: "Concat", path: CONCAT, kind: MethodKind::ClientStreaming },
+        MethodDescriptor { name: "Chat", path: CHAT, kind: MethodKind::BidiStreaming },
+    ],
+};
+
+pub fn s(value: &str) -> StringValue {
+    let mut m = StringValue::new();
+    m.value = value.to_owned();
+    m
+}
+
+pub fn n(value: u32) -> UInt32Value {
+    let mut m = UInt32Value::new();
+    m.value = value;
+    m
+}
+
+/// What the service saw, for tests to assert on.
+#[derive(Default)]
+pub struct Observed {
+    /// Handlers dropped before they finished (deadline or cancellation).
+    pub dropped: AtomicUsize,
+    /// Handlers that ran to the end.
+    pub finished: AtomicUsize,
+    pub started: AtomicUsize,
+    pub notify: tokio::sync::Notify,
+}
+
+struct DropFlag(Arc<Observed>, bool);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.finished.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+        self.0.notify.notify_waiters();
+    }
+}
+
+/// The echo service. The request text drives its behaviour:
+/// - `sleep:<ms>`: sleeps, then echoes;
+/// - `fail:<code>:<message>`: fails with that status;
+/// - `big:<bytes>`: answers with a string of that many bytes;
+/// - anything else: echoed back.
+/// Metadata `x-echo` is echoed as a response header and `x-echo-trailer` as a trailer.
+#[derive(Clone, Default)]
+pub struct Echo {
+    pub observed: Arc<Observed>,
+}
+
+fn behave(text: &str) -> Result<Option<Duration>, Status> {
+    if let Some(rest) = text.strip_prefix("fail:") {
+        let (code, message) = rest.split_once(':').unwrap_or((rest, ""));
+        return Err(Status::new(Code::from_i32(code.parse().unwrap()), message));
+    }
+    if let Some(ms) = text.strip_prefix("sleep:") {
+        return Ok(Some(Duration::from_millis(ms.parse().unwrap())));
+    }
+    Ok(None)
+}
+
+fn reply(text: &str) -> StringValue {
+    match text.strip_prefix("big:") {
+        Some(len) => s(&"x".repeat(len.parse().unwrap())),
+        None => s(text),
+    }
+}
+
+fn echo_metadata(request: &MetadataMap) -> (MetadataMap, MetadataMap) {
+    let mut headers = MetadataMap::new();
+    let mut trailers = MetadataMap::new();
+    if let Some(v) = request.get("x-echo") {
+        headers.insert("x-echo", v).unwrap();
+    }
+    if let Some(v) = request.get_bin("x-echo-bin") {
+        headers.insert_bin("x-echo-bin", &v).unwrap();
+    }
+    if let Some(v) = request.get("x-echo-trailer") {
+        trailers.insert("x-echo-trailer", v).unwrap();
+    }
+    (headers, trailers)
+}
+
+impl Echo {
+    async fn unary(self, request: Request<StringValue>) -> Result<Response<StringValue>, Status> {
+        self.observed.started.fetch_add(1, Ordering::SeqCst);
+        let mut flag = DropFlag(self.observed.clone(), false);
+        let text = request.get_ref().value.clone();
+        if let Some(pause) = behave(&text)? {
+            tokio::time::sleep(pause).await;
+        }
+        let (headers, trailers) = echo_metadata(request.metadata());
+        let mut response = Response::new(reply(&text));
+        *response.metadata_mut() = headers;
+        *response.trailers_mut() = trailers;
+        flag.1 = true;
+        Ok(response)
+    }
+
+    async fn count(
+        self,
+        request: Request<UInt32Value>,
+        mut tx: ResponseSender<UInt32Value>,
+    ) -> Result<(), Status> {
+        self.observed.started.fetch_add(1, Ordering::SeqCst);
+        let mut flag = DropFlag(self.observed.clone(), false);
+        let (headers, trailers) = echo_metadata(request.metadata());
+        tx.set_headers(headers)?;
+        tx.set_trailers(trailers);
+        let total = request.get_ref().value;
+        for i in 0..total {
+            tx.send(n(i)).await?;
+        }
+        if request.metadata().get("x-fail-after").is_some() {
+            return Err(Status::aborted("failed after the messages"));
+        }
+        if request.metadata().get("x-hang").is_some() {
+            std::future::pending::<()>().await;
+        }
+        flag.1 = true;
+        Ok(())
+    }
+
+    async fn concat(
+        self,
+        request: Request<Streaming<StringValue>>,
+    ) -> Result<Response<StringValue>, Status> {
+        self.observed.started.fetch_add(1, Ordering::SeqCst);
+        let mut flag = DropFlag(self.observed.clone(), false);
+        let mut stream = request.into_inner();
+        let mut all = Vec::new();
+        while let Some(m) = stream.message().await? {
+            behave(&m.value)?;
+            all.push(m.value);
+        }
+        flag.1 = true;
+        Ok(Response::new(s(&all.join(","))))
+    }
+
+    async fn chat(
+        self,
+        request: Request<Streaming<StringValue>>,
+        mut tx: ResponseSender<StringValue>,
+    ) -> Result<(), Status> {
+        self.observed.started.fetch_add(1, Ordering::SeqCst);
+        let mut flag = DropFlag(self.observed.clone(), false);
+        let (headers, trailers) = echo_metadata(request.metadata());
+        tx.set_headers(headers)?;
+        tx.set_trailers(trailers);
+        let mut stream = request.into_inner();
+        while let Some(m) = stream.message().await? {
+            if let Some(pause) = behave(&m.value)? {
+                tokio::time::sleep(pause).await;
+            }
+            tx.send(reply(&m.value)).await?;
+        }
+        flag.1 = true;
+        Ok(())
+    }
+}
+
+impl Service for Echo {
+    fn descriptor(&self) -> &'static ServiceDescriptor {
+        &DESCRIPTOR
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> BoxFuture<()> {
+        let this = self.clone();
+        match method {
+            "Unary" => Box::pin(call.unary(move |r| this.unary(r))),
+            "Count" => Box::pin(call.server_streaming(move |r, tx| this.count(r, tx))),
+            "Concat" => Box::pin(call.client_streaming(move |r| this.concat(r))),
+            "Chat" => Box::pin(call.streaming(move |r, tx| this.chat(r, tx))),
+            _ => Box::pin(call.unimplemented()),
+        }
+    }
+}
+
+/// A running server on an ephemeral loopback port.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Server,
+    pub echo: Echo,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn channel(&self) -> Channel {
+        Channel::new(&self.addr.to_string()).unwrap()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.channel())
+    }
+}
+
+pub async fn start() -> Running {
+    start_with(|b| b).await
+}
+
+pub async fn start_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Running {
+    let echo = Echo::default();
+    let server = configure(Server::builder().add_service(echo.clone())).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let s = server.clone();
+    let task = tokio::spawn(async move { s.serve_tcp(listener).await.unwrap() });
+    Running { addr, server, echo, task }
+}
+
+/// Waits (bounded) until `cond` holds.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
