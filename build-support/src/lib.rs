@@ -316,7 +316,13 @@ impl Builder {
                 .to_str()
                 .ok_or_else(|| Error::NonUtf8Path(path.clone()))?;
             let ident = naming::rust_ident(module).as_source();
-            module_file.push_str(&format!("#[path = {path:?}]\npub mod {ident};\n"));
+            // `type.proto`'s stubs are `type__grpc`: not snake case for rustc.
+            let allow = if module.contains("__") {
+                "#[allow(non_snake_case)]\n"
+            } else {
+                ""
+            };
+            module_file.push_str(&format!("#[path = {path:?}]\n{allow}pub mod {ident};\n"));
         }
         write_if_changed(&out_dir.join(MODULE_FILE), module_file.as_bytes())?;
 

@@ -74,12 +74,10 @@ pub(crate) fn doc_lines(comment: &str) -> Vec<String> {
     while lines.first().is_some_and(|l| l.is_empty()) {
         lines.remove(0);
     }
-    // `/* */` comments come without the space `//` comments have; keep `/// text` readable.
-    if lines.iter().any(|l| !l.is_empty() && !l.starts_with(' ')) {
-        for l in &mut lines {
-            if !l.is_empty() {
-                l.insert(0, ' ');
-            }
+    // Lines of `/* */` comments can come without the space `//` comments have.
+    for l in &mut lines {
+        if !l.is_empty() && !l.starts_with(' ') {
+            l.insert(0, ' ');
         }
     }
 
@@ -148,6 +146,10 @@ mod tests {
             vec![" First.", "", " Second."]
         );
         assert_eq!(doc_lines("Block\ncomment\n"), vec![" Block", " comment"]);
+        assert_eq!(
+            doc_lines(" Lists items.\n(a block comment) "),
+            vec![" Lists items.", " (a block comment)"]
+        );
     }
 
     #[test]

@@ -1,1 +1,16 @@
+//! Compile test of the generated code: every proto of `testdata/protos`, generated twice.
+//!
+//! - at the crate root, by `build.rs` through `grpc-build` (pure-Rust parser, no comments);
+//! - in [`golden`], the checked-in files `regenerate.sh` made with protoc, protoc-gen-rs and
+//!   protoc-gen-rust-grpc (with comments, so the doctests check that proto comments are
+//!   harmless rustdoc).
 
+grpc_runtime::include_protos!();
+
+/// The checked-in golden files (`testdata/golden`), kept as generated: not rustfmt's.
+#[rustfmt::skip]
+#[path = "../../golden/mod.rs"]
+pub mod golden;
+
+#[cfg(test)]
+mod tests;

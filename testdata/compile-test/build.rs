@@ -1,0 +1,27 @@
+//! Compiles every proto of testdata/protos with grpc-build's pure-Rust parser.
+
+use std::path::{Path, PathBuf};
+
+fn protos(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read testdata/protos")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            protos(&path, out);
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protos");
+    let mut inputs = Vec::new();
+    protos(&root, &mut inputs);
+    if let Err(e) = grpc_build::compile_protos(&inputs, &[&root]) {
+        panic!("grpc-build failed: {e}");
+    }
+}
