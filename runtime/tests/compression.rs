@@ -1,0 +1,124 @@
+//! gzip and deflate per call and per server, and what happens when the peers disagree.
+
+mod common;
+
+use common::*;
+use grpc_runtime::client::CallOptions;
+use grpc_runtime::{Code, CompressionEncoding, Request, Response, Streaming};
+use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
+
+#[tokio::test]
+async fn compressed_requests_per_call_and_per_client() {
+    let srv = start().await;
+    let big = "compressible ".repeat(10_000);
+    for enc in CompressionEncoding::ALL {
+        let mut request = Request::new(s(&big));
+        request.set_send_compressed(enc);
+        let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
+        assert_eq!(reply.get_ref().value, big);
+
+        let client = srv.client().with_options(CallOptions::new().send_compressed(enc));
+        let requests = futures_util::stream::iter(["a", "b"].map(s));
+        let reply: Response<StringValue> =
+            client.client_streaming(CONCAT, Request::new(requests)).await.unwrap();
+        assert_eq!(reply.get_ref().value, "a,b");
+    }
+}
+
+#[tokio::test]
+async fn server_compresses_responses_when_the_client_accepts() {
+    let srv = start_with(|b| b.send_compressed(CompressionEncoding::Gzip)).await;
+    let reply: Response<StringValue> = srv
+        .client()
+        .unary(UNARY, Request::new(s("big:100000")))
+        .await
+        .unwrap();
+    assert_eq!(reply.get_ref().value.len(), 100_000);
+    let reply: Response<Streaming<UInt32Value>> =
+        srv.client().server_streaming(COUNT, Request::new(n(3))).await.unwrap();
+    let mut stream = reply.into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        got.push(m.value);
+    }
+    assert_eq!(got, [0, 1, 2]);
+}
+
+#[tokio::test]
+async fn server_refusing_an_encoding_answers_unimplemented() {
+    let srv = start_with(|b| b.accept_compressed(&[CompressionEncoding::Deflate])).await;
+    let mut request = Request::new(s("x"));
+    request.set_send_compressed(CompressionEncoding::Gzip);
+    let err = srv.client().unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("gzip"), "{err}");
+    // The one it accepts works.
+    let mut request = Request::new(s("x"));
+    request.set_send_compressed(CompressionEncoding::Deflate);
+    let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
+    assert_eq!(reply.get_ref().value, "x");
+}
+
+#[tokio::test]
+async fn compressed_size_limit_is_on_the_decompressed_size() {
+    // 1 MiB of zeros compresses to about 1 KiB; the 64 KiB limit must still catch it.
+    let srv = start_with(|b| b.max_recv_message_size(64 * 1024)).await;
+    let mut request = Request::new(s(&"\0".repeat(1 << 20)));
+    request.set_send_compressed(CompressionEncoding::Gzip);
+    let err = srv.client().unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+}
+
+/// Sends one raw unary request and returns the response headers and body bytes.
+async fn raw_unary(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    frame: Vec<u8>,
+) -> (http::HeaderMap, Vec<u8>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{UNARY}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let (response, mut send) = h2.send_request(request.body(()).unwrap(), false).unwrap();
+    send.send_data(frame.into(), true).unwrap();
+    let response = response.await.unwrap();
+    let headers = response.headers().clone();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+        bytes.extend_from_slice(&chunk);
+    }
+    (headers, bytes)
+}
+
+fn frame(text: &str) -> Vec<u8> {
+    let body = protobuf::Message::write_to_bytes(&s(text)).unwrap();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[tokio::test]
+async fn responses_are_compressed_on_the_wire_only_when_accepted() {
+    let srv = start_with(|b| b.send_compressed(CompressionEncoding::Gzip)).await;
+    let (headers, body) =
+        raw_unary(srv.addr, &[("grpc-accept-encoding", "identity,gzip")], frame("big:10000")).await;
+    assert_eq!(headers["grpc-encoding"], "gzip");
+    assert_eq!(body[0], 1, "compressed flag");
+    let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+    assert!(len < 1000, "10000 x's should compress well, got {len} bytes");
+    // A client that does not accept gzip gets plain messages.
+    let (headers, body) = raw_unary(srv.addr, &[], frame("big:10000")).await;
+    assert!(headers.get("grpc-encoding").is_none());
+    assert_eq!(body[0], 0);
+}

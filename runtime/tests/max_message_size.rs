@@ -1,0 +1,91 @@
+//! Receive and send limits on both sides: RESOURCE_EXHAUSTED, and the connection lives on.
+
+mod common;
+
+use common::*;
+use grpc_runtime::client::{CallOptions, Channel, Client};
+use grpc_runtime::{Code, Request, Response};
+use protobuf::well_known_types::wrappers::StringValue;
+
+#[tokio::test]
+async fn server_default_limit_is_4_mib() {
+    let srv = start().await;
+    let client = srv.client();
+    let err = client
+        .unary::<_, StringValue>(UNARY, Request::new(s(&"x".repeat(4 * 1024 * 1024 + 1))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.message().contains("larger than max"), "{err}");
+    // Just under the limit passes, on the same channel.
+    let ok: Response<StringValue> = client
+        .unary(UNARY, Request::new(s(&"x".repeat(4 * 1024 * 1024 - 10))))
+        .await
+        .unwrap();
+    assert_eq!(ok.get_ref().value.len(), 4 * 1024 * 1024 - 10);
+}
+
+#[tokio::test]
+async fn server_configured_limit() {
+    let srv = start_with(|b| b.max_recv_message_size(1000)).await;
+    let client = srv.client();
+    let err = client
+        .unary::<_, StringValue>(UNARY, Request::new(s(&"x".repeat(1000))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let ok: Response<StringValue> = client.unary(UNARY, Request::new(s("small"))).await.unwrap();
+    assert_eq!(ok.get_ref().value, "small");
+}
+
+#[tokio::test]
+async fn client_receive_limits_per_channel_and_per_call() {
+    let srv = start().await;
+    let channel = Channel::builder(&srv.addr.to_string())
+        .max_recv_message_size(1000)
+        .build()
+        .unwrap();
+    let client = Client::new(channel.clone());
+    let err = client
+        .unary::<_, StringValue>(UNARY, Request::new(s("big:2000")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    // Per-client options raise it.
+    let client =
+        Client::new(channel).with_options(CallOptions::new().max_recv_message_size(10_000));
+    let ok: Response<StringValue> = client.unary(UNARY, Request::new(s("big:2000"))).await.unwrap();
+    assert_eq!(ok.get_ref().value.len(), 2000);
+    // The default client limit is 4 MiB.
+    let err = srv
+        .client()
+        .unary::<_, StringValue>(UNARY, Request::new(s("big:5000000")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn send_limits() {
+    let srv = start_with(|b| b.max_send_message_size(100)).await;
+    let err = srv
+        .client()
+        .unary::<_, StringValue>(UNARY, Request::new(s("big:200")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let client = srv
+        .client()
+        .with_options(CallOptions::new().max_send_message_size(10));
+    let err = client
+        .unary::<_, StringValue>(UNARY, Request::new(s(&"x".repeat(20))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let requests = futures_util::stream::iter(vec![s("ok"), s(&"x".repeat(20))]);
+    let err = client
+        .client_streaming::<_, _, StringValue>(CONCAT, Request::new(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+}
