@@ -250,12 +250,16 @@ impl Channel {
         }
     }
 
+    /// HTTP/2 handshake, then a PING round trip: a peer that accepts TCP but does not speak
+    /// HTTP/2 fails here, within the connect timeout, instead of hanging the first call
+    /// (gRPC-Go likewise waits for the server's preface).
     async fn handshake<IO>(&self, io: IO) -> std::io::Result<Connection>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let s = &self.inner.config.http2;
-        let (sender, connection) = h2::client::Builder::new()
+        let timeout = self.inner.config.connect_timeout;
+        let (sender, mut connection) = h2::client::Builder::new()
             .initial_window_size(s.initial_stream_window_size)
             .initial_connection_window_size(s.initial_connection_window_size)
             .max_frame_size(s.max_frame_size)
@@ -265,15 +269,30 @@ impl Channel {
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
+        let ping = connection.ping_pong();
         let closed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&closed);
         let target = self.inner.target.clone();
-        tokio::spawn(async move {
+        let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%target, "connection ended: {e}");
             }
             flag.store(true, Ordering::Release);
         });
+        if let Some(mut ping) = ping {
+            let answered = tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque())).await;
+            let failure = match answered {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("HTTP/2 handshake failed: {e}")),
+                Err(_) => Some(format!(
+                    "timed out after {timeout:?} waiting for the server's HTTP/2 handshake"
+                )),
+            };
+            if let Some(failure) = failure {
+                driver.abort();
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, failure));
+            }
+        }
         Ok(Connection { sender, closed })
     }
 }
