@@ -1,0 +1,7 @@
+//! `cargo run -p examples --bin routeguide-client [-- TARGET]`.
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let target = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:10000".to_owned());
+    examples::route_guide::run_client(&target).await
+}
