@@ -1,0 +1,29 @@
+# Entry points. `make demo` runs a server and a client talking; `make test` runs every test.
+# Both need only the Rust toolchain: protoc for the plugin tests comes from the
+# protoc-bin-vendored crate unless PROTOC or a protoc on PATH says otherwise.
+
+CARGO ?= cargo
+
+.PHONY: demo test lint check-generated realworld ci
+
+demo:
+	$(CARGO) run -q -p examples --bin demo
+
+test:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps -q
+
+# Golden files are up to date (needs Debian's protoc 3.21, which the golden headers record).
+check-generated:
+	./regenerate.sh --check
+
+# Stubs for real-world protos (Debian grpc-proto, googleapis-common-protos, grpc-google-iam-v1).
+realworld:
+	bash testdata/realworld.sh
+
+ci: lint test check-generated realworld
