@@ -36,7 +36,11 @@ impl Default for RouteGuideService {
         RouteGuideService {
             features: vec![
                 feature("Patriots Path, Mendham, NJ 07945, USA", 40.7838, -74.6144),
-                feature("101 New Jersey 10, Whippany, NJ 07981, USA", 40.8123, -74.3999),
+                feature(
+                    "101 New Jersey 10, Whippany, NJ 07981, USA",
+                    40.8123,
+                    -74.3999,
+                ),
                 feature("U.S. 6, Shohola, PA 18458, USA", 41.4247, -74.9889),
                 feature("5 Conners Road, Kingston, NY 12401, USA", 41.9346, -74.0486),
             ],
@@ -47,7 +51,10 @@ impl Default for RouteGuideService {
 
 fn inside(p: &Point, r: &Rectangle) -> bool {
     let (lo, hi) = (r.lo.get_or_default(), r.hi.get_or_default());
-    let (left, right) = (lo.longitude.min(hi.longitude), lo.longitude.max(hi.longitude));
+    let (left, right) = (
+        lo.longitude.min(hi.longitude),
+        lo.longitude.max(hi.longitude),
+    );
     let (bottom, top) = (lo.latitude.min(hi.latitude), lo.latitude.max(hi.latitude));
     (left..=right).contains(&p.longitude) && (bottom..=top).contains(&p.latitude)
 }
@@ -65,7 +72,10 @@ fn distance(a: &Point, b: &Point) -> f64 {
 impl RouteGuide for RouteGuideService {
     async fn get_feature(&self, request: Request<Point>) -> Result<Response<Feature>, Status> {
         let at = request.into_inner();
-        let found = self.features.iter().find(|f| f.location.as_ref() == Some(&at));
+        let found = self
+            .features
+            .iter()
+            .find(|f| f.location.as_ref() == Some(&at));
         Ok(Response::new(match found {
             Some(f) => f.clone(),
             None => {
@@ -101,7 +111,11 @@ impl RouteGuide for RouteGuideService {
         let mut total = 0.0;
         while let Some(p) = points.message().await? {
             summary.point_count += 1;
-            if self.features.iter().any(|f| f.location.as_ref() == Some(&p)) {
+            if self
+                .features
+                .iter()
+                .any(|f| f.location.as_ref() == Some(&p))
+            {
                 summary.feature_count += 1;
             }
             if let Some(prev) = &last {
@@ -150,7 +164,10 @@ pub async fn run_client(target: &str) -> Result<(), Box<dyn std::error::Error>> 
     let client = RouteGuideClient::new(Channel::new(target)?);
 
     // Unary.
-    let feature = client.get_feature(point(40.7838, -74.6144)).await?.into_inner();
+    let feature = client
+        .get_feature(point(40.7838, -74.6144))
+        .await?
+        .into_inner();
     println!("GetFeature: {:?}", feature.name);
 
     // Server streaming.
@@ -180,7 +197,8 @@ pub async fn run_client(target: &str) -> Result<(), Box<dyn std::error::Error>> 
     // Bidi streaming.
     let notes = ["first", "second", "third", "fourth"].map(|text| {
         let mut note = RouteNote::new();
-        note.location = protobuf::MessageField::some(point(1.0, if text.len() % 2 == 0 { 1.0 } else { 2.0 }));
+        note.location =
+            protobuf::MessageField::some(point(1.0, if text.len() % 2 == 0 { 1.0 } else { 2.0 }));
         note.message = text.to_owned();
         note
     });

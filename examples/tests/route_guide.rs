@@ -5,10 +5,10 @@ use examples::proto::helloworld_grpc::{Greeter, GreeterClient, GreeterServer};
 use examples::proto::route_guide::{Rectangle, RouteNote};
 use examples::proto::route_guide_grpc::{self, RouteGuideClient, RouteGuideServer};
 use examples::route_guide::{RouteGuideService, point};
+use grpc_runtime::Code;
 use grpc_runtime::client::Channel;
 use grpc_runtime::server::Server;
 use grpc_runtime::service::MethodKind;
-use grpc_runtime::Code;
 
 async fn serve(server: Server) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -24,9 +24,17 @@ async fn all_four_kinds_through_generated_code() {
         .build();
     let client = RouteGuideClient::new(Channel::new(&serve(server).await).unwrap());
 
-    let f = client.get_feature(point(40.7838, -74.6144)).await.unwrap().into_inner();
+    let f = client
+        .get_feature(point(40.7838, -74.6144))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(f.name, "Patriots Path, Mendham, NJ 07945, USA");
-    let unnamed = client.get_feature(point(0.0, 0.0)).await.unwrap().into_inner();
+    let unnamed = client
+        .get_feature(point(0.0, 0.0))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(unnamed.name, "");
 
     let mut rect = Rectangle::new();
@@ -39,7 +47,11 @@ async fn all_four_kinds_through_generated_code() {
     }
     assert_eq!(names.len(), 2, "{names:?}");
 
-    let route = vec![point(40.7838, -74.6144), point(40.8123, -74.3999), point(0.0, 0.0)];
+    let route = vec![
+        point(40.7838, -74.6144),
+        point(40.8123, -74.3999),
+        point(0.0, 0.0),
+    ];
     let summary = client
         .record_route(futures_util::stream::iter(route))
         .await
@@ -47,7 +59,11 @@ async fn all_four_kinds_through_generated_code() {
         .into_inner();
     assert_eq!(summary.point_count, 3);
     assert_eq!(summary.feature_count, 2);
-    assert!(summary.distance > 18_000 && summary.distance < 20_000_000, "{}", summary.distance);
+    assert!(
+        summary.distance > 18_000 && summary.distance < 20_000_000,
+        "{}",
+        summary.distance
+    );
 
     let notes: Vec<RouteNote> = ["a", "b", "c"]
         .iter()
@@ -75,7 +91,9 @@ async fn all_four_kinds_through_generated_code() {
 async fn default_methods_answer_unimplemented() {
     struct Nothing;
     impl Greeter for Nothing {}
-    let server = Server::builder().add_service(GreeterServer::new(Nothing)).build();
+    let server = Server::builder()
+        .add_service(GreeterServer::new(Nothing))
+        .build();
     let channel = Channel::new(&serve(server).await).unwrap();
     let client = GreeterClient::new(channel.clone());
     let err = client.say_hello(HelloRequest::new()).await.unwrap_err();
@@ -95,10 +113,26 @@ fn descriptors_name_methods_and_kinds() {
     assert_eq!(
         kinds,
         [
-            ("GetFeature", "/routeguide.RouteGuide/GetFeature", MethodKind::Unary),
-            ("ListFeatures", "/routeguide.RouteGuide/ListFeatures", MethodKind::ServerStreaming),
-            ("RecordRoute", "/routeguide.RouteGuide/RecordRoute", MethodKind::ClientStreaming),
-            ("RouteChat", "/routeguide.RouteGuide/RouteChat", MethodKind::BidiStreaming),
+            (
+                "GetFeature",
+                "/routeguide.RouteGuide/GetFeature",
+                MethodKind::Unary
+            ),
+            (
+                "ListFeatures",
+                "/routeguide.RouteGuide/ListFeatures",
+                MethodKind::ServerStreaming
+            ),
+            (
+                "RecordRoute",
+                "/routeguide.RouteGuide/RecordRoute",
+                MethodKind::ClientStreaming
+            ),
+            (
+                "RouteChat",
+                "/routeguide.RouteGuide/RouteChat",
+                MethodKind::BidiStreaming
+            ),
         ]
     );
 }

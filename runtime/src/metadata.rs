@@ -295,7 +295,14 @@ mod tests {
     #[test]
     fn refuses_bad_keys_and_values() {
         let mut md = MetadataMap::new();
-        for key in ["grpc-status", "content-type", "te", ":path", "connection", "bad key"] {
+        for key in [
+            "grpc-status",
+            "content-type",
+            "te",
+            ":path",
+            "connection",
+            "bad key",
+        ] {
             assert!(md.insert(key, "x").is_err(), "{key}");
         }
         assert!(md.insert("a-bin", "x").is_err());

@@ -24,12 +24,18 @@ pub enum MethodKind {
 impl MethodKind {
     /// Whether the client sends a stream.
     pub fn client_streaming(self) -> bool {
-        matches!(self, MethodKind::ClientStreaming | MethodKind::BidiStreaming)
+        matches!(
+            self,
+            MethodKind::ClientStreaming | MethodKind::BidiStreaming
+        )
     }
 
     /// Whether the server sends a stream.
     pub fn server_streaming(self) -> bool {
-        matches!(self, MethodKind::ServerStreaming | MethodKind::BidiStreaming)
+        matches!(
+            self,
+            MethodKind::ServerStreaming | MethodKind::BidiStreaming
+        )
     }
 }
 

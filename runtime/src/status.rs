@@ -485,9 +485,6 @@ mod tests {
 
     #[test]
     fn status_is_small() {
-        assert_eq!(
-            std::mem::size_of::<Status>(),
-            std::mem::size_of::<usize>()
-        );
+        assert_eq!(std::mem::size_of::<Status>(), std::mem::size_of::<usize>());
     }
 }

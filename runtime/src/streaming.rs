@@ -1,10 +1,10 @@
 //! [`Streaming`]: a stream of incoming messages.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::future::Future;
 use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
@@ -93,8 +93,8 @@ impl<T: Message> Streaming<T> {
 
     /// A client stream whose response headers have not arrived yet.
     pub(crate) fn pending(headers: PendingHeaders, tail: ClientTail) -> Streaming<T> {
-        let mut stream = Streaming::new(None, FrameDecoder::new(0, Received::Identity))
-            .with_client_tail(tail);
+        let mut stream =
+            Streaming::new(None, FrameDecoder::new(0, Received::Identity)).with_client_tail(tail);
         stream.data_done = false;
         stream.pending = Some(headers);
         stream
@@ -266,7 +266,6 @@ impl<T: Message> Stream for Streaming<T> {
         this.poll_message(cx).map(Result::transpose)
     }
 }
-
 
 /// Response headers still to come.
 pub(crate) struct PendingHeaders {

@@ -75,7 +75,16 @@ mod tests {
         assert_eq!(decode(b"4m"), Some(Duration::from_millis(4)));
         assert_eq!(decode(b"5u"), Some(Duration::from_micros(5)));
         assert_eq!(decode(b"99999999n"), Some(Duration::from_nanos(99_999_999)));
-        for bad in [&b""[..], b"S", b"1", b"1x", b"123456789S", b"-1S", b"1.5S", b" 1S"] {
+        for bad in [
+            &b""[..],
+            b"S",
+            b"1",
+            b"1x",
+            b"123456789S",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }
         for d in [1, 999, 1_000_000, 123_456_789_012] {

@@ -19,8 +19,10 @@ async fn unary() {
 async fn server_streaming() {
     let srv = start().await;
     let client = srv.client();
-    let reply: Response<Streaming<UInt32Value>> =
-        client.server_streaming(COUNT, Request::new(n(5))).await.unwrap();
+    let reply: Response<Streaming<UInt32Value>> = client
+        .server_streaming(COUNT, Request::new(n(5)))
+        .await
+        .unwrap();
     let mut stream = reply.into_inner();
     let mut got = Vec::new();
     while let Some(m) = stream.message().await.unwrap() {
@@ -35,8 +37,11 @@ async fn server_streaming() {
 #[tokio::test]
 async fn server_streaming_zero_messages() {
     let srv = start().await;
-    let reply: Response<Streaming<UInt32Value>> =
-        srv.client().server_streaming(COUNT, Request::new(n(0))).await.unwrap();
+    let reply: Response<Streaming<UInt32Value>> = srv
+        .client()
+        .server_streaming(COUNT, Request::new(n(0)))
+        .await
+        .unwrap();
     let got: Vec<_> = reply.into_inner().collect().await;
     assert!(got.is_empty(), "{got:?}");
 }
@@ -45,12 +50,18 @@ async fn server_streaming_zero_messages() {
 async fn client_streaming() {
     let srv = start().await;
     let requests = futures_util::stream::iter(["a", "b", "c"].map(s));
-    let reply: Response<StringValue> =
-        srv.client().client_streaming(CONCAT, Request::new(requests)).await.unwrap();
+    let reply: Response<StringValue> = srv
+        .client()
+        .client_streaming(CONCAT, Request::new(requests))
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "a,b,c");
     let empty = futures_util::stream::iter(Vec::<StringValue>::new());
-    let reply: Response<StringValue> =
-        srv.client().client_streaming(CONCAT, Request::new(empty)).await.unwrap();
+    let reply: Response<StringValue> = srv
+        .client()
+        .client_streaming(CONCAT, Request::new(empty))
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "");
 }
 
@@ -60,8 +71,11 @@ async fn bidi_ping_pong() {
     let (tx, rx) = tokio::sync::mpsc::channel::<StringValue>(1);
     let requests = tokio_stream(rx);
     // The call returns before any request is sent: the server waits for one before it answers.
-    let reply: Response<Streaming<StringValue>> =
-        srv.client().streaming(CHAT, Request::new(requests)).await.unwrap();
+    let reply: Response<Streaming<StringValue>> = srv
+        .client()
+        .streaming(CHAT, Request::new(requests))
+        .await
+        .unwrap();
     let mut responses = reply.into_inner();
     for i in 0..10 {
         tx.send(s(&format!("ping {i}"))).await.unwrap();
@@ -76,7 +90,11 @@ async fn bidi_ping_pong() {
 async fn large_messages_both_ways() {
     let srv = start().await;
     let big = "y".repeat(3 * 1024 * 1024);
-    let reply: Response<StringValue> = srv.client().unary(UNARY, Request::new(s(&big))).await.unwrap();
+    let reply: Response<StringValue> = srv
+        .client()
+        .unary(UNARY, Request::new(s(&big)))
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value.len(), big.len());
     let reply: Response<StringValue> = srv
         .client()

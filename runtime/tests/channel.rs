@@ -13,7 +13,11 @@ use protobuf::well_known_types::wrappers::StringValue;
 #[tokio::test]
 async fn connection_refused_is_unavailable_with_the_cause() {
     // Bind then drop, so the port is (almost certainly) closed.
-    let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let channel = Channel::new(&addr.to_string()).unwrap();
     let err = Client::new(channel)
         .unary::<_, StringValue>(UNARY, Request::new(s("x")))
@@ -73,7 +77,10 @@ async fn connect_timeout() {
     let mut request = Request::new(s("x"));
     request.set_timeout(Duration::from_secs(5));
     let started = std::time::Instant::now();
-    let err = Client::new(channel).unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    let err = Client::new(channel)
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(
         matches!(err.code(), Code::Unavailable | Code::DeadlineExceeded),
@@ -93,10 +100,15 @@ async fn unix_domain_sockets() {
     let s2 = server.clone();
     tokio::spawn(async move { s2.serve_unix(listener).await.unwrap() });
 
-    for target in [format!("unix:{}", path.display()), format!("unix://{}", path.display())] {
+    for target in [
+        format!("unix:{}", path.display()),
+        format!("unix://{}", path.display()),
+    ] {
         let client = Client::new(Channel::new(&target).unwrap());
-        let reply: Response<StringValue> =
-            client.unary(UNARY, Request::new(s("over uds"))).await.unwrap();
+        let reply: Response<StringValue> = client
+            .unary(UNARY, Request::new(s("over uds")))
+            .await
+            .unwrap();
         assert_eq!(reply.get_ref().value, "over uds");
     }
     server.stop().await;

@@ -17,10 +17,14 @@ async fn compressed_requests_per_call_and_per_client() {
         let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
         assert_eq!(reply.get_ref().value, big);
 
-        let client = srv.client().with_options(CallOptions::new().send_compressed(enc));
+        let client = srv
+            .client()
+            .with_options(CallOptions::new().send_compressed(enc));
         let requests = futures_util::stream::iter(["a", "b"].map(s));
-        let reply: Response<StringValue> =
-            client.client_streaming(CONCAT, Request::new(requests)).await.unwrap();
+        let reply: Response<StringValue> = client
+            .client_streaming(CONCAT, Request::new(requests))
+            .await
+            .unwrap();
         assert_eq!(reply.get_ref().value, "a,b");
     }
 }
@@ -34,8 +38,11 @@ async fn server_compresses_responses_when_the_client_accepts() {
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value.len(), 100_000);
-    let reply: Response<Streaming<UInt32Value>> =
-        srv.client().server_streaming(COUNT, Request::new(n(3))).await.unwrap();
+    let reply: Response<Streaming<UInt32Value>> = srv
+        .client()
+        .server_streaming(COUNT, Request::new(n(3)))
+        .await
+        .unwrap();
     let mut stream = reply.into_inner();
     let mut got = Vec::new();
     while let Some(m) = stream.message().await.unwrap() {
@@ -49,7 +56,11 @@ async fn server_refusing_an_encoding_answers_unimplemented() {
     let srv = start_with(|b| b.accept_compressed(&[CompressionEncoding::Deflate])).await;
     let mut request = Request::new(s("x"));
     request.set_send_compressed(CompressionEncoding::Gzip);
-    let err = srv.client().unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    let err = srv
+        .client()
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("gzip"), "{err}");
     // The one it accepts works.
@@ -65,7 +76,11 @@ async fn compressed_size_limit_is_on_the_decompressed_size() {
     let srv = start_with(|b| b.max_recv_message_size(64 * 1024)).await;
     let mut request = Request::new(s(&"\0".repeat(1 << 20)));
     request.set_send_compressed(CompressionEncoding::Gzip);
-    let err = srv.client().unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    let err = srv
+        .client()
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
 }
 
@@ -111,12 +126,19 @@ fn frame(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn responses_are_compressed_on_the_wire_only_when_accepted() {
     let srv = start_with(|b| b.send_compressed(CompressionEncoding::Gzip)).await;
-    let (headers, body) =
-        raw_unary(srv.addr, &[("grpc-accept-encoding", "identity,gzip")], frame("big:10000")).await;
+    let (headers, body) = raw_unary(
+        srv.addr,
+        &[("grpc-accept-encoding", "identity,gzip")],
+        frame("big:10000"),
+    )
+    .await;
     assert_eq!(headers["grpc-encoding"], "gzip");
     assert_eq!(body[0], 1, "compressed flag");
     let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
-    assert!(len < 1000, "10000 x's should compress well, got {len} bytes");
+    assert!(
+        len < 1000,
+        "10000 x's should compress well, got {len} bytes"
+    );
     // A client that does not accept gzip gets plain messages.
     let (headers, body) = raw_unary(srv.addr, &[], frame("big:10000")).await;
     assert!(headers.get("grpc-encoding").is_none());

@@ -16,12 +16,19 @@ async fn client_deadline_exceeded_and_server_handler_dropped() {
     let mut request = Request::new(s("sleep:5000"));
     request.set_timeout(Duration::from_millis(100));
     let started = Instant::now();
-    let err = srv.client().unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    let err = srv
+        .client()
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert!(started.elapsed() < Duration::from_secs(2));
     // The server saw the deadline too and dropped the handler.
     let observed = srv.echo.observed.clone();
-    eventually("handler dropped", || observed.dropped.load(Ordering::SeqCst) == 1).await;
+    eventually("handler dropped", || {
+        observed.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
     assert_eq!(observed.finished.load(Ordering::SeqCst), 0);
 }
 
@@ -53,7 +60,10 @@ async fn server_enforces_the_deadline_it_received() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(response.headers()["grpc-status"], "4");
     let observed = srv.echo.observed.clone();
-    eventually("handler dropped", || observed.dropped.load(Ordering::SeqCst) == 1).await;
+    eventually("handler dropped", || {
+        observed.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -98,7 +108,10 @@ async fn dropping_a_unary_call_cancels_the_handler() {
     let observed = srv.echo.observed.clone();
     let _ = tokio::time::timeout(Duration::from_millis(200), call).await;
     assert_eq!(observed.started.load(Ordering::SeqCst), 1);
-    eventually("handler dropped", || observed.dropped.load(Ordering::SeqCst) == 1).await;
+    eventually("handler dropped", || {
+        observed.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -106,14 +119,20 @@ async fn dropping_a_bidi_stream_cancels_the_handler() {
     let srv = start().await;
     let (tx2, mut rx2) = tokio::sync::mpsc::channel::<StringValue>(4);
     let requests = futures_util::stream::poll_fn(move |cx| rx2.poll_recv(cx));
-    let reply: Response<Streaming<StringValue>> =
-        srv.client().streaming(CHAT, Request::new(requests)).await.unwrap();
+    let reply: Response<Streaming<StringValue>> = srv
+        .client()
+        .streaming(CHAT, Request::new(requests))
+        .await
+        .unwrap();
     let mut stream = reply.into_inner();
     tx2.send(s("one")).await.unwrap();
     assert_eq!(stream.message().await.unwrap().unwrap().value, "one");
     let observed = srv.echo.observed.clone();
     drop(stream);
-    eventually("handler dropped", || observed.dropped.load(Ordering::SeqCst) == 1).await;
+    eventually("handler dropped", || {
+        observed.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
     assert_eq!(observed.finished.load(Ordering::SeqCst), 0);
     drop(tx2);
 }

@@ -36,7 +36,10 @@ impl Interceptor for Recorder {
                 .unwrap()
                 .push(format!("{} start {} {kind}", self.name, call.path()));
             if call.metadata().get("x-reject") == Some(self.name) {
-                return Err(Status::permission_denied(format!("rejected by {}", self.name)));
+                return Err(Status::permission_denied(format!(
+                    "rejected by {}",
+                    self.name
+                )));
             }
             call.metadata_mut().insert("x-echo", self.name).unwrap();
             Ok(())
@@ -44,10 +47,12 @@ impl Interceptor for Recorder {
     }
 
     fn on_end(&self, call: &CallInfo, status: &Status) {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("{} end {} {:?}", self.name, call.path(), status.code()));
+        self.log.lock().unwrap().push(format!(
+            "{} end {} {:?}",
+            self.name,
+            call.path(),
+            status.code()
+        ));
     }
 }
 
@@ -60,8 +65,14 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
     let srv = start().await;
     let log = Log::default();
     let channel = Channel::builder(&srv.addr.to_string())
-        .interceptor(Recorder { name: "a", log: log.clone() })
-        .interceptor(Recorder { name: "b", log: log.clone() })
+        .interceptor(Recorder {
+            name: "a",
+            log: log.clone(),
+        })
+        .interceptor(Recorder {
+            name: "b",
+            log: log.clone(),
+        })
         .build()
         .unwrap();
     let client = Client::new(channel);
@@ -84,12 +95,21 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(take(&log)[2..], ["b end /test.Echo/Unary NotFound", "a end /test.Echo/Unary NotFound"]);
+    assert_eq!(
+        take(&log)[2..],
+        [
+            "b end /test.Echo/Unary NotFound",
+            "a end /test.Echo/Unary NotFound"
+        ]
+    );
 
     // Rejected by "b": the call never goes out; "a" sees the outcome.
     let mut request = Request::new(s("x"));
     request.metadata_mut().insert("x-reject", "b").unwrap();
-    let err = client.unary::<_, StringValue>(UNARY, request).await.unwrap_err();
+    let err = client
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(err.message(), "rejected by b");
     assert_eq!(
@@ -100,22 +120,41 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
             "a end /test.Echo/Unary PermissionDenied",
         ]
     );
-    assert_eq!(srv.echo.observed.started.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        srv.echo
+            .observed
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
 
     // Streaming: the outcome is reported when the stream ends.
-    let reply: Response<Streaming<UInt32Value>> =
-        client.server_streaming(COUNT, Request::new(n(2))).await.unwrap();
+    let reply: Response<Streaming<UInt32Value>> = client
+        .server_streaming(COUNT, Request::new(n(2)))
+        .await
+        .unwrap();
     let mut stream = reply.into_inner();
     assert_eq!(take(&log).len(), 2, "no end before the stream ends");
     while stream.message().await.unwrap().is_some() {}
-    assert_eq!(take(&log), ["b end /test.Echo/Count Ok", "a end /test.Echo/Count Ok"]);
+    assert_eq!(
+        take(&log),
+        ["b end /test.Echo/Count Ok", "a end /test.Echo/Count Ok"]
+    );
 
     // A dropped stream reports CANCELLED.
-    let reply: Response<Streaming<UInt32Value>> =
-        client.server_streaming(COUNT, Request::new(n(2))).await.unwrap();
+    let reply: Response<Streaming<UInt32Value>> = client
+        .server_streaming(COUNT, Request::new(n(2)))
+        .await
+        .unwrap();
     drop(reply);
     let log_now = take(&log);
-    assert_eq!(log_now[2..], ["b end /test.Echo/Count Cancelled", "a end /test.Echo/Count Cancelled"]);
+    assert_eq!(
+        log_now[2..],
+        [
+            "b end /test.Echo/Count Cancelled",
+            "a end /test.Echo/Count Cancelled"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -123,8 +162,14 @@ async fn server_interceptors_change_metadata_and_reject() {
     let log = Log::default();
     let l = log.clone();
     let srv = start_with(move |b| {
-        b.interceptor(Recorder { name: "outer", log: l.clone() })
-            .interceptor(Recorder { name: "inner", log: l })
+        b.interceptor(Recorder {
+            name: "outer",
+            log: l.clone(),
+        })
+        .interceptor(Recorder {
+            name: "inner",
+            log: l,
+        })
     })
     .await;
     let client = srv.client();
@@ -147,8 +192,17 @@ async fn server_interceptors_change_metadata_and_reject() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    assert_eq!(take(&log), ["outer start /test.Echo/Count server-streaming"]);
-    assert_eq!(srv.echo.observed.started.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        take(&log),
+        ["outer start /test.Echo/Count server-streaming"]
+    );
+    assert_eq!(
+        srv.echo
+            .observed
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
 }
 
 #[tokio::test]
@@ -162,7 +216,9 @@ async fn sync_closure_interceptor() {
         }))
         .build()
         .unwrap();
-    let reply: Response<StringValue> =
-        Client::new(channel).unary(UNARY, Request::new(s("x"))).await.unwrap();
+    let reply: Response<StringValue> = Client::new(channel)
+        .unary(UNARY, Request::new(s("x")))
+        .await
+        .unwrap();
     assert_eq!(reply.metadata().get("x-echo"), Some("from closure"));
 }

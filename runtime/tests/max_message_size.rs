@@ -54,7 +54,10 @@ async fn client_receive_limits_per_channel_and_per_call() {
     // Per-client options raise it.
     let client =
         Client::new(channel).with_options(CallOptions::new().max_recv_message_size(10_000));
-    let ok: Response<StringValue> = client.unary(UNARY, Request::new(s("big:2000"))).await.unwrap();
+    let ok: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("big:2000")))
+        .await
+        .unwrap();
     assert_eq!(ok.get_ref().value.len(), 2000);
     // The default client limit is 4 MiB.
     let err = srv

@@ -15,7 +15,11 @@ async fn graceful_stop_lets_in_flight_calls_finish_and_refuses_new_ones() {
     client.channel().connect().await.unwrap();
     let slow = tokio::spawn({
         let client = client.clone();
-        async move { client.unary::<_, StringValue>(UNARY, Request::new(s("sleep:300"))).await }
+        async move {
+            client
+                .unary::<_, StringValue>(UNARY, Request::new(s("sleep:300")))
+                .await
+        }
     });
     let observed = srv.echo.observed.clone();
     eventually("call started", || {
@@ -29,7 +33,10 @@ async fn graceful_stop_lets_in_flight_calls_finish_and_refuses_new_ones() {
     let reply = slow.await.unwrap().unwrap();
     assert_eq!(reply.get_ref().value, "sleep:300");
     // serve() returned.
-    tokio::time::timeout(Duration::from_secs(1), srv.task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), srv.task)
+        .await
+        .unwrap()
+        .unwrap();
     // New calls fail: the listener is closed.
     let err = client
         .unary::<_, StringValue>(UNARY, Request::new(s("late")))
@@ -44,7 +51,11 @@ async fn graceful_stop_with_a_hard_deadline() {
     let client = srv.client();
     let stuck = tokio::spawn({
         let client = client.clone();
-        async move { client.unary::<_, StringValue>(UNARY, Request::new(s("sleep:60000"))).await }
+        async move {
+            client
+                .unary::<_, StringValue>(UNARY, Request::new(s("sleep:60000")))
+                .await
+        }
     });
     let observed = srv.echo.observed.clone();
     eventually("call started", || {
@@ -52,7 +63,10 @@ async fn graceful_stop_with_a_hard_deadline() {
     })
     .await;
     let started = Instant::now();
-    let finished_in_time = srv.server.graceful_stop_timeout(Duration::from_millis(200)).await;
+    let finished_in_time = srv
+        .server
+        .graceful_stop_timeout(Duration::from_millis(200))
+        .await;
     assert!(!finished_in_time);
     assert!(started.elapsed() < Duration::from_secs(2));
     let err = tokio::time::timeout(Duration::from_secs(2), stuck)
@@ -61,10 +75,16 @@ async fn graceful_stop_with_a_hard_deadline() {
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(err.code(), Code::Unavailable | Code::Internal | Code::Cancelled),
+        matches!(
+            err.code(),
+            Code::Unavailable | Code::Internal | Code::Cancelled
+        ),
         "{err}"
     );
-    tokio::time::timeout(Duration::from_secs(1), srv.task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), srv.task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -73,7 +93,11 @@ async fn stop_is_immediate() {
     let client = srv.client();
     let call = tokio::spawn({
         let client = client.clone();
-        async move { client.unary::<_, StringValue>(UNARY, Request::new(s("sleep:60000"))).await }
+        async move {
+            client
+                .unary::<_, StringValue>(UNARY, Request::new(s("sleep:60000")))
+                .await
+        }
     });
     let observed = srv.echo.observed.clone();
     eventually("call started", || {
@@ -89,7 +113,10 @@ async fn stop_is_immediate() {
         .unwrap()
         .unwrap_err();
     assert_ne!(err.code(), Code::Ok);
-    tokio::time::timeout(Duration::from_secs(1), srv.task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), srv.task)
+        .await
+        .unwrap()
+        .unwrap();
     eventually("handler dropped", || {
         observed.dropped.load(std::sync::atomic::Ordering::SeqCst) == 1
     })
@@ -101,8 +128,14 @@ async fn server_keeps_serving_other_connections_after_one_breaks() {
     use tokio::io::AsyncWriteExt;
     let srv = start().await;
     let mut garbage = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    garbage.write_all(b"GET / HTTP/1.1\r\n\r\nnot http2 at all").await.unwrap();
-    let reply: Response<StringValue> =
-        srv.client().unary(UNARY, Request::new(s("still here"))).await.unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\n\r\nnot http2 at all")
+        .await
+        .unwrap();
+    let reply: Response<StringValue> = srv
+        .client()
+        .unary(UNARY, Request::new(s("still here")))
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "still here");
 }

@@ -25,12 +25,24 @@ async fn every_code_and_a_hard_message_round_trip() {
 async fn metadata_headers_and_trailers_both_ways() {
     let srv = start().await;
     let mut request = Request::new(s("hi"));
-    request.metadata_mut().insert("x-echo", "ascii value").unwrap();
-    request.metadata_mut().insert_bin("x-echo-bin", &[0, 1, 254, 255]).unwrap();
-    request.metadata_mut().insert("x-echo-trailer", "at the end").unwrap();
+    request
+        .metadata_mut()
+        .insert("x-echo", "ascii value")
+        .unwrap();
+    request
+        .metadata_mut()
+        .insert_bin("x-echo-bin", &[0, 1, 254, 255])
+        .unwrap();
+    request
+        .metadata_mut()
+        .insert("x-echo-trailer", "at the end")
+        .unwrap();
     let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
     assert_eq!(reply.metadata().get("x-echo"), Some("ascii value"));
-    assert_eq!(reply.metadata().get_bin("x-echo-bin").unwrap(), [0, 1, 254, 255]);
+    assert_eq!(
+        reply.metadata().get_bin("x-echo-bin").unwrap(),
+        [0, 1, 254, 255]
+    );
     assert_eq!(reply.trailers().get("x-echo-trailer"), Some("at the end"));
     // Reserved headers never show up as metadata.
     assert!(reply.metadata().get("content-type").is_none());
@@ -42,7 +54,10 @@ async fn streaming_headers_and_trailers() {
     let srv = start().await;
     let mut request = Request::new(n(2));
     request.metadata_mut().insert("x-echo", "h").unwrap();
-    request.metadata_mut().insert("x-echo-trailer", "t").unwrap();
+    request
+        .metadata_mut()
+        .insert("x-echo-trailer", "t")
+        .unwrap();
     let reply: Response<Streaming<UInt32Value>> =
         srv.client().server_streaming(COUNT, request).await.unwrap();
     assert_eq!(reply.metadata().get("x-echo"), Some("h"));
@@ -57,7 +72,10 @@ async fn error_after_messages_arrives_after_them() {
     let srv = start().await;
     let mut request = Request::new(n(3));
     request.metadata_mut().insert("x-fail-after", "1").unwrap();
-    request.metadata_mut().insert("x-echo-trailer", "kept").unwrap();
+    request
+        .metadata_mut()
+        .insert("x-echo-trailer", "kept")
+        .unwrap();
     let reply: Response<Streaming<UInt32Value>> =
         srv.client().server_streaming(COUNT, request).await.unwrap();
     let mut stream = reply.into_inner();
@@ -87,9 +105,9 @@ async fn error_before_messages_is_trailers_only_with_status_on_the_call() {
 
 #[tokio::test]
 async fn status_details_travel() {
+    use grpc_runtime::Status;
     use grpc_runtime::server::{Server, ServerCall};
     use grpc_runtime::service::{BoxFuture, Service, ServiceDescriptor};
-    use grpc_runtime::Status;
 
     struct Detailed;
     impl Service for Detailed {

@@ -20,8 +20,12 @@ impl Greeter for MyGreeter {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:50051".to_owned());
-    let server = Server::builder().add_service(GreeterServer::new(MyGreeter)).build();
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+    let server = Server::builder()
+        .add_service(GreeterServer::new(MyGreeter))
+        .build();
     let stopper = server.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -2,6 +2,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let target = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:10000".to_owned());
+    let target = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:10000".to_owned());
     examples::route_guide::run_client(&target).await
 }

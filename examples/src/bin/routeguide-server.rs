@@ -6,7 +6,9 @@ use grpc_runtime::server::Server;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:10000".to_owned());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:10000".to_owned());
     let server = Server::builder()
         .add_service(RouteGuideServer::new(RouteGuideService::default()))
         .build();

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::StreamExt;
-use h2::client::ResponseFuture;
 use h2::SendStream;
+use h2::client::ResponseFuture;
 use http::HeaderValue;
 use protobuf::Message;
 use tokio::time::Instant;
@@ -321,7 +321,11 @@ impl Client {
             send_error: None,
         };
         let stream = Streaming::new(head.body, head.decoder).with_client_tail(tail);
-        Ok(Response::from_parts(head.metadata, stream, Default::default()))
+        Ok(Response::from_parts(
+            head.metadata,
+            stream,
+            Default::default(),
+        ))
     }
 
     /// Calls a client-streaming method: sends every message of `request`, then waits for the
@@ -341,8 +345,7 @@ impl Client {
         Resp: Message,
     {
         let (head, messages) = request.into_parts();
-        let (mut call, response, send) =
-            self.open(path, MethodKind::ClientStreaming, head).await?;
+        let (mut call, response, send) = self.open(path, MethodKind::ClientStreaming, head).await?;
         let send_error = Arc::new(Mutex::new(None));
         let task = spawn_sender(messages, send, &call, Arc::clone(&send_error));
         let result = with_deadline(call.deadline, async {
@@ -377,8 +380,7 @@ impl Client {
         Resp: Message,
     {
         let (head, messages) = request.into_parts();
-        let (mut call, response, send) =
-            self.open(path, MethodKind::BidiStreaming, head).await?;
+        let (mut call, response, send) = self.open(path, MethodKind::BidiStreaming, head).await?;
         let send_error = Arc::new(Mutex::new(None));
         let task = spawn_sender(messages, send, &call, Arc::clone(&send_error));
         let tail = ClientTail {

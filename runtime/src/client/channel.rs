@@ -43,16 +43,16 @@ fn parse_target(target: &str) -> Result<(Address, Authority), Error> {
         ));
     }
     if target.starts_with("https://") {
-        return Err(bad("TLS is not supported yet; use http:// or a plain host:port"));
+        return Err(bad(
+            "TLS is not supported yet; use http:// or a plain host:port",
+        ));
     }
     let host_port = ["dns:///", "dns:", "passthrough:///", "http://"]
         .iter()
         .find_map(|prefix| target.strip_prefix(prefix))
         .unwrap_or(target)
         .trim_end_matches('/');
-    let authority: Authority = host_port
-        .parse()
-        .map_err(|_| bad("expected host:port"))?;
+    let authority: Authority = host_port.parse().map_err(|_| bad("expected host:port"))?;
     let host = authority
         .host()
         .trim_start_matches('[')
@@ -191,10 +191,7 @@ impl Channel {
             return Ok(sender);
         }
         let connection = self.dial().await.map_err(|e| {
-            Status::unavailable(format!(
-                "failed to connect to {}: {e}",
-                self.inner.target
-            ))
+            Status::unavailable(format!("failed to connect to {}: {e}", self.inner.target))
         })?;
         let sender = connection.sender.clone();
         *self.inner.current.lock().expect("channel lock") = Some(connection);
@@ -416,7 +413,10 @@ mod tests {
         ] {
             assert_eq!(tcp(t), expect, "{t}");
         }
-        assert_eq!(tcp("[::1]:80"), ("::1".to_owned(), 80, "[::1]:80".to_owned()));
+        assert_eq!(
+            tcp("[::1]:80"),
+            ("::1".to_owned(), 80, "[::1]:80".to_owned())
+        );
         assert_eq!(tcp("example.com").1, 443);
         assert_eq!(
             parse_target("unix:///tmp/s.sock").unwrap().0,

@@ -66,6 +66,9 @@ enum Outcome<T> {
     Cancelled,
 }
 
+// The handler runners spell out `impl Future + Send + 'static` rather than `async fn`: the
+// bounds are the promise generated code relies on to box them.
+#[allow(clippy::manual_async_fn)]
 impl ServerCall {
     /// Checks the request headers, runs the interceptors and sets the call up. On failure,
     /// the error status has been sent and `None` comes back.
@@ -242,7 +245,10 @@ impl ServerCall {
     }
 
     /// Runs a bidi-streaming handler.
-    pub fn streaming<Req, Resp, F, Fut>(self, handler: F) -> impl Future<Output = ()> + Send + 'static
+    pub fn streaming<Req, Resp, F, Fut>(
+        self,
+        handler: F,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         Req: Message,
         Resp: Message,
@@ -271,7 +277,9 @@ impl ServerCall {
 
     /// Answers with `status` without running a handler.
     pub(crate) fn reject(self, status: Status) -> impl Future<Output = ()> + Send + 'static {
-        let ServerCall { respond, shared, .. } = self;
+        let ServerCall {
+            respond, shared, ..
+        } = self;
         let mut responder = Responder::new(respond, None, shared.config.max_send);
         responder.finish(&status, None);
         std::future::ready(())

@@ -280,7 +280,10 @@ impl Server {
     /// As [`graceful_stop`](Server::graceful_stop), but closes whatever is still running
     /// after `timeout`. Returns whether every call finished in time.
     pub async fn graceful_stop_timeout(&self, timeout: Duration) -> bool {
-        if tokio::time::timeout(timeout, self.graceful_stop()).await.is_ok() {
+        if tokio::time::timeout(timeout, self.graceful_stop())
+            .await
+            .is_ok()
+        {
             return true;
         }
         self.stop().await;
@@ -429,16 +432,19 @@ async fn dispatch(
         return;
     }
     let path = head.uri.path();
-    let (service_name, method) = match path
-        .strip_prefix('/')
-        .and_then(|p| p.rsplit_once('/'))
-    {
+    let (service_name, method) = match path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
         Some((service, method)) if !service.is_empty() && !method.is_empty() => {
             (service.to_owned(), method.to_owned())
         }
         _ => {
             let status = Status::unimplemented(format!("malformed method name {path:?}"));
-            let call = ServerCall { head, body, respond, shared, remote_addr };
+            let call = ServerCall {
+                head,
+                body,
+                respond,
+                shared,
+                remote_addr,
+            };
             call.reject(status).await;
             return;
         }

@@ -47,7 +47,9 @@ pub(crate) struct Responder {
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
 
 pub(crate) fn lock(responder: &SharedResponder) -> MutexGuard<'_, Responder> {
-    responder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    responder
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn closed_status(e: &h2::Error) -> Status {
@@ -208,7 +210,10 @@ impl Responder {
 
 /// Writes one message on a shared responder: waits for the previous write, queues the
 /// message, then waits until flow control lets all of it out.
-pub(crate) async fn write<M: Message>(responder: &SharedResponder, message: &M) -> Result<(), Status> {
+pub(crate) async fn write<M: Message>(
+    responder: &SharedResponder,
+    message: &M,
+) -> Result<(), Status> {
     poll_fn(|cx| lock(responder).poll_flush(cx)).await?;
     lock(responder).queue(message)?;
     poll_fn(|cx| lock(responder).poll_flush(cx)).await

@@ -22,10 +22,26 @@ pub const MISSING: &str = "/test.Echo/Missing";
 pub static DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
     name: "test.Echo",
     methods: &[
-        MethodDescriptor { name: "Unary", path: UNARY, kind: MethodKind::Unary },
-        MethodDescriptor { name: "Count", path: COUNT, kind: MethodKind::ServerStreaming },
-        MethodDescriptor { name: "Concat", path: CONCAT, kind: MethodKind::ClientStreaming },
-        MethodDescriptor { name: "Chat", path: CHAT, kind: MethodKind::BidiStreaming },
+        MethodDescriptor {
+            name: "Unary",
+            path: UNARY,
+            kind: MethodKind::Unary,
+        },
+        MethodDescriptor {
+            name: "Count",
+            path: COUNT,
+            kind: MethodKind::ServerStreaming,
+        },
+        MethodDescriptor {
+            name: "Concat",
+            path: CONCAT,
+            kind: MethodKind::ClientStreaming,
+        },
+        MethodDescriptor {
+            name: "Chat",
+            path: CHAT,
+            kind: MethodKind::BidiStreaming,
+        },
     ],
 };
 
@@ -69,6 +85,7 @@ impl Drop for DropFlag {
 /// - `fail:<code>:<message>`: fails with that status;
 /// - `big:<bytes>`: answers with a string of that many bytes;
 /// - anything else: echoed back.
+///
 /// Metadata `x-echo` is echoed as a response header and `x-echo-trailer` as a trailer.
 #[derive(Clone, Default)]
 pub struct Echo {
@@ -232,7 +249,12 @@ pub async fn start_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) 
     let addr = listener.local_addr().unwrap();
     let s = server.clone();
     let task = tokio::spawn(async move { s.serve_tcp(listener).await.unwrap() });
-    Running { addr, server, echo, task }
+    Running {
+        addr,
+        server,
+        echo,
+        task,
+    }
 }
 
 /// Waits (bounded) until `cond` holds.
