@@ -31,6 +31,8 @@ pub struct Request<T> {
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     compression: Option<CompressionEncoding>,
+    max_recv_message_size: Option<usize>,
+    max_send_message_size: Option<usize>,
     remote_addr: Option<SocketAddr>,
 }
 
@@ -44,6 +46,8 @@ impl<T> Request<T> {
             timeout: None,
             deadline: None,
             compression: None,
+            max_recv_message_size: None,
+            max_send_message_size: None,
             remote_addr: None,
         }
     }
@@ -110,6 +114,18 @@ impl<T> Request<T> {
         self.compression = Some(encoding);
     }
 
+    /// Client: the largest response message this call accepts (`RESOURCE_EXHAUSTED` beyond).
+    /// Overrides the client's and the channel's limit.
+    pub fn set_max_recv_message_size(&mut self, limit: usize) {
+        self.max_recv_message_size = Some(limit);
+    }
+
+    /// Client: the largest request message this call sends. Overrides the client's and the
+    /// channel's limit.
+    pub fn set_max_send_message_size(&mut self, limit: usize) {
+        self.max_send_message_size = Some(limit);
+    }
+
     /// Server: when the call's deadline (from the client's `grpc-timeout`) passes.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -137,6 +153,8 @@ impl<T> Request<T> {
             timeout: self.timeout,
             deadline: self.deadline,
             compression: self.compression,
+            max_recv_message_size: self.max_recv_message_size,
+            max_send_message_size: self.max_send_message_size,
             remote_addr: self.remote_addr,
         }
     }
@@ -148,6 +166,8 @@ impl<T> Request<T> {
                 extensions: self.extensions,
                 timeout: self.timeout,
                 compression: self.compression,
+                max_recv_message_size: self.max_recv_message_size,
+                max_send_message_size: self.max_send_message_size,
             },
             self.message,
         )
@@ -161,6 +181,8 @@ pub(crate) struct RequestHead {
     pub(crate) extensions: http::Extensions,
     pub(crate) timeout: Option<Duration>,
     pub(crate) compression: Option<CompressionEncoding>,
+    pub(crate) max_recv_message_size: Option<usize>,
+    pub(crate) max_send_message_size: Option<usize>,
 }
 
 /// Converts a message, or a [`Request`] around one, into a [`Request`].

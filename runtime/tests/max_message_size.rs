@@ -59,6 +59,21 @@ async fn client_receive_limits_per_channel_and_per_call() {
         .await
         .unwrap();
     assert_eq!(ok.get_ref().value.len(), 2000);
+    // A per-call limit wins over the client's.
+    let mut request = Request::new(s("big:2000"));
+    request.set_max_recv_message_size(100);
+    let err = client
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let mut request = Request::new(s(&"x".repeat(200)));
+    request.set_max_send_message_size(100);
+    let err = client
+        .unary::<_, StringValue>(UNARY, request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
     // The default client limit is 4 MiB.
     let err = srv
         .client()

@@ -154,13 +154,13 @@ impl Client {
         let mut call = Call {
             deadline: info.timeout.map(|t| Instant::now() + t),
             compression: head.compression.or(self.options.send_compressed),
-            max_recv: self
-                .options
+            max_recv: head
                 .max_recv_message_size
+                .or(self.options.max_recv_message_size)
                 .unwrap_or(config.max_recv_message_size),
-            max_send: self
-                .options
+            max_send: head
                 .max_send_message_size
+                .or(self.options.max_send_message_size)
                 .unwrap_or(config.max_send_message_size),
             end: EndGuard::none(),
         };
