@@ -303,14 +303,11 @@ impl Emitter {
                     quote! {
                         #docs
                         #deprecated
-                        pub async fn #name<S>(
+                        pub async fn #name(
                             &self,
-                            request: impl #rt::IntoRequest<S>,
-                        ) -> #ret
-                        where
-                            S: #rt::Stream<Item = #input> + ::std::marker::Send + 'static,
-                        {
-                            self.inner.#call(#module::#c, request.into_request()).await
+                            request: impl #rt::IntoStreamingRequest<Message = #input>,
+                        ) -> #ret {
+                            self.inner.#call(#module::#c, request.into_streaming_request()).await
                         }
                     }
                 }
@@ -549,7 +546,7 @@ pub(crate) fn generate_file(
     }
     let version = proc_macro2::Literal::u32_unsuffixed(CODEGEN_VERSION);
     let tokens = quote! {
-        #![allow(unused_imports, unused_qualifications, dead_code, deprecated, non_camel_case_types, clippy::all)]
+        #![allow(unused_imports, unused_qualifications, dead_code, deprecated, missing_docs, non_camel_case_types, non_snake_case, clippy::all)]
 
         const _: () = #rt::assert_codegen_version(#version);
 

@@ -127,18 +127,7 @@ fn matches_the_documented_contract() {
     let doc = include_str!("../../docs/generated-code.md");
     let start = doc.find("```rust\n").unwrap() + "```rust\n".len();
     let end = start + doc[start..].find("```\n").unwrap();
-    let mut expected = doc[start..end].to_owned();
-    for m in [
-        "say_hello",
-        "lots_of_replies",
-        "lots_of_greetings",
-        "bidi_hello",
-    ] {
-        expected = expected.replace(
-            &format!("inner.{m}(request"),
-            &format!("<T as Greeter>::{m}(&inner, request"),
-        );
-    }
+    let expected = doc[start..end].to_owned();
     let generated = gen_one(&[helloworld()], &Options::default()).unwrap();
     assert_eq!(normalize(&generated), normalize(&expected));
     assert!(generated.starts_with(&format!(
@@ -257,7 +246,7 @@ fn keywords_and_collisions_are_escaped() {
         "super::type_::Type",
         "pub async fn self_(",
         "pub async fn new_(",
-        "pub async fn with_options_<S>(",
+        "pub async fn with_options_(",
         "pub async fn clone<S>(",
         "super::type_::Box",
         "pub const DESCRIPTOR_METHOD: &str = \"/test.keywords.Type/Descriptor\";",

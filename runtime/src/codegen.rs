@@ -2,7 +2,7 @@
 //! without regenerating. Not part of the public API.
 
 pub use crate::client::{CallOptions, Channel, Client};
-pub use crate::request::{IntoRequest, Request, Response};
+pub use crate::request::{IntoRequest, IntoStreamingRequest, Request, Response};
 pub use crate::server::{ResponseSender, ServerCall};
 pub use crate::service::{BoxFuture, MethodDescriptor, MethodKind, Service, ServiceDescriptor};
 pub use crate::status::Status;

@@ -57,7 +57,7 @@ mod transport;
 pub use compression::CompressionEncoding;
 pub use error::Error;
 pub use metadata::MetadataMap;
-pub use request::{IntoRequest, Request, Response};
+pub use request::{IntoRequest, IntoStreamingRequest, Request, Response};
 pub use server::ResponseSender;
 pub use status::{Code, Status};
 pub use streaming::Streaming;

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use futures_core::Stream;
+
 use crate::compression::CompressionEncoding;
 use crate::metadata::MetadataMap;
 
@@ -202,6 +204,44 @@ impl<T> IntoRequest<T> for T {
 
 impl<T> IntoRequest<T> for Request<T> {
     fn into_request(self) -> Request<T> {
+        self
+    }
+}
+
+/// Converts a stream of messages, or a [`Request`] around one, into a streaming request.
+///
+/// Generated client-streaming and bidi methods take `impl IntoStreamingRequest<Message = M>`,
+/// so both `client.record_route(stream)` and `client.record_route(Request::new(stream))` work.
+pub trait IntoStreamingRequest {
+    /// The messages sent.
+    type Message;
+    /// The stream carrying them.
+    type Stream: Stream<Item = Self::Message> + Send + 'static;
+
+    /// Wraps `self` in a request, or returns it if it is one already.
+    fn into_streaming_request(self) -> Request<Self::Stream>;
+}
+
+impl<S> IntoStreamingRequest for S
+where
+    S: Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+
+    fn into_streaming_request(self) -> Request<S> {
+        Request::new(self)
+    }
+}
+
+impl<S> IntoStreamingRequest for Request<S>
+where
+    S: Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+
+    fn into_streaming_request(self) -> Request<S> {
         self
     }
 }

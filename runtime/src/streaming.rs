@@ -296,24 +296,9 @@ impl ResponseHead {
                 .filter(|s| s.code() != crate::Code::Ok)
                 .unwrap_or_else(|| Status::from_http_status(parts.status)));
         }
-        let content_type = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .map(|v| v.as_bytes());
-        if !content_type.is_some_and(|ct| ct.starts_with(b"application/grpc")) {
-            let mut status = Status::from_http_status(parts.status);
-            if let Some(ct) = content_type {
-                status = Status::new(
-                    status.code(),
-                    format!(
-                        "unexpected content-type {:?} in the response",
-                        String::from_utf8_lossy(ct)
-                    ),
-                );
-            } else {
-                status = Status::new(status.code(), "response has no content-type");
-            }
-            return Err(status);
+        // A trailers-only response carries its status; trust it whatever the content-type.
+        if trailers_only.is_none() {
+            check_content_type(&parts)?;
         }
         if let Some(status) = trailers_only {
             if status.code() != crate::Code::Ok {
@@ -337,5 +322,26 @@ impl ResponseHead {
             decoder: FrameDecoder::new(max_recv, encoding),
             preset: None,
         })
+    }
+}
+
+fn check_content_type(parts: &http::response::Parts) -> Result<(), Status> {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes());
+    match content_type {
+        Some(ct) if ct.starts_with(b"application/grpc") => Ok(()),
+        Some(ct) => Err(Status::new(
+            Status::from_http_status(parts.status).code(),
+            format!(
+                "unexpected content-type {:?} in the response",
+                String::from_utf8_lossy(ct)
+            ),
+        )),
+        None => Err(Status::new(
+            Status::from_http_status(parts.status).code(),
+            "response has no content-type",
+        )),
     }
 }

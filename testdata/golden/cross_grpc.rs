@@ -5,7 +5,9 @@
     unused_qualifications,
     dead_code,
     deprecated,
+    missing_docs,
     non_camel_case_types,
+    non_snake_case,
     clippy::all
 )]
 
@@ -102,34 +104,34 @@ impl CrossPackageClient {
             .await
     }
 
-    pub async fn collect<S>(
+    pub async fn collect(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = super::common::outer::Inner,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<super::cross::Summary>,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<Item = super::common::outer::Inner>
-            + ::std::marker::Send + 'static,
-    {
-        self.inner.client_streaming(cross_package::COLLECT, request.into_request()).await
+    > {
+        self.inner
+            .client_streaming(cross_package::COLLECT, request.into_streaming_request())
+            .await
     }
 
-    pub async fn exchange<S>(
+    pub async fn exchange(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = super::cross::summary::Part,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<
             ::grpc_runtime::codegen::Streaming<super::cross::summary::Part>,
         >,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<Item = super::cross::summary::Part>
-            + ::std::marker::Send + 'static,
-    {
-        self.inner.streaming(cross_package::EXCHANGE, request.into_request()).await
+    > {
+        self.inner
+            .streaming(cross_package::EXCHANGE, request.into_streaming_request())
+            .await
     }
 }
 

@@ -5,7 +5,9 @@
     unused_qualifications,
     dead_code,
     deprecated,
+    missing_docs,
     non_camel_case_types,
+    non_snake_case,
     clippy::all
 )]
 
@@ -106,36 +108,35 @@ impl GreeterClient {
             .await
     }
 
-    pub async fn lots_of_greetings<S>(
+    pub async fn lots_of_greetings(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = super::helloworld::HelloRequest,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<super::helloworld::HelloReply>,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<Item = super::helloworld::HelloRequest>
-            + ::std::marker::Send + 'static,
-    {
+    > {
         self.inner
-            .client_streaming(greeter::LOTS_OF_GREETINGS, request.into_request())
+            .client_streaming(
+                greeter::LOTS_OF_GREETINGS,
+                request.into_streaming_request(),
+            )
             .await
     }
 
-    pub async fn bidi_hello<S>(
+    pub async fn bidi_hello(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = super::helloworld::HelloRequest,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<
             ::grpc_runtime::codegen::Streaming<super::helloworld::HelloReply>,
         >,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<Item = super::helloworld::HelloRequest>
-            + ::std::marker::Send + 'static,
-    {
-        self.inner.streaming(greeter::BIDI_HELLO, request.into_request()).await
+    > {
+        self.inner.streaming(greeter::BIDI_HELLO, request.into_streaming_request()).await
     }
 }
 

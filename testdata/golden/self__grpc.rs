@@ -5,7 +5,9 @@
     unused_qualifications,
     dead_code,
     deprecated,
+    missing_docs,
     non_camel_case_types,
+    non_snake_case,
     clippy::all
 )]
 

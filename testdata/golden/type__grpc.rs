@@ -5,7 +5,9 @@
     unused_qualifications,
     dead_code,
     deprecated,
+    missing_docs,
     non_camel_case_types,
+    non_snake_case,
     clippy::all
 )]
 
@@ -169,34 +171,32 @@ impl KeywordsClient {
         self.inner.server_streaming(keywords::SELF, request.into_request()).await
     }
 
-    pub async fn result<S>(
+    pub async fn result(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = super::type_::Result,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<super::type_::Result>,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<Item = super::type_::Result>
-            + ::std::marker::Send + 'static,
-    {
-        self.inner.client_streaming(keywords::RESULT, request.into_request()).await
+    > {
+        self.inner
+            .client_streaming(keywords::RESULT, request.into_streaming_request())
+            .await
     }
 
-    pub async fn r#box<S>(
+    pub async fn r#box(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = super::type_::Box,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<
             ::grpc_runtime::codegen::Streaming<super::type_::Box>,
         >,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<Item = super::type_::Box>
-            + ::std::marker::Send + 'static,
-    {
-        self.inner.streaming(keywords::BOX, request.into_request()).await
+    > {
+        self.inner.streaming(keywords::BOX, request.into_streaming_request()).await
     }
 
     pub async fn option(

@@ -5,7 +5,9 @@
     unused_qualifications,
     dead_code,
     deprecated,
+    missing_docs,
     non_camel_case_types,
+    non_snake_case,
     clippy::all
 )]
 
@@ -157,21 +159,20 @@ impl WellKnownClient {
         self.inner.unary(well_known::MASK, request.into_request()).await
     }
 
-    pub async fn values<S>(
+    pub async fn values(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoRequest<S>,
+        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
+            Message = ::protobuf::well_known_types::struct_::Value,
+        >,
     ) -> ::std::result::Result<
         ::grpc_runtime::codegen::Response<
             ::protobuf::well_known_types::struct_::ListValue,
         >,
         ::grpc_runtime::codegen::Status,
-    >
-    where
-        S: ::grpc_runtime::codegen::Stream<
-                Item = ::protobuf::well_known_types::struct_::Value,
-            > + ::std::marker::Send + 'static,
-    {
-        self.inner.client_streaming(well_known::VALUES, request.into_request()).await
+    > {
+        self.inner
+            .client_streaming(well_known::VALUES, request.into_streaming_request())
+            .await
     }
 
     pub async fn wrap(

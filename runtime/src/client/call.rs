@@ -201,29 +201,26 @@ impl Client {
         }
 
         let opened = with_deadline(call.deadline, async {
-            // A connection that died since the last call is replaced once, transparently:
-            // the request never reached a server.
-            for attempt in 0..2 {
-                let sender = self.channel.sender().await?;
-                let mut sender = match sender.ready().await {
-                    Ok(sender) => sender,
-                    Err(e) if attempt == 0 => {
-                        tracing::debug!("connection not usable ({e}); reconnecting");
-                        self.channel.reset_connection();
-                        continue;
-                    }
-                    Err(e) => return Err(Status::from_h2(&e)),
-                };
-                match sender.send_request(request.clone_parts(), false) {
-                    Ok(opened) => return Ok(opened),
-                    Err(e) if attempt == 0 => {
-                        tracing::debug!("connection not usable ({e}); reconnecting");
-                        self.channel.reset_connection();
-                    }
-                    Err(e) => return Err(Status::from_h2(&e)),
+            // A connection found dead since the last call is replaced once, transparently:
+            // the request has not been sent anywhere yet.
+            let mut sender = self.channel.sender().await?;
+            sender = match sender.ready().await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    tracing::debug!("connection not usable ({e}); reconnecting");
+                    self.channel.reset_connection();
+                    self.channel
+                        .sender()
+                        .await?
+                        .ready()
+                        .await
+                        .map_err(|e| Status::from_h2(&e))?
                 }
-            }
-            unreachable!("the second attempt returns")
+            };
+            sender.send_request(request, false).map_err(|e| {
+                self.channel.reset_connection();
+                Status::from_h2(&e)
+            })
         })
         .await;
         match opened {
@@ -400,20 +397,6 @@ impl Client {
             tail,
         );
         Ok(Response::new(stream))
-    }
-}
-
-trait CloneParts {
-    fn clone_parts(&self) -> http::Request<()>;
-}
-
-impl CloneParts for http::Request<()> {
-    fn clone_parts(&self) -> http::Request<()> {
-        let mut request = http::Request::new(());
-        *request.method_mut() = self.method().clone();
-        *request.uri_mut() = self.uri().clone();
-        *request.headers_mut() = self.headers().clone();
-        request
     }
 }
 

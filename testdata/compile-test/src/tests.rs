@@ -124,7 +124,8 @@ mod helloworld_tests {
         let _ = replies.message().await?;
         let _ = client.lots_of_greetings(NoMessages::new()).await?;
         let _ = client
-            .bidi_hello::<NoMessages<HelloRequest>>(Request::new(NoMessages::new()))
+            // A `Request` around a stream needs no type annotations.
+            .bidi_hello(Request::new(NoMessages::new()))
             .await?;
         Ok(())
     }
