@@ -247,7 +247,7 @@ fn keywords_and_collisions_are_escaped() {
         "pub async fn self_(",
         "pub async fn new_(",
         "pub async fn with_options_(",
-        "pub async fn clone<S>(",
+        "pub async fn clone(",
         "super::type_::Box",
         "pub const DESCRIPTOR_METHOD: &str = \"/test.keywords.Type/Descriptor\";",
         "pub const SERVICE_NAME_METHOD: &str = \"/test.keywords.Type/ServiceName\";",
