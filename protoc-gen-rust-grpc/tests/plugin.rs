@@ -17,15 +17,18 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/protos")
 }
 
-/// `$PROTOC`, else `protoc` on PATH.
+/// `$PROTOC`, else `protoc` on PATH, else the one the protoc-bin-vendored crate ships (so a
+/// machine with only the Rust toolchain runs these tests too).
 fn protoc() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PROTOC") {
         return Some(PathBuf::from(p));
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("protoc"))
-        .find(|p| p.is_file())
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("protoc"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| protoc_bin_vendored::protoc_bin_path().ok())
 }
 
 fn protos(dir: &Path, root: &Path, out: &mut Vec<String>) {
