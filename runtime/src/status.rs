@@ -321,8 +321,9 @@ impl Status {
                 h2::Reason::HTTP_1_1_REQUIRED => Code::Internal,
                 _ => Code::Unknown,
             };
-            // A GOAWAY with NO_ERROR before the stream finished: the server went away.
-            let code = if err.is_go_away() && reason == h2::Reason::NO_ERROR {
+            // A stream ended by GOAWAY was not processed by the server, whatever the reason
+            // code says: retrying elsewhere is safe, as UNAVAILABLE tells (gRPC-Go does the same).
+            let code = if err.is_go_away() {
                 Code::Unavailable
             } else {
                 code
@@ -340,6 +341,15 @@ impl Status {
             return Status::unavailable(format!("connection error: {err}"));
         }
         Status::internal(format!("HTTP/2 error: {err}"))
+    }
+}
+
+/// Whether a `content-type` value is gRPC's: `application/grpc`, optionally followed by
+/// `+<subtype>` or `;<params>` (so `application/grpc-web` is not).
+pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
+    match value.strip_prefix(b"application/grpc") {
+        Some(rest) => rest.is_empty() || rest[0] == b'+' || rest[0] == b';',
+        None => false,
     }
 }
 
@@ -480,6 +490,25 @@ mod tests {
         ];
         for (reason, code) in cases {
             assert_eq!(Status::from_h2(&h2::Error::from(reason)).code(), code);
+        }
+    }
+
+    #[test]
+    fn grpc_content_types() {
+        for ok in [
+            &b"application/grpc"[..],
+            b"application/grpc+proto",
+            b"application/grpc;x=y",
+        ] {
+            assert!(is_grpc_content_type(ok));
+        }
+        for bad in [
+            &b"application/grpc-web"[..],
+            b"application/grpcx",
+            b"text/plain",
+            b"",
+        ] {
+            assert!(!is_grpc_content_type(bad));
         }
     }
 

@@ -331,7 +331,7 @@ fn check_content_type(parts: &http::response::Parts) -> Result<(), Status> {
         .get(http::header::CONTENT_TYPE)
         .map(|v| v.as_bytes());
     match content_type {
-        Some(ct) if ct.starts_with(b"application/grpc") => Ok(()),
+        Some(ct) if crate::status::is_grpc_content_type(ct) => Ok(()),
         Some(ct) => Err(Status::new(
             Status::from_http_status(parts.status).code(),
             format!(

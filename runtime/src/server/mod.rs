@@ -426,7 +426,7 @@ async fn dispatch(
     let grpc_content_type = head
         .headers
         .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        .is_some_and(|ct| crate::status::is_grpc_content_type(ct.as_bytes()));
     if !grpc_content_type {
         plain_response(&mut respond, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
         return;
