@@ -165,6 +165,24 @@ impl ServerCall {
         })
     }
 
+    /// The one driver behind the four runners: checks and interceptors, then `work` (the
+    /// handler and what it sends) raced against the deadline and a client reset, then the
+    /// final status. `work` returns the trailers to end an OK call with.
+    async fn drive<Req, W, Fut>(self, kind: MethodKind, work: W)
+    where
+        Req: Message,
+        W: FnOnce(Request<Streaming<Req>>, SharedResponder) -> Fut,
+        Fut: Future<Output = Result<Option<MetadataMap>, Status>>,
+    {
+        let Some(mut call) = self.start(kind).await else {
+            return;
+        };
+        let requests = call.take_requests::<Req>();
+        let responder = Arc::clone(&call.responder);
+        let outcome = call.run(work(requests, responder)).await;
+        call.complete(outcome);
+    }
+
     /// Runs a unary handler.
     pub fn unary<Req, Resp, F, Fut>(self, handler: F) -> impl Future<Output = ()> + Send + 'static
     where
@@ -173,21 +191,10 @@ impl ServerCall {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        async move {
-            let Some(mut call) = self.start(MethodKind::Unary).await else {
-                return;
-            };
-            let requests = call.take_requests::<Req>();
-            let responder = Arc::clone(&call.responder);
-            let outcome = call
-                .run(async move {
-                    let message = single_request(requests).await?;
-                    let response = handler(message).await?;
-                    send_response(&responder, response).await
-                })
-                .await;
-            call.complete(outcome);
-        }
+        self.drive(MethodKind::Unary, |requests, responder| async move {
+            let response = handler(single_request(requests).await?).await?;
+            send_response(&responder, response).await
+        })
     }
 
     /// Runs a server-streaming handler.
@@ -201,20 +208,15 @@ impl ServerCall {
         F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        async move {
-            let Some(mut call) = self.start(MethodKind::ServerStreaming).await else {
-                return;
-            };
-            let requests = call.take_requests::<Req>();
-            let sender = ResponseSender::new(Arc::clone(&call.responder));
-            let outcome = call
-                .run(async move {
-                    let message = single_request(requests).await?;
-                    handler(message, sender).await.map(|()| None)
-                })
-                .await;
-            call.complete(outcome);
-        }
+        self.drive(
+            MethodKind::ServerStreaming,
+            |requests, responder| async move {
+                let request = single_request(requests).await?;
+                handler(request, ResponseSender::new(responder))
+                    .await
+                    .map(|()| None)
+            },
+        )
     }
 
     /// Runs a client-streaming handler.
@@ -228,20 +230,13 @@ impl ServerCall {
         F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        async move {
-            let Some(mut call) = self.start(MethodKind::ClientStreaming).await else {
-                return;
-            };
-            let requests = call.take_requests::<Req>();
-            let responder = Arc::clone(&call.responder);
-            let outcome = call
-                .run(async move {
-                    let response = handler(requests).await?;
-                    send_response(&responder, response).await
-                })
-                .await;
-            call.complete(outcome);
-        }
+        self.drive(
+            MethodKind::ClientStreaming,
+            |requests, responder| async move {
+                let response = handler(requests).await?;
+                send_response(&responder, response).await
+            },
+        )
     }
 
     /// Runs a bidi-streaming handler.
@@ -255,17 +250,14 @@ impl ServerCall {
         F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        async move {
-            let Some(mut call) = self.start(MethodKind::BidiStreaming).await else {
-                return;
-            };
-            let requests = call.take_requests::<Req>();
-            let sender = ResponseSender::new(Arc::clone(&call.responder));
-            let outcome = call
-                .run(async move { handler(requests, sender).await.map(|()| None) })
-                .await;
-            call.complete(outcome);
-        }
+        self.drive(
+            MethodKind::BidiStreaming,
+            |requests, responder| async move {
+                handler(requests, ResponseSender::new(responder))
+                    .await
+                    .map(|()| None)
+            },
+        )
     }
 
     /// Answers `UNIMPLEMENTED`: the service has no such method.
