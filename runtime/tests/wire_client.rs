@@ -281,7 +281,6 @@ async fn ok_with_wrong_or_missing_content_type_is_an_error() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: client accepts any content-type starting with application/grpc (grpc-web, grpcx)"]
 async fn ok_with_grpc_web_content_type_is_an_error() {
     let client = client(raw_server(content_type_handler).await);
     for ct in [
@@ -621,7 +620,6 @@ async fn goaway_is_unavailable_and_the_next_call_reconnects() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a stream refused by GOAWAY(ENHANCE_YOUR_CALM/PROTOCOL_ERROR) maps like RST_STREAM, not UNAVAILABLE"]
 async fn goaway_with_an_error_code_refusing_the_stream_is_unavailable() {
     for code in [
         Reason::ENHANCE_YOUR_CALM,
