@@ -139,3 +139,16 @@ async fn server_keeps_serving_other_connections_after_one_breaks() {
         .unwrap();
     assert_eq!(reply.get_ref().value, "still here");
 }
+
+#[tokio::test]
+async fn silent_connections_are_closed_after_the_connection_timeout() {
+    use tokio::io::AsyncReadExt;
+    let srv = start_with(|b| b.connection_timeout(Duration::from_millis(200))).await;
+    let mut silent = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let started = Instant::now();
+    // The server writes its SETTINGS, then closes: read until EOF.
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "connection still open after 3 s");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+}

@@ -45,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) accept: Vec<CompressionEncoding>,
     http2: Http2Settings,
     max_concurrent_streams: Option<u32>,
+    connection_timeout: Duration,
 }
 
 pub(crate) struct Shared {
@@ -170,6 +171,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a new connection may take to complete the HTTP/2 handshake before it is
+    /// closed. Default: 120 s (gRPC-Go's `ConnectionTimeout`).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connection_timeout = timeout;
+        self
+    }
+
     /// Builds the server; it serves once given a listener.
     pub fn build(self) -> Server {
         Server {
@@ -225,6 +233,7 @@ impl Server {
                 accept: CompressionEncoding::ALL.to_vec(),
                 http2: Http2Settings::default(),
                 max_concurrent_streams: None,
+                connection_timeout: Duration::from_secs(120),
             },
         }
     }
@@ -371,14 +380,22 @@ async fn serve_connection<IO>(
     if let Some(limit) = shared.config.max_concurrent_streams {
         builder.max_concurrent_streams(limit);
     }
+    let timeout = shared.config.connection_timeout;
     let handshake = tokio::select! {
-        handshake = builder.handshake::<_, Bytes>(io) => handshake,
+        handshake = tokio::time::timeout(timeout, builder.handshake::<_, Bytes>(io)) => handshake,
         _ = mode.changed() => return,
     };
     let mut connection = match handshake {
-        Ok(connection) => connection,
-        Err(e) => {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(e)) => {
             tracing::debug!(?remote_addr, "HTTP/2 handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                ?remote_addr,
+                "no HTTP/2 handshake within {timeout:?}; closing"
+            );
             return;
         }
     };
