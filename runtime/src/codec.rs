@@ -66,6 +66,97 @@ fn compress_into(
         .map_err(|e| Status::internal(format!("failed to compress message with {enc}: {e}")))
 }
 
+/// A message to send: any protobuf message, or an [`Outbound`] one with per-message options.
+///
+/// Streaming calls take streams of `impl Encodable`, so single messages of a compressed
+/// stream can go out uncompressed.
+pub trait Encodable: Send + 'static {
+    #[doc(hidden)]
+    fn encode_frame(
+        &self,
+        compression: Option<CompressionEncoding>,
+        max_size: usize,
+        scratch: &mut BytesMut,
+    ) -> Result<Bytes, Status>;
+}
+
+impl<M: Message> Encodable for M {
+    fn encode_frame(
+        &self,
+        compression: Option<CompressionEncoding>,
+        max_size: usize,
+        scratch: &mut BytesMut,
+    ) -> Result<Bytes, Status> {
+        encode(self, compression, max_size, scratch)
+    }
+}
+
+/// A message with per-message send options: whether to compress it when the call
+/// compresses.
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::codec::Outbound;
+/// use protobuf::well_known_types::empty::Empty;
+///
+/// // On a call sent with gzip: the first message compressed, the second not.
+/// let messages = vec![Outbound::new(Empty::new()), Outbound::uncompressed(Empty::new())];
+/// assert!(!messages[1].is_compressed());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outbound<M> {
+    message: M,
+    compress: bool,
+}
+
+impl<M> Outbound<M> {
+    /// `message`, compressed if the call compresses.
+    pub fn new(message: M) -> Outbound<M> {
+        Outbound {
+            message,
+            compress: true,
+        }
+    }
+
+    /// `message`, never compressed.
+    pub fn uncompressed(message: M) -> Outbound<M> {
+        Outbound {
+            message,
+            compress: false,
+        }
+    }
+
+    /// Whether the message is compressed when the call compresses.
+    pub fn is_compressed(&self) -> bool {
+        self.compress
+    }
+
+    /// The message.
+    pub fn into_inner(self) -> M {
+        self.message
+    }
+}
+
+impl<M: Message> Encodable for Outbound<M> {
+    fn encode_frame(
+        &self,
+        compression: Option<CompressionEncoding>,
+        max_size: usize,
+        scratch: &mut BytesMut,
+    ) -> Result<Bytes, Status> {
+        let compression = compression.filter(|_| self.compress);
+        encode(&self.message, compression, max_size, scratch)
+    }
+}
+
+/// Marker in a unary call's [`Request`](crate::Request) (server side) or
+/// [`Response`](crate::Response) (client side) extensions: the message arrived compressed.
+/// Streams tell it per message with
+/// [`Streaming::last_message_compressed`](crate::Streaming::last_message_compressed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageCompressed;
+
 /// Decodes a protobuf message from a frame body.
 pub(crate) fn decode<M: Message>(body: Bytes) -> Result<M, Status> {
     M::parse_from_tokio_bytes(&body)
@@ -78,6 +169,7 @@ pub(crate) struct FrameDecoder {
     buf: BytesMut,
     max_size: usize,
     encoding: Received,
+    last_compressed: bool,
 }
 
 impl FrameDecoder {
@@ -86,7 +178,13 @@ impl FrameDecoder {
             buf: BytesMut::new(),
             max_size,
             encoding,
+            last_compressed: false,
         }
+    }
+
+    /// Whether the last message returned by `next_message` was compressed.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// Adds received bytes.
@@ -129,6 +227,7 @@ impl FrameDecoder {
         }
         self.buf.advance(HEADER_LEN);
         let body = self.buf.split_to(len).freeze();
+        self.last_compressed = flag == 1;
         if flag == 0 {
             return Ok(Some(body));
         }

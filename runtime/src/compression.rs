@@ -104,6 +104,27 @@ pub(crate) fn accept_list(accepted: &[CompressionEncoding]) -> String {
     list
 }
 
+/// The encodings a peer listed in `grpc-accept-encoding`, as a small set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AcceptSet(u8);
+
+impl AcceptSet {
+    pub(crate) fn contains(self, enc: CompressionEncoding) -> bool {
+        self.0 & (1 << enc as u8) != 0
+    }
+}
+
+/// Parses a received `grpc-accept-encoding` value.
+pub(crate) fn accept_set(value: Option<&HeaderValue>) -> AcceptSet {
+    let mut set = 0;
+    for enc in CompressionEncoding::ALL {
+        if accepts(value, enc) {
+            set |= 1 << enc as u8;
+        }
+    }
+    AcceptSet(set)
+}
+
 /// Whether a received `grpc-accept-encoding` value lists `enc`.
 pub(crate) fn accepts(value: Option<&HeaderValue>, enc: CompressionEncoding) -> bool {
     value

@@ -264,6 +264,7 @@ pub struct Response<T> {
     message: T,
     trailers: MetadataMap,
     extensions: http::Extensions,
+    compression: Option<CompressionEncoding>,
 }
 
 impl<T> Response<T> {
@@ -274,6 +275,7 @@ impl<T> Response<T> {
             message,
             trailers: MetadataMap::new(),
             extensions: http::Extensions::new(),
+            compression: None,
         }
     }
 
@@ -283,7 +285,18 @@ impl<T> Response<T> {
             message,
             trailers,
             extensions: http::Extensions::new(),
+            compression: None,
         }
+    }
+
+    /// Server: compresses this response with `encoding`, overriding the server's setting,
+    /// if the client accepts it (otherwise it goes uncompressed).
+    pub fn set_send_compressed(&mut self, encoding: CompressionEncoding) {
+        self.compression = Some(encoding);
+    }
+
+    pub(crate) fn send_compressed(&self) -> Option<CompressionEncoding> {
+        self.compression
     }
 
     /// The message.
@@ -339,6 +352,7 @@ impl<T> Response<T> {
             message: f(self.message),
             trailers: self.trailers,
             extensions: self.extensions,
+            compression: self.compression,
         }
     }
 

@@ -121,6 +121,11 @@ impl<T: Message> Streaming<T> {
         std::future::poll_fn(|cx| self.poll_message(cx)).await
     }
 
+    /// Whether the last message returned arrived compressed (its compressed flag was set).
+    pub fn last_message_compressed(&self) -> bool {
+        self.decoder.last_compressed()
+    }
+
     /// Client: the trailing metadata, once the stream has ended (`None` before).
     pub fn trailers(&self) -> Option<&MetadataMap> {
         self.client.as_ref()?.trailers.as_ref()

@@ -144,3 +144,62 @@ async fn responses_are_compressed_on_the_wire_only_when_accepted() {
     assert!(headers.get("grpc-encoding").is_none());
     assert_eq!(body[0], 0);
 }
+
+#[tokio::test]
+async fn each_side_sees_which_messages_were_compressed() {
+    use grpc_runtime::codec::{MessageCompressed, Outbound};
+    let srv = start().await;
+    let client = srv.client();
+    // Server side, unary: the handler sees whether the request was compressed.
+    for (compress, expect) in [(true, "compressed"), (false, "plain")] {
+        let mut request = Request::new(s("x"));
+        request
+            .metadata_mut()
+            .insert("x-report-compression", "1")
+            .unwrap();
+        if compress {
+            request.set_send_compressed(CompressionEncoding::Gzip);
+        }
+        let reply: Response<StringValue> = client.unary(UNARY, request).await.unwrap();
+        assert_eq!(reply.get_ref().value, expect);
+        // The server did not compress its answer.
+        assert!(reply.extensions().get::<MessageCompressed>().is_none());
+    }
+    // Server side, streams: per message; the client chooses per message.
+    let messages = vec![
+        Outbound::new(s("a")),
+        Outbound::uncompressed(s("b")),
+        Outbound::new(s("c")),
+    ];
+    let mut request = Request::new(futures_util::stream::iter(messages));
+    request
+        .metadata_mut()
+        .insert("x-report-compression", "1")
+        .unwrap();
+    request.set_send_compressed(CompressionEncoding::Gzip);
+    let reply: Response<StringValue> = client.client_streaming(CONCAT, request).await.unwrap();
+    assert_eq!(reply.get_ref().value, "a:z,b:p,c:z");
+    // Client side, unary: a handler compresses its one response.
+    let mut request = Request::new(s("x"));
+    request
+        .metadata_mut()
+        .insert("x-compress-response", "1")
+        .unwrap();
+    let reply: Response<StringValue> = client.unary(UNARY, request).await.unwrap();
+    assert!(reply.extensions().get::<MessageCompressed>().is_some());
+    // Client side, streams: the handler compresses all but every other message.
+    let mut request = Request::new(n(4));
+    request
+        .metadata_mut()
+        .insert("x-compress-response", "1")
+        .unwrap();
+    request.metadata_mut().insert("x-alternate", "1").unwrap();
+    let reply: Response<Streaming<UInt32Value>> =
+        client.server_streaming(COUNT, request).await.unwrap();
+    let mut stream = reply.into_inner();
+    let mut flags = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        flags.push((m.value, stream.last_message_compressed()));
+    }
+    assert_eq!(flags, [(0, true), (1, false), (2, true), (3, false)]);
+}

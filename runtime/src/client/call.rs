@@ -13,7 +13,7 @@ use protobuf::Message;
 use tokio::time::Instant;
 
 use super::Channel;
-use crate::codec;
+use crate::codec::{self, Encodable, MessageCompressed};
 use crate::compression::{self, CompressionEncoding};
 use crate::interceptor::{CallInfo, EndGuard};
 use crate::request::{Request, RequestHead, Response};
@@ -338,7 +338,7 @@ impl Client {
     ) -> Result<Response<Resp>, Status>
     where
         S: Stream<Item = Req> + Send + 'static,
-        Req: Message,
+        Req: Encodable,
         Resp: Message,
     {
         let (head, messages) = request.into_parts();
@@ -373,7 +373,7 @@ impl Client {
     ) -> Result<Response<Streaming<Resp>>, Status>
     where
         S: Stream<Item = Req> + Send + 'static,
-        Req: Message,
+        Req: Encodable,
         Resp: Message,
     {
         let (head, messages) = request.into_parts();
@@ -462,13 +462,18 @@ async fn single_response<Resp: Message>(
             "server sent OK without a response message to a unary call",
         ));
     };
+    let compressed = stream.last_message_compressed();
     if stream.message().await?.is_some() {
         return Err(Status::internal(
             "server sent more than one response message to a unary call",
         ));
     }
     let trailers = stream.trailers().cloned().unwrap_or_default();
-    Ok(Response::from_parts(head.metadata, message, trailers))
+    let mut response = Response::from_parts(head.metadata, message, trailers);
+    if compressed {
+        response.extensions_mut().insert(MessageCompressed);
+    }
+    Ok(response)
 }
 
 /// Sends every message of `messages`, then ends the stream. On failure (an encoding error,
@@ -481,7 +486,7 @@ fn spawn_sender<S, Req>(
 ) -> tokio::task::JoinHandle<()>
 where
     S: Stream<Item = Req> + Send + 'static,
-    Req: Message,
+    Req: Encodable,
 {
     let compression = call.compression;
     let max_send = call.max_send;
@@ -489,7 +494,7 @@ where
         let mut messages = std::pin::pin!(messages);
         let mut scratch = BytesMut::new();
         while let Some(message) = messages.next().await {
-            let frame = match codec::encode(&message, compression, max_send, &mut scratch) {
+            let frame = match message.encode_frame(compression, max_send, &mut scratch) {
                 Ok(frame) => frame,
                 Err(status) => {
                     *send_error.lock().expect("send error lock") = Some(status);

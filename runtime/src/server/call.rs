@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::responder::{self, Responder, ResponseSender, SharedResponder, lock};
-use crate::codec::FrameDecoder;
+use crate::codec::{FrameDecoder, MessageCompressed};
 use crate::compression;
 use crate::interceptor::{CallInfo, EndGuard};
 use crate::metadata::MetadataMap;
@@ -106,11 +106,9 @@ impl ServerCall {
                     compression::Received::Identity
                 }
             };
-        let send_compression = config
-            .send_compressed
-            .filter(|enc| compression::accepts(headers.get("grpc-accept-encoding"), *enc));
-
-        let mut responder = Responder::new(respond, send_compression, config.max_send);
+        let client_accepts = compression::accept_set(headers.get("grpc-accept-encoding"));
+        let mut responder = Responder::new(respond, client_accepts, config.max_send);
+        let _ = responder.set_compression(config.send_compressed);
         if let Some((status, list_accepted)) = failure {
             if list_accepted {
                 let mut md = MetadataMap::new();
@@ -272,7 +270,7 @@ impl ServerCall {
         let ServerCall {
             respond, shared, ..
         } = self;
-        let mut responder = Responder::new(respond, None, shared.config.max_send);
+        let mut responder = Responder::new(respond, Default::default(), shared.config.max_send);
         responder.finish(&status, None);
         std::future::ready(())
     }
@@ -349,10 +347,14 @@ async fn single_request<Req: Message>(
     let Some(message) = stream.message().await? else {
         return Err(Status::internal("request stream ended without a message"));
     };
+    let compressed = stream.last_message_compressed();
     if stream.message().await?.is_some() {
         return Err(Status::internal(
             "more than one request message for a method taking one",
         ));
+    }
+    if compressed {
+        requests.extensions_mut().insert(MessageCompressed);
     }
     Ok(requests.map(|_| message))
 }
@@ -362,8 +364,15 @@ async fn send_response<Resp: Message>(
     responder: &SharedResponder,
     response: Response<Resp>,
 ) -> Result<Option<MetadataMap>, Status> {
+    let compression = response.send_compressed();
     let (metadata, message, trailers) = response.into_parts();
-    lock(responder).add_headers(metadata);
+    {
+        let mut responder = lock(responder);
+        if let Some(enc) = compression {
+            responder.set_compression(Some(enc))?;
+        }
+        responder.add_headers(metadata);
+    }
     responder::write(responder, &message).await?;
     Ok(Some(trailers))
 }

@@ -13,8 +13,8 @@ use h2::server::SendResponse;
 use http::HeaderValue;
 use protobuf::Message;
 
-use crate::codec;
-use crate::compression::CompressionEncoding;
+use crate::codec::{Encodable, Outbound};
+use crate::compression::{AcceptSet, CompressionEncoding};
 use crate::metadata::MetadataMap;
 use crate::status::Status;
 use crate::transport;
@@ -35,6 +35,7 @@ pub(crate) struct Responder {
     headers: MetadataMap,
     trailers: MetadataMap,
     compression: Option<CompressionEncoding>,
+    client_accepts: AcceptSet,
     max_send: usize,
     scratch: BytesMut,
     /// The part of the current message not yet handed to h2.
@@ -63,19 +64,35 @@ fn closed_status(e: &h2::Error) -> Status {
 impl Responder {
     pub(crate) fn new(
         respond: SendResponse<Bytes>,
-        compression: Option<CompressionEncoding>,
+        client_accepts: AcceptSet,
         max_send: usize,
     ) -> Responder {
         Responder {
             state: State::Start(respond),
             headers: MetadataMap::new(),
             trailers: MetadataMap::new(),
-            compression,
+            compression: None,
+            client_accepts,
             max_send,
             scratch: BytesMut::new(),
             pending: Bytes::new(),
             writing: false,
         }
+    }
+
+    /// Chooses the response encoding, before the headers go out. An encoding the client
+    /// did not list in `grpc-accept-encoding` is ignored: messages go uncompressed.
+    pub(crate) fn set_compression(
+        &mut self,
+        encoding: Option<CompressionEncoding>,
+    ) -> Result<(), Status> {
+        if self.headers_sent() {
+            return Err(Status::internal(
+                "response compression must be chosen before the headers are sent",
+            ));
+        }
+        self.compression = encoding.filter(|enc| self.client_accepts.contains(*enc));
+        Ok(())
     }
 
     pub(crate) fn headers_sent(&self) -> bool {
@@ -118,10 +135,10 @@ impl Responder {
     }
 
     /// Encodes `message` as the next frame to write (after the previous one is flushed).
-    fn queue<M: Message>(&mut self, message: &M) -> Result<(), Status> {
+    fn queue<M: Encodable>(&mut self, message: &M) -> Result<(), Status> {
         debug_assert!(self.pending.is_empty());
         self.send_headers()?;
-        self.pending = codec::encode(message, self.compression, self.max_send, &mut self.scratch)?;
+        self.pending = message.encode_frame(self.compression, self.max_send, &mut self.scratch)?;
         Ok(())
     }
 
@@ -210,7 +227,7 @@ impl Responder {
 
 /// Writes one message on a shared responder: waits for the previous write, queues the
 /// message, then waits until flow control lets all of it out.
-pub(crate) async fn write<M: Message>(
+pub(crate) async fn write<M: Encodable>(
     responder: &SharedResponder,
     message: &M,
 ) -> Result<(), Status> {
@@ -276,6 +293,29 @@ impl<T: Message> ResponseSender<T> {
     /// completes that write first.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
         write(&self.responder, &message).await
+    }
+
+    /// Sends one message without compression, even if the call compresses its responses.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](ResponseSender::send).
+    pub async fn send_uncompressed(&mut self, message: T) -> Result<(), Status> {
+        write(&self.responder, &Outbound::uncompressed(message)).await
+    }
+
+    /// Compresses this call's responses with `encoding` (`None`: no compression), overriding
+    /// the server's setting. If the client did not list `encoding` in
+    /// `grpc-accept-encoding`, responses go uncompressed.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` if the response headers were already sent.
+    pub fn set_send_compressed(
+        &mut self,
+        encoding: Option<CompressionEncoding>,
+    ) -> Result<(), Status> {
+        lock(&self.responder).set_compression(encoding)
     }
 
     /// Adds header metadata, sent with the first message.

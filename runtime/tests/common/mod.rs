@@ -8,9 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use grpc_runtime::client::{Channel, Client};
+use grpc_runtime::codec::MessageCompressed;
 use grpc_runtime::server::{Server, ServerBuilder, ServerCall};
 use grpc_runtime::service::{BoxFuture, MethodDescriptor, MethodKind, Service, ServiceDescriptor};
-use grpc_runtime::{Code, MetadataMap, Request, Response, ResponseSender, Status, Streaming};
+use grpc_runtime::{
+    Code, CompressionEncoding, MetadataMap, Request, Response, ResponseSender, Status, Streaming,
+};
 use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
 
 pub const UNARY: &str = "/test.Echo/Unary";
@@ -134,7 +137,16 @@ impl Echo {
             tokio::time::sleep(pause).await;
         }
         let (headers, trailers) = echo_metadata(request.metadata());
+        let text = if request.metadata().contains_key("x-report-compression") {
+            let compressed = request.extensions().get::<MessageCompressed>().is_some();
+            (if compressed { "compressed" } else { "plain" }).to_owned()
+        } else {
+            text
+        };
         let mut response = Response::new(reply(&text));
+        if request.metadata().contains_key("x-compress-response") {
+            response.set_send_compressed(CompressionEncoding::Gzip);
+        }
         *response.metadata_mut() = headers;
         *response.trailers_mut() = trailers;
         flag.1 = true;
@@ -152,8 +164,16 @@ impl Echo {
         tx.set_headers(headers)?;
         tx.set_trailers(trailers);
         let total = request.get_ref().value;
+        if request.metadata().contains_key("x-compress-response") {
+            tx.set_send_compressed(Some(CompressionEncoding::Gzip))?;
+        }
+        let alternate = request.metadata().contains_key("x-alternate");
         for i in 0..total {
-            tx.send(n(i)).await?;
+            if alternate && i % 2 == 1 {
+                tx.send_uncompressed(n(i)).await?;
+            } else {
+                tx.send(n(i)).await?;
+            }
         }
         if request.metadata().get("x-fail-after").is_some() {
             return Err(Status::aborted("failed after the messages"));
@@ -171,11 +191,21 @@ impl Echo {
     ) -> Result<Response<StringValue>, Status> {
         self.observed.started.fetch_add(1, Ordering::SeqCst);
         let mut flag = DropFlag(self.observed.clone(), false);
+        let report = request.metadata().contains_key("x-report-compression");
         let mut stream = request.into_inner();
         let mut all = Vec::new();
         while let Some(m) = stream.message().await? {
             behave(&m.value)?;
-            all.push(m.value);
+            if report {
+                let flag = if stream.last_message_compressed() {
+                    "z"
+                } else {
+                    "p"
+                };
+                all.push(format!("{}:{flag}", m.value));
+            } else {
+                all.push(m.value);
+            }
         }
         flag.1 = true;
         Ok(Response::new(s(&all.join(","))))
