@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""grpc.testing.TestService on grpcio, the interop peer server.
+
+    server.py --port=N      serves plaintext on 0.0.0.0:N until killed
+
+Limitation: grpcio's server API does not say whether a received message had the
+compressed flag set, so `expect_compressed` cannot be checked here (the cases
+client_compressed_unary / client_compressed_streaming are covered against another peer;
+see PEER_LIMITATIONS in ../../run-matrix.sh). Everything else follows the interop spec.
+"""
+
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+
+import grpc
+
+import protos
+
+empty_pb2, messages_pb2, test_pb2, test_pb2_grpc = protos.load()
+
+ECHO_INITIAL = "x-grpc-test-echo-initial"
+ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
+CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def parse_port(argv):
+    port = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--port="):
+            port = arg.split("=", 1)[1]
+        elif arg == "--port" and i + 1 < len(argv):
+            i += 1
+            port = argv[i]
+        elif arg.startswith("--use_tls"):
+            value = arg.split("=", 1)[1] if "=" in arg else "true"
+            if value.lower() == "true":
+                sys.exit("--use_tls is not supported by this peer")
+        else:
+            sys.exit("unknown argument: " + arg)
+        i += 1
+    if port is None:
+        sys.exit("usage: server.py --port=N")
+    return int(port)
+
+
+def echo_metadata(context):
+    """Echoes the test keys: the initial one now, the trailing one into the trailers."""
+    initial, trailing = [], []
+    for key, value in context.invocation_metadata():
+        if key == ECHO_INITIAL:
+            initial.append((key, value))
+        elif key == ECHO_TRAILING:
+            trailing.append((key, value))
+    if initial:
+        context.send_initial_metadata(initial)
+    if trailing:
+        context.set_trailing_metadata(trailing)
+
+
+def check_status(status, context):
+    """Ends the call with the requested status, if one was requested."""
+    if status is not None and status.code != 0:
+        code = CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        context.abort(code, status.message)
+
+
+def payload(size, context):
+    if size < 0:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "negative size")
+    return messages_pb2.Payload(type=messages_pb2.COMPRESSABLE, body=bytes(size))
+
+
+def check_type(response_type, context):
+    if response_type != messages_pb2.COMPRESSABLE:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unsupported response_type")
+
+
+class TestService(test_pb2_grpc.TestServiceServicer):
+    def EmptyCall(self, request, context):
+        echo_metadata(context)
+        return empty_pb2.Empty()
+
+    def UnaryCall(self, request, context):
+        echo_metadata(context)
+        check_status(request.response_status if request.HasField("response_status") else None,
+                     context)
+        check_type(request.response_type, context)
+        if request.HasField("response_compressed") and request.response_compressed.value:
+            context.set_compression(grpc.Compression.Gzip)
+        else:
+            context.set_compression(grpc.Compression.NoCompression)
+        return messages_pb2.SimpleResponse(payload=payload(request.response_size, context))
+
+    def CacheableUnaryCall(self, request, context):
+        echo_metadata(context)
+        now = str(time.time_ns()).encode()
+        return messages_pb2.SimpleResponse(payload=messages_pb2.Payload(body=now))
+
+    def _respond(self, request, context, compression_set):
+        """Yields the responses one StreamingOutputCallRequest asks for."""
+        check_type(request.response_type, context)
+        for params in request.response_parameters:
+            if params.interval_us > 0:
+                time.sleep(params.interval_us / 1e6)
+            compressed = params.HasField("compressed") and params.compressed.value
+            if compressed and not compression_set[0]:
+                context.set_compression(grpc.Compression.Gzip)
+                compression_set[0] = True
+            if compression_set[0] and not compressed:
+                context.disable_next_message_compression()
+            yield messages_pb2.StreamingOutputCallResponse(
+                payload=payload(params.size, context))
+
+    def StreamingOutputCall(self, request, context):
+        echo_metadata(context)
+        check_status(request.response_status if request.HasField("response_status") else None,
+                     context)
+        yield from self._respond(request, context, [False])
+
+    def StreamingInputCall(self, request_iterator, context):
+        echo_metadata(context)
+        total = 0
+        for request in request_iterator:
+            total += len(request.payload.body)
+        return messages_pb2.StreamingInputCallResponse(aggregated_payload_size=total)
+
+    def FullDuplexCall(self, request_iterator, context):
+        echo_metadata(context)
+        compression_set = [False]
+        for request in request_iterator:
+            check_status(
+                request.response_status if request.HasField("response_status") else None,
+                context)
+            yield from self._respond(request, context, compression_set)
+
+    def HalfDuplexCall(self, request_iterator, context):
+        echo_metadata(context)
+        requests = list(request_iterator)
+        compression_set = [False]
+        for request in requests:
+            check_status(
+                request.response_status if request.HasField("response_status") else None,
+                context)
+            yield from self._respond(request, context, compression_set)
+
+
+def main():
+    port = parse_port(sys.argv[1:])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
+                         options=[("grpc.so_reuseport", 0)])
+    test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
+    if server.add_insecure_port("0.0.0.0:%d" % port) == 0:
+        sys.exit("cannot listen on port %d" % port)
+    server.start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    print("python interop server listening on %d" % port, file=sys.stderr, flush=True)
+    done.wait()
+    server.stop(0)
+
+
+if __name__ == "__main__":
+    main()
