@@ -1,0 +1,151 @@
+//! `benchmark-client`: the closed-loop load generator on our runtime. Works against any
+//! grpc.testing.BenchmarkService server. See `harness::CLIENT_USAGE` for the options.
+
+use std::time::Instant;
+
+use benchmark::harness::{
+    LoadConfig, Phases, Rpc, Worker, check_size, grpc_frame, report, runtime, sample_server_cpu,
+};
+use benchmark::proto::benchmark_service_grpc::BenchmarkServiceClient;
+use benchmark::proto::messages::{Payload, SimpleRequest, SimpleResponse};
+use grpc_runtime::Status;
+use grpc_runtime::client::Channel;
+use protobuf::Message;
+use tokio::sync::mpsc;
+
+fn request(cfg: &LoadConfig) -> SimpleRequest {
+    let mut payload = Payload::new();
+    payload.body = vec![0; cfg.req_size];
+    let mut req = SimpleRequest::new();
+    req.response_size = i32::try_from(cfg.resp_size).expect("response size fits an i32");
+    req.payload = protobuf::MessageField::some(payload);
+    req
+}
+
+fn payload_len(resp: &SimpleResponse) -> usize {
+    resp.payload.as_ref().map_or(0, |p| p.body.len())
+}
+
+fn status_text(s: &Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+async fn unary_worker(
+    client: BenchmarkServiceClient,
+    req: SimpleRequest,
+    want: usize,
+    phases: Phases,
+) -> Worker {
+    let mut w = Worker::new();
+    while phases.running() {
+        let started = Instant::now();
+        let result = match client.unary_call(req.clone()).await {
+            Ok(resp) => check_size(payload_len(resp.get_ref()), want),
+            Err(s) => Err(status_text(&s)),
+        };
+        if !w.record(&phases, started, result) {
+            break;
+        }
+    }
+    w
+}
+
+async fn streaming_worker(
+    client: BenchmarkServiceClient,
+    req: SimpleRequest,
+    want: usize,
+    phases: Phases,
+) -> Worker {
+    let mut w = Worker::new();
+    let (tx, mut rx) = mpsc::channel::<SimpleRequest>(1);
+    let requests = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    // The first request is queued before the call opens: a server may hold its response
+    // headers until the first message, and tonic's client waits for them.
+    let mut started = Instant::now();
+    let _ = tx.send(req.clone()).await;
+    let mut responses = match client.streaming_call(requests).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            w.fail(format!("opening the stream: {}", status_text(&s)));
+            return w;
+        }
+    };
+    loop {
+        let result = match responses.message().await {
+            Ok(Some(resp)) => check_size(payload_len(&resp), want),
+            Ok(None) => Err("stream ended early".to_owned()),
+            Err(s) => Err(status_text(&s)),
+        };
+        if !w.record(&phases, started, result) {
+            return w;
+        }
+        if !phases.running() {
+            break;
+        }
+        started = Instant::now();
+        if tx.send(req.clone()).await.is_err() {
+            w.fail("request stream closed".to_owned());
+            return w;
+        }
+    }
+    drop(tx);
+    // The server ends the stream with OK once it sees ours end.
+    match responses.message().await {
+        Ok(None) => {}
+        Ok(Some(_)) => w.fail("response without a request".to_owned()),
+        Err(s) => w.fail(format!("closing the stream: {}", status_text(&s))),
+    }
+    w
+}
+
+async fn run(cfg: LoadConfig) -> i32 {
+    let req = request(&cfg);
+    let mut clients = Vec::new();
+    for _ in 0..cfg.connections {
+        // One channel per connection; connect before the clock starts.
+        let channel = match Channel::new(&cfg.target) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        if let Err(s) = channel.connect().await {
+            eprintln!("error: connecting to {}: {}", cfg.target, status_text(&s));
+            return 1;
+        }
+        clients.push(BenchmarkServiceClient::new(channel));
+    }
+    let phases = Phases::start(&cfg);
+    let cpu = tokio::spawn(sample_server_cpu(cfg.server_pid, phases));
+    let mut workers = tokio::task::JoinSet::new();
+    for client in &clients {
+        for _ in 0..cfg.concurrency {
+            let (client, req) = (client.clone(), req.clone());
+            match cfg.rpc {
+                Rpc::Unary => workers.spawn(unary_worker(client, req, cfg.resp_size, phases)),
+                Rpc::Streaming => {
+                    workers.spawn(streaming_worker(client, req, cfg.resp_size, phases))
+                }
+            };
+        }
+    }
+    let mut total = Worker::new();
+    while let Some(w) = workers.join_next().await {
+        total.merge(w.expect("worker panicked"));
+    }
+    let cpu = cpu.await.ok().flatten();
+    report(&cfg, "grpc-runtime", &total, cpu)
+}
+
+fn main() {
+    let cfg = LoadConfig::from_args();
+    if let Some(path) = &cfg.write_request {
+        let bytes = request(&cfg).write_to_bytes().expect("encode request");
+        std::fs::write(path, grpc_frame(&bytes))
+            .unwrap_or_else(|e| panic!("failed to write {path}: {e}"));
+        return;
+    }
+    let code = runtime(cfg.threads).block_on(run(cfg));
+    std::process::exit(code);
+}

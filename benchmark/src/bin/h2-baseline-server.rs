@@ -1,0 +1,164 @@
+//! `h2-baseline-server`: the ceiling for a gRPC server on h2. The h2 crate directly, no gRPC
+//! layer: for every complete gRPC frame a request stream carries (counted by its 5-byte
+//! prefix, never decoded) it answers one pre-encoded SimpleResponse, then ends the stream with
+//! `grpc-status: 0` trailers. Serves UnaryCall and StreamingCall ping-pong alike (any path).
+
+use bytes::Bytes;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::{HeaderMap, HeaderValue};
+
+use benchmark::harness::{Args, grpc_frame, runtime};
+use benchmark::proto::messages::SimpleRequest;
+use benchmark::service::response_for;
+use protobuf::Message;
+
+const USAGE: &str = "\
+h2-baseline-server: pre-encoded gRPC answers straight on h2, the ceiling for a gRPC server.
+
+Options:
+  --port N           port on 127.0.0.1 (0 picks one) [50051]
+  --threads N        runtime threads (1: current-thread runtime) [1]
+  --resp-size BYTES  payload size of the pre-encoded response [1]
+  --stream-window N  HTTP/2 initial stream window [1048576]
+  --conn-window N    HTTP/2 connection window [2097152]
+  --max-frame N      HTTP/2 max frame size [16384]";
+
+#[derive(Clone, Copy)]
+struct Settings {
+    stream_window: u32,
+    conn_window: u32,
+    max_frame: u32,
+}
+
+fn main() {
+    let mut args = Args::parse(USAGE);
+    let port: u16 = args.get("port", 50051);
+    let threads: usize = args.get("threads", 1);
+    let resp_size: i32 = args.get("resp-size", 1);
+    let settings = Settings {
+        stream_window: args.get("stream-window", 1 << 20),
+        conn_window: args.get("conn-window", 2 << 20),
+        max_frame: args.get("max-frame", 16 << 10),
+    };
+    args.finish();
+    let mut req = SimpleRequest::new();
+    req.response_size = resp_size;
+    let message = response_for(&req)
+        .expect("non-negative size")
+        .write_to_bytes()
+        .expect("encode response");
+    let response = Bytes::from(grpc_frame(&message));
+    runtime(threads).block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("failed to bind port {port}: {e}"));
+        let addr = listener.local_addr().expect("local address");
+        println!("h2-baseline-server listening on {addr} ({resp_size} B responses)");
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(connection(socket, response.clone(), settings));
+        }
+    });
+}
+
+async fn connection(socket: tokio::net::TcpStream, response: Bytes, s: Settings) {
+    let handshake = h2::server::Builder::new()
+        .initial_window_size(s.stream_window)
+        .initial_connection_window_size(s.conn_window)
+        .max_frame_size(s.max_frame)
+        .handshake::<_, Bytes>(socket)
+        .await;
+    let Ok(mut conn) = handshake else {
+        return;
+    };
+    while let Some(Ok((request, respond))) = conn.accept().await {
+        tokio::spawn(stream(request.into_body(), respond, response.clone()));
+    }
+}
+
+/// Counts the bytes of gRPC frames as they arrive, without buffering them.
+#[derive(Default)]
+struct FrameCounter {
+    prefix: [u8; 5],
+    prefix_len: usize,
+    body_left: usize,
+}
+
+impl FrameCounter {
+    /// Consumes `chunk`; returns how many frames it completed.
+    fn push(&mut self, mut chunk: &[u8]) -> usize {
+        let mut done = 0;
+        while !chunk.is_empty() {
+            if self.prefix_len < 5 {
+                let n = (5 - self.prefix_len).min(chunk.len());
+                self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&chunk[..n]);
+                self.prefix_len += n;
+                chunk = &chunk[n..];
+                if self.prefix_len < 5 {
+                    break;
+                }
+                let p = self.prefix;
+                self.body_left = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
+            }
+            let n = self.body_left.min(chunk.len());
+            self.body_left -= n;
+            chunk = &chunk[n..];
+            if self.body_left == 0 {
+                done += 1;
+                self.prefix_len = 0;
+            }
+        }
+        done
+    }
+}
+
+async fn stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response: Bytes) {
+    let mut frames = FrameCounter::default();
+    let mut send = None;
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else {
+            return;
+        };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        for _ in 0..frames.push(&chunk) {
+            if send.is_none() {
+                let mut head = http::Response::new(());
+                head.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                match respond.send_response(head, false) {
+                    Ok(s) => send = Some(s),
+                    Err(_) => return,
+                }
+            }
+            let s = send.as_mut().expect("headers sent");
+            // Buffered by h2 beyond the peer's window: fine for a ceiling that never has
+            // more than one response in flight per stream.
+            if s.send_data(response.clone(), false).is_err() {
+                return;
+            }
+        }
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    match send {
+        Some(mut s) => {
+            let _ = s.send_trailers(trailers);
+        }
+        None => {
+            // No request message at all: answer trailers-only.
+            let mut head = http::Response::new(());
+            head.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            head.headers_mut().extend(trailers);
+            let _ = respond.send_response(head, true);
+        }
+    }
+}

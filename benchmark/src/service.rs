@@ -1,0 +1,42 @@
+//! The BenchmarkService implementation the server hosts.
+
+use grpc_runtime::{Request, Response, ResponseSender, Status, Streaming};
+
+use crate::proto::benchmark_service_grpc::BenchmarkService;
+use crate::proto::messages::{Payload, SimpleRequest, SimpleResponse};
+
+/// Answers UnaryCall and StreamingCall with `response_size` zero bytes per request.
+#[derive(Debug, Default)]
+pub struct Bench;
+
+/// The response to `request`: a payload of `response_size` zero bytes.
+pub fn response_for(request: &SimpleRequest) -> Result<SimpleResponse, Status> {
+    let size = usize::try_from(request.response_size)
+        .map_err(|_| Status::invalid_argument("negative response_size"))?;
+    let mut payload = Payload::new();
+    payload.body = vec![0; size];
+    let mut response = SimpleResponse::new();
+    response.payload = protobuf::MessageField::some(payload);
+    Ok(response)
+}
+
+impl BenchmarkService for Bench {
+    async fn unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        Ok(Response::new(response_for(request.get_ref())?))
+    }
+
+    async fn streaming_call(
+        &self,
+        request: Request<Streaming<SimpleRequest>>,
+        mut responses: ResponseSender<SimpleResponse>,
+    ) -> Result<(), Status> {
+        let mut requests = request.into_inner();
+        while let Some(request) = requests.message().await? {
+            responses.send(response_for(&request)?).await?;
+        }
+        Ok(())
+    }
+}
