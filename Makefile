@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test lint check-generated realworld ci
+.PHONY: demo test lint check-generated realworld ci interop
 
 demo:
 	$(CARGO) run -q -p examples --bin demo
@@ -27,3 +27,8 @@ realworld:
 	bash testdata/realworld.sh
 
 ci: lint test check-generated realworld
+
+# The interop matrix against grpcio, grpc-go and grpc-js (installs them: Debian packages, PyPI, npm).
+interop:
+	bash interop/install-peers.sh
+	bash interop/run-matrix.sh

@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# The interop matrix: our client against each peer server, each peer client against our
+# server, every case; prints a table (case x direction x peer) and `N passed, M failed,
+# K skipped`; exits non-zero on any FAIL.
+#
+#   interop/run-matrix.sh [--no-build] [--peers=python,go,node] [--cases=a,b,c] [--peer-vs-peer]
+#
+#   --no-build      use the binaries as they are (target/release/interop-*, the Go peer)
+#   --peers         which peers (default: every peer present)
+#   --cases         which cases (default: all)
+#   --peer-vs-peer  instead of ours, run every peer client against every other peer's server
+#                   (validates the peers; our binaries are not needed)
+#
+# Environment: SOAK_ITERATIONS (default 10), CLIENT_TIMEOUT seconds per client run (300).
+#
+# Each server runs on its own free port, clients connect to 127.0.0.1 only; every client
+# run is under `timeout`, every server is killed at the end. Logs: target/interop-matrix/.
+#
+# Run interop/install-peers.sh first (make interop does); this script only (re)creates the
+# venv/node_modules when they are missing or stale, and builds the Go peer and ours.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+CASES=(empty_unary large_unary client_streaming server_streaming ping_pong empty_stream
+  timeout_on_sleeping_server cancel_after_begin cancel_after_first_response
+  status_code_and_message special_status_message unimplemented_method unimplemented_service
+  custom_metadata client_compressed_unary server_compressed_unary client_compressed_streaming
+  server_compressed_streaming very_large_request very_large_response rpc_soak channel_soak)
+
+# What a peer cannot do, as "<peer>-<server|client>:<case>:<why>".
+# - A server limitation: the case is not run against that server, and is SKIP with the
+#   reason; it is covered against another peer's server.
+# - A client limitation: the peer's client runs what it can of the case (a broken call
+#   still FAILs) and reports SKIP; a SKIP that is not listed here counts as FAIL.
+# Coverage: every case must PASS in each direction against at least one peer, or the
+# matrix fails (so a limitation never hides a case of ours).
+PEER_LIMITATIONS=(
+  "python-server:client_compressed_unary:grpcio's server API does not expose a received message's compressed flag (expect_compressed unchecked)"
+  "python-server:client_compressed_streaming:grpcio's server API does not expose a received message's compressed flag (expect_compressed unchecked)"
+  "python-client:server_compressed_unary:grpcio's client API does not expose a received message's compressed flag"
+  "python-client:server_compressed_streaming:grpcio's client API does not expose a received message's compressed flag"
+  "python-client:client_compressed_streaming:grpcio compresses per call, not per message"
+  "go-server:server_compressed_unary:grpc-go 1.33 compresses responses only as the request was, never per message"
+  "go-server:server_compressed_streaming:grpc-go 1.33 compresses responses only as the request was, never per message"
+  "go-client:client_compressed_streaming:grpc-go 1.33 compresses every message of a call or none"
+  "node-server:client_compressed_unary:grpc-js's server does not expose a received message's compressed flag"
+  "node-server:client_compressed_streaming:grpc-js's server does not expose a received message's compressed flag"
+  "node-server:server_compressed_unary:grpc-js's server does not compress responses"
+  "node-server:server_compressed_streaming:grpc-js's server does not compress responses"
+  "node-client:server_compressed_unary:grpc-js does not expose a received message's compressed flag"
+  "node-client:server_compressed_streaming:grpc-js does not expose a received message's compressed flag"
+)
+
+build=1
+mode=ours
+peers_arg=""
+cases_arg=""
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    --peer-vs-peer) mode=peers ;;
+    --peers=*) peers_arg=${arg#--peers=} ;;
+    --cases=*) cases_arg=${arg#--cases=} ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+[ -n "$cases_arg" ] && IFS=, read -r -a CASES <<<"$cases_arg"
+
+SOAK_ITERATIONS=${SOAK_ITERATIONS:-10}
+CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-300}
+logs="$root/target/interop-matrix"
+rm -rf "$logs"
+mkdir -p "$logs"
+
+py_venv="$root/interop/peers/python/.venv"
+go_bin="$root/interop/peers/go/.build/bin"
+node_dir="$root/interop/peers/node"
+
+# ---- build ---------------------------------------------------------------------------
+if [ $build = 1 ]; then
+  bash interop/install-peers.sh --no-apt || { echo "interop: installing the peers failed" >&2; exit 1; }
+  echo "interop: building the grpc-go peer"
+  bash interop/peers/go/build.sh || { echo "interop: the Go peer did not build" >&2; exit 1; }
+  if [ $mode = ours ]; then
+    echo "interop: cargo build --release -p interop"
+    cargo build --release -q -p interop || { echo "interop: our binaries did not build" >&2; exit 1; }
+  fi
+fi
+
+# ---- peers -------------------------------------------------------------------------
+all_peers=()
+[ -x "$py_venv/bin/python" ] && all_peers+=(python)
+[ -x "$go_bin/go-interop-server" ] && all_peers+=(go)
+[ -d "$node_dir/node_modules" ] && all_peers+=(node)
+if [ -n "$peers_arg" ]; then
+  IFS=, read -r -a PEERS <<<"$peers_arg"
+else
+  PEERS=("${all_peers[@]}")
+fi
+for p in python go node; do
+  case " ${all_peers[*]} " in *" $p "*) ;; *) echo "interop: peer $p is not installed" >&2 ;; esac
+done
+
+# Command lines; a server command is given its port as --port=N.
+server_cmd() {
+  case $1 in
+    ours) echo "$root/target/release/interop-server" ;;
+    python) echo "$py_venv/bin/python $root/interop/peers/python/server.py" ;;
+    go) echo "$go_bin/go-interop-server" ;;
+    node) [ -f "$node_dir/server.js" ] && echo "node $node_dir/server.js" ;;
+  esac
+}
+client_cmd() {
+  case $1 in
+    ours) echo "$root/target/release/interop-client" ;;
+    python) echo "$py_venv/bin/python $root/interop/peers/python/client.py" ;;
+    go) echo "$go_bin/go-interop-client" ;;
+    node) echo "node $node_dir/client.js" ;;
+  esac
+}
+
+limitation() { # peer role case -> reason (empty if none)
+  local entry
+  for entry in "${PEER_LIMITATIONS[@]}"; do
+    if [ "${entry%%:*}" = "$1-$2" ]; then
+      local rest=${entry#*:}
+      if [ "${rest%%:*}" = "$3" ]; then
+        echo "${rest#*:}"
+        return
+      fi
+    fi
+  done
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_listening() { # port pid
+  local i
+  for i in $(seq 1 200); do
+    kill -0 "$2" 2>/dev/null || return 1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+server_pids=()
+cleanup() {
+  local pid
+  for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null; done
+}
+trap cleanup EXIT
+
+declare -A RESULT REASON
+columns=()
+
+# run_pair CLIENT SERVER: one client against one server, every case.
+run_pair() {
+  local client=$1 server=$2 col="$1->$2"
+  columns+=("$col")
+  local scmd ccmd
+  scmd=$(server_cmd "$server")
+  ccmd=$(client_cmd "$client")
+  local run=() c why
+  for c in "${CASES[@]}"; do
+    why=$(limitation "$server" server "$c")
+    if [ -n "$why" ]; then
+      RESULT[$col,$c]=SKIP
+      REASON[$col,$c]="$server server: $why"
+    else
+      run+=("$c")
+    fi
+  done
+  [ ${#run[@]} -eq 0 ] && return
+  if [ -z "$scmd" ] || [ -z "$ccmd" ]; then
+    for c in "${run[@]}"; do RESULT[$col,$c]=FAIL; REASON[$col,$c]="no binary for $client client / $server server"; done
+    return
+  fi
+  local port pid log="$logs/${client}-client_${server}-server"
+  port=$(free_port)
+  # shellcheck disable=SC2086
+  $scmd --port="$port" >"$log.server.log" 2>&1 &
+  pid=$!
+  server_pids+=("$pid")
+  if ! wait_listening "$port" "$pid"; then
+    for c in "${run[@]}"; do RESULT[$col,$c]=FAIL; REASON[$col,$c]="$server server did not start (see $log.server.log)"; done
+    kill "$pid" 2>/dev/null
+    return
+  fi
+  local list
+  list=$(IFS=,; echo "${run[*]}")
+  # shellcheck disable=SC2086
+  timeout --kill-after=5 "$CLIENT_TIMEOUT" $ccmd --server_host=127.0.0.1 --server_port="$port" \
+    --test_case="$list" --soak_iterations="$SOAK_ITERATIONS" >"$log.client.log" 2>"$log.client.err"
+  local rc=$?
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  local line verdict name rest
+  while IFS= read -r line; do
+    case "$line" in
+      "PASS "* | "FAIL "* | "SKIP "*) ;;
+      *) continue ;;
+    esac
+    verdict=${line%% *}
+    rest=${line#* }
+    name=${rest%%:*}
+    case " ${run[*]} " in *" $name "*) ;; *) continue ;; esac
+    RESULT[$col,$name]=$verdict
+    REASON[$col,$name]=""
+    [ "$rest" != "$name" ] && REASON[$col,$name]=${rest#*: }
+    if [ "$verdict" = SKIP ] && [ -z "$(limitation "$client" client "$name")" ]; then
+      RESULT[$col,$name]=FAIL
+      REASON[$col,$name]="undocumented SKIP: ${REASON[$col,$name]}"
+    fi
+  done <"$log.client.log"
+  for c in "${run[@]}"; do
+    if [ -z "${RESULT[$col,$c]:-}" ]; then
+      RESULT[$col,$c]=FAIL
+      if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        REASON[$col,$c]="client timed out after ${CLIENT_TIMEOUT}s"
+      else
+        REASON[$col,$c]="no result from the client (exit $rc; see $log.client.err)"
+      fi
+    fi
+  done
+}
+
+if [ $mode = ours ]; then
+  for bin in interop-server interop-client; do
+    [ -x "target/release/$bin" ] || { echo "interop: target/release/$bin is missing" >&2; exit 1; }
+  done
+  for p in "${PEERS[@]}"; do
+    [ -n "$(server_cmd "$p")" ] && run_pair ours "$p"
+  done
+  for p in "${PEERS[@]}"; do
+    run_pair "$p" ours
+  done
+else
+  for cl in "${PEERS[@]}"; do
+    for sv in "${PEERS[@]}"; do
+      [ "$cl" = "$sv" ] && continue
+      [ -n "$(server_cmd "$sv")" ] && run_pair "$cl" "$sv"
+    done
+  done
+fi
+
+# ---- table ---------------------------------------------------------------------------
+echo
+echo "interop matrix (client->server; ours = this repository's interop-client/interop-server)"
+printf '%-28s' "case"
+for col in "${columns[@]}"; do printf ' %-13s' "$col"; done
+echo
+passed=0 failed=0 skipped=0
+for c in "${CASES[@]}"; do
+  printf '%-28s' "$c"
+  for col in "${columns[@]}"; do
+    v=${RESULT[$col,$c]:-FAIL}
+    printf ' %-13s' "$v"
+    case $v in PASS) passed=$((passed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; *) failed=$((failed + 1)) ;; esac
+  done
+  echo
+done
+
+echo
+for col in "${columns[@]}"; do
+  for c in "${CASES[@]}"; do
+    v=${RESULT[$col,$c]:-FAIL}
+    [ "$v" = PASS ] && continue
+    echo "$v $col $c: ${REASON[$col,$c]:-}"
+  done
+done
+
+# Coverage: with ours, each case must PASS in each direction against at least one peer.
+if [ $mode = ours ]; then
+  for dir in client server; do
+    for c in "${CASES[@]}"; do
+      ok=0
+      for col in "${columns[@]}"; do
+        if { [ $dir = client ] && [ "${col%%->*}" = ours ]; } || { [ $dir = server ] && [ "${col##*->}" = ours ]; }; then
+          [ "${RESULT[$col,$c]:-}" = PASS ] && ok=1
+        fi
+      done
+      if [ $ok = 0 ]; then
+        echo "FAIL coverage: $c never passed with our $dir against any peer"
+        failed=$((failed + 1))
+      fi
+    done
+  done
+fi
+
+echo "logs: $logs"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
