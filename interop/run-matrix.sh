@@ -11,7 +11,9 @@
 #   --peer-vs-peer  instead of ours, run every peer client against every other peer's server
 #                   (validates the peers; our binaries are not needed)
 #
-# Environment: SOAK_ITERATIONS (default 10), CLIENT_TIMEOUT seconds per client run (300).
+# Environment: SOAK_ITERATIONS (default 10), CLIENT_TIMEOUT seconds per client run (300),
+# OURS_SERVER / OURS_CLIENT (default target/release/interop-server / interop-client; with
+# either set, cargo is not run).
 #
 # Each server runs on its own free port, clients connect to 127.0.0.1 only; every client
 # run is under `timeout`, every server is killed at the end. Logs: target/interop-matrix/.
@@ -73,6 +75,8 @@ logs="$root/target/interop-matrix"
 rm -rf "$logs"
 mkdir -p "$logs"
 
+ours_server=${OURS_SERVER:-$root/target/release/interop-server}
+ours_client=${OURS_CLIENT:-$root/target/release/interop-client}
 py_venv="$root/interop/peers/python/.venv"
 go_bin="$root/interop/peers/go/.build/bin"
 node_dir="$root/interop/peers/node"
@@ -82,7 +86,7 @@ if [ $build = 1 ]; then
   bash interop/install-peers.sh --no-apt || { echo "interop: installing the peers failed" >&2; exit 1; }
   echo "interop: building the grpc-go peer"
   bash interop/peers/go/build.sh || { echo "interop: the Go peer did not build" >&2; exit 1; }
-  if [ $mode = ours ]; then
+  if [ $mode = ours ] && [ -z "${OURS_SERVER:-}${OURS_CLIENT:-}" ]; then
     echo "interop: cargo build --release -p interop"
     cargo build --release -q -p interop || { echo "interop: our binaries did not build" >&2; exit 1; }
   fi
@@ -105,7 +109,7 @@ done
 # Command lines; a server command is given its port as --port=N.
 server_cmd() {
   case $1 in
-    ours) echo "$root/target/release/interop-server" ;;
+    ours) echo "$ours_server" ;;
     python) echo "$py_venv/bin/python $root/interop/peers/python/server.py" ;;
     go) echo "$go_bin/go-interop-server" ;;
     node) [ -f "$node_dir/server.js" ] && echo "node $node_dir/server.js" ;;
@@ -113,7 +117,7 @@ server_cmd() {
 }
 client_cmd() {
   case $1 in
-    ours) echo "$root/target/release/interop-client" ;;
+    ours) echo "$ours_client" ;;
     python) echo "$py_venv/bin/python $root/interop/peers/python/client.py" ;;
     go) echo "$go_bin/go-interop-client" ;;
     node) echo "node $node_dir/client.js" ;;
@@ -230,8 +234,8 @@ run_pair() {
 }
 
 if [ $mode = ours ]; then
-  for bin in interop-server interop-client; do
-    [ -x "target/release/$bin" ] || { echo "interop: target/release/$bin is missing" >&2; exit 1; }
+  for bin in "$ours_server" "$ours_client"; do
+    [ -x "${bin%% *}" ] || { echo "interop: $bin is missing" >&2; exit 1; }
   done
   for p in "${PEERS[@]}"; do
     [ -n "$(server_cmd "$p")" ] && run_pair ours "$p"

@@ -23,7 +23,7 @@ protoc -I "$proto" --go_out="$gen" --go_opt="paths=source_relative,$goopt" \
 find "$gen/grpc" -name '*.go' -exec mv {} "$gen/" \;
 rm -rf "$gen/grpc"
 
-export GO111MODULE=off GOFLAGS=-mod= GOPATH="$build/gopath:/usr/share/gocode"
+export GO111MODULE=off GOPATH="$build/gopath:/usr/share/gocode"
 export GOCACHE="${GOCACHE:-$build/cache}"
 cd "$here"
 go build -p 1 -o "$build/bin/go-interop-server" ./server
