@@ -32,3 +32,17 @@ ci: lint test check-generated realworld
 interop:
 	bash interop/install-peers.sh
 	bash interop/run-matrix.sh
+
+# Benchmarks (benchmark/README.md). bench: our server alone; bench-compare: ours vs tonic vs a
+# bare h2 server, side by side (about 10 minutes; needs h2load from Debian's nghttp2-client
+# for the h2load rows, and protoc for the tonic crate); bench-smoke: a few seconds, for CI.
+.PHONY: bench bench-compare bench-smoke
+
+bench:
+	bash benchmark/run.sh bench
+
+bench-compare:
+	bash benchmark/run.sh compare
+
+bench-smoke:
+	bash benchmark/run.sh smoke

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# Benchmark driver. Three modes:
+#
+#   benchmark/run.sh bench     our server, driven by our load generator (and h2load if installed)
+#   benchmark/run.sh compare   our server vs tonic's vs the bare h2 ceiling, each driven by our
+#                              load generator, tonic's and (unary) h2load; side by side
+#   benchmark/run.sh smoke     a few seconds of ours per RPC kind: completes, responses right
+#
+# Each measurement starts a fresh server (pinned to core 0 with taskset) and runs one load
+# generator (pinned to core 1) against it; runs of the same scenario alternate across servers,
+# and the table shows the median of BENCH_RUNS runs. Everything listens on 127.0.0.1 only.
+#
+# Environment (defaults in brackets):
+#   BENCH_WARMUP     seconds of unmeasured warm-up per measurement [1]
+#   BENCH_DURATION   measured seconds per measurement [2 for compare, 5 for bench]
+#   BENCH_RUNS       runs per scenario, server and client; the table shows medians [3; bench 1]
+#   BENCH_SCENARIOS  space-separated subset of the scenario names below [all]
+#   BENCH_CLIENTS    subset of: ours tonic h2load [compare: all three; bench: ours h2load]
+#   BENCH_MEMORY     1 to measure idle-connection and idle-stream memory, 0 to skip [1]
+#   BENCH_PIN        1 to pin with taskset (needs 2+ cores), 0 not to [1]
+#   BENCH_OUT        where results go [target/bench]
+#   BENCH_NO_BUILD   1 to use already built binaries
+#
+# Full compare run with the defaults: about 10 minutes on 2 cores.
+set -euo pipefail
+
+MODE=${1:-bench}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+CARGO=${CARGO:-cargo}
+OUT=${BENCH_OUT:-target/bench}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# name rpc connections concurrency req_size resp_size
+SCENARIOS_ALL=(
+  "unary-1B-c1 unary 1 1 1 1"
+  "unary-1B-c64 unary 1 64 1 1"
+  "stream-1B-c1 streaming 1 1 1 1"
+  "stream-1B-c64 streaming 1 64 1 1"
+  "unary-1MiB-c4 unary 1 4 1048576 1048576"
+  "unary-100conn-x10 unary 100 10 1 1"
+)
+
+case "$MODE" in
+  bench)
+    SERVERS="ours"
+    CLIENTS=${BENCH_CLIENTS:-ours h2load}
+    DURATION=${BENCH_DURATION:-5}
+    RUNS=${BENCH_RUNS:-1}
+    ;;
+  compare)
+    SERVERS="ours tonic h2"
+    CLIENTS=${BENCH_CLIENTS:-ours tonic h2load}
+    DURATION=${BENCH_DURATION:-2}
+    RUNS=${BENCH_RUNS:-3}
+    ;;
+  smoke)
+    SERVERS="ours"
+    CLIENTS="ours"
+    DURATION=${BENCH_DURATION:-1}
+    RUNS=1
+    SCENARIOS_ALL=(
+      "smoke-unary-c8 unary 1 8 1 1"
+      "smoke-stream-c8 streaming 1 8 1 1"
+      "smoke-unary-64KiB-c2 unary 1 2 65536 65536"
+      "smoke-unary-4conn-x4 unary 4 4 16 16"
+      "smoke-stream-64KiB-2conn-x2 streaming 2 2 65536 65536"
+    )
+    ;;
+  *)
+    echo "usage: $0 bench|compare|smoke" >&2
+    exit 2
+    ;;
+esac
+WARMUP=${BENCH_WARMUP:-1}
+[ "$MODE" = smoke ] && WARMUP=${BENCH_WARMUP:-0.3}
+MEMORY=${BENCH_MEMORY:-1}
+PIN=${BENCH_PIN:-1}
+[ "$MODE" = smoke ] && PIN=${BENCH_PIN:-0}
+
+if [ "$PIN" = 1 ] && [ "$(nproc)" -lt 2 ]; then
+  echo "run.sh: fewer than 2 cores; not pinning" >&2
+  PIN=0
+fi
+# Command prefixes (arrays, not functions: a backgrounded function would make $! a subshell's
+# pid, not the server's).
+PIN0=()
+PIN1=()
+if [ "$PIN" = 1 ]; then
+  PIN0=(taskset -c 0)
+  PIN1=(taskset -c 1)
+fi
+
+if [[ " $CLIENTS " == *" h2load "* ]] && ! command -v h2load >/dev/null; then
+  echo "run.sh: h2load not found (Debian: apt-get install nghttp2-client); skipping it" >&2
+  CLIENTS=${CLIENTS//h2load/}
+fi
+
+# --- build -------------------------------------------------------------------------------
+R=target/release
+T=target/tonic/release
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  echo "== building (release)"
+  $CARGO build --release -q -p benchmark
+  if [[ " $SERVERS $CLIENTS " == *" tonic "* ]]; then
+    $CARGO build --release -q --manifest-path benchmark/tonic/Cargo.toml --target-dir target/tonic
+  fi
+fi
+
+# --- helpers -----------------------------------------------------------------------------
+SERVER_PID=""
+SERVER_PORT=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  [ -n "${IDLE_PID:-}" ] && kill "$IDLE_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+start_server() { # impl resp_size
+  local impl=$1 resp=$2 log="$OUT/server.log"
+  case "$impl" in
+    ours) "${PIN0[@]}" "$R/benchmark-server" --port 0 >"$log" 2>&1 & ;;
+    tonic) "${PIN0[@]}" "$T/tonic-benchmark-server" --port 0 >"$log" 2>&1 & ;;
+    h2) "${PIN0[@]}" "$R/h2-baseline-server" --port 0 --resp-size "$resp" >"$log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  local i
+  for i in $(seq 100); do
+    SERVER_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
+    [ -n "$SERVER_PORT" ] && return 0
+    sleep 0.05
+  done
+  echo "run.sh: $impl server did not start:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+status_kb() { # pid field (VmRSS, VmHWM): kB
+  awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || true
+}
+
+cpu_ticks() { # pid: utime + stime in clock ticks
+  { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || echo; } | awk '{ print $12 + $13 }'
+}
+
+RESULTS="$OUT/results-$MODE.tsv"
+: >"$RESULTS"
+FAILED=0
+
+# One measurement: writes a line to $RESULTS.
+measure() { # run scenario server client rpc conns conc req resp
+  local run=$1 name=$2 server=$3 client=$4 rpc=$5 conns=$6 conc=$7 req=$8 resp=$9
+  start_server "$server" "$resp"
+  local target="127.0.0.1:$SERVER_PORT" line="" rc=0 clog="$OUT/client.log"
+  local limit
+  limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 60 }')
+  case "$client" in
+    ours | tonic)
+      local bin="$R/benchmark-client"
+      [ "$client" = tonic ] && bin="$T/tonic-benchmark-client"
+      "${PIN1[@]}" timeout "$limit" "$bin" --target "$target" --rpc "$rpc" --connections "$conns" \
+        --concurrency "$conc" --req-size "$req" --resp-size "$resp" --warmup "$WARMUP" \
+        --duration "$DURATION" --server-pid "$SERVER_PID" --label "$name" >"$clog" 2>&1 || rc=$?
+      line=$(grep '^RESULT' "$clog" || true)
+      ;;
+    h2load)
+      local body="$OUT/request-$req-$resp.bin"
+      [ -f "$body" ] || "$R/benchmark-client" --req-size "$req" --resp-size "$resp" --write-request "$body"
+      # h2load takes whole units (500ms, 2s), not fractions.
+      local dms wms
+      dms=$(awk -v d="$DURATION" 'BEGIN { printf "%dms", d * 1000 }')
+      wms=$(awk -v w="$WARMUP" 'BEGIN { printf "%dms", w * 1000 }')
+      "${PIN1[@]}" timeout "$limit" h2load -t 1 -c "$conns" -m "$conc" -D "$dms" --warm-up-time "$wms" \
+        -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' \
+        --log-file "$OUT/h2load.log" \
+        "http://$target/grpc.testing.BenchmarkService/UnaryCall" >"$clog" 2>&1 &
+      local hpid=$!
+      # h2load's measured window starts after its warm-up: sample the server's CPU around it.
+      sleep "$WARMUP"
+      local c0 c1
+      c0=$(cpu_ticks "$SERVER_PID")
+      sleep "$DURATION"
+      c1=$(cpu_ticks "$SERVER_PID")
+      wait "$hpid" || rc=$?
+      line=$(python3 - "$clog" "$OUT/h2load.log" "$c0" "$c1" "$name" "$DURATION" <<'EOF'
+import re, sys
+out = open(sys.argv[1]).read()
+c0, c1, name, dur = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+if not m:
+    sys.exit(0)
+ok, failed = int(m.group(3)), int(m.group(4)) + int(m.group(5))
+lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.count("\t") == 2)
+def q(p):
+    return lat[min(len(lat) - 1, max(0, int(-(-p * len(lat) // 1)) - 1))] if lat else 0
+qps = ok / dur
+cpu = (c1 - c0) / 100.0
+per_1k = cpu / ok * 1000 if ok else 0
+print(f"RESULT impl=h2load label={name} rpc=unary qps={qps:.1f} mbps=0 p50_us={q(0.5)} p90_us={q(0.9)} "
+      f"p99_us={q(0.99)} p999_us={q(0.999)} calls={ok} errors={failed} server_cpu_s={cpu:.3f} cpu_per_1k={per_1k:.5f}")
+EOF
+)
+      if [[ "$line" != *" errors=0 "* ]]; then rc=1; fi
+      ;;
+  esac
+  local hwm
+  hwm=$(status_kb "$SERVER_PID" VmHWM)
+  stop_server
+  if [ "$rc" != 0 ] || [ -z "$line" ]; then
+    echo "  FAILED: $name server=$server client=$client (exit $rc)" >&2
+    tail -5 "$clog" >&2
+    FAILED=1
+    return 0
+  fi
+  local kv
+  kv=$(echo "$line" | tr ' ' '\n' | grep '=' | tr '\n' ' ')
+  printf '%s\t%s\t%s\t%s\t%s\thwm_kb=%s\n' "$name" "$server" "$client" "$run" "$kv" "$hwm" >>"$RESULTS"
+  printf '  %-20s server=%-5s client=%-6s run %s: %s\n' "$name" "$server" "$client" "$run" \
+    "$(echo "$kv" | tr ' ' '\n' | grep -E '^(qps|p50_us|p99_us|cpu_per_1k)=' | tr '\n' ' ') hwm_kb=$hwm"
+}
+
+# --- machine -----------------------------------------------------------------------------
+MACHINE="$OUT/machine-$MODE.txt"
+{
+  echo "cores: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "kernel: $(uname -r); memory: $(free -g | awk '/Mem:/ { print $2 }') GiB"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "warm-up ${WARMUP}s, measured ${DURATION}s, runs $RUNS, pinned: $PIN (server core 0, load generator core 1)"
+} >"$MACHINE"
+cat "$MACHINE"
+
+# --- scenarios ---------------------------------------------------------------------------
+selected() {
+  [ -z "${BENCH_SCENARIOS:-}" ] && return 0
+  [[ " $BENCH_SCENARIOS " == *" $1 "* ]]
+}
+
+for run in $(seq "$RUNS"); do
+  echo "== run $run of $RUNS"
+  for spec in "${SCENARIOS_ALL[@]}"; do
+    read -r name rpc conns conc req resp <<<"$spec"
+    selected "$name" || continue
+    for server in $SERVERS; do
+      for client in $CLIENTS; do
+        [ "$client" = h2load ] && [ "$rpc" != unary ] && continue
+        measure "$run" "$name" "$server" "$client" "$rpc" "$conns" "$conc" "$req" "$resp"
+      done
+    done
+  done
+done
+
+# --- memory ------------------------------------------------------------------------------
+MEM="$OUT/memory-$MODE.tsv"
+: >"$MEM"
+idle_rss() { # server conns streams: prints the server's RSS increase in kB while they are held
+  local server=$1 conns=$2 streams=$3 log="$OUT/idle.log"
+  start_server "$server" 1
+  sleep 0.3
+  local before after
+  before=$(status_kb "$SERVER_PID" VmRSS)
+  "${PIN1[@]}" "$R/benchmark-idle" --target "127.0.0.1:$SERVER_PORT" --connections "$conns" \
+    --streams "$streams" --hold 120 >"$log" 2>&1 &
+  IDLE_PID=$!
+  local i
+  for i in $(seq 600); do
+    grep -q '^READY' "$log" && break
+    if ! kill -0 "$IDLE_PID" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if ! grep -q '^READY' "$log"; then
+    echo "  FAILED: idle $server $conns x $streams" >&2
+    cat "$log" >&2
+    FAILED=1
+    kill "$IDLE_PID" 2>/dev/null || true
+    IDLE_PID=""
+    stop_server
+    echo 0
+    return
+  fi
+  sleep 1
+  after=$(status_kb "$SERVER_PID" VmRSS)
+  kill "$IDLE_PID" 2>/dev/null || true
+  wait "$IDLE_PID" 2>/dev/null || true
+  IDLE_PID=""
+  stop_server
+  echo "$before $after"
+}
+
+if [ "$MEMORY" = 1 ]; then
+  if [ "$MODE" = smoke ]; then
+    CONNS=50 SCONNS=5 PER=10
+  else
+    CONNS=1000 SCONNS=100 PER=100
+  fi
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  echo "== memory: $CONNS idle connections; $SCONNS connections x $PER idle streams"
+  for server in $SERVERS; do
+    read -r b0 a0 <<<"$(idle_rss "$server" "$CONNS" 0)"
+    read -r b1 a1 <<<"$(idle_rss "$server" "$SCONNS" 0)"
+    read -r b2 a2 <<<"$(idle_rss "$server" "$SCONNS" "$PER")"
+    if [ -z "$a0" ] || [ -z "$a1" ] || [ -z "$a2" ]; then FAILED=1; fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$CONNS" "$b0" "$a0" \
+      "$SCONNS" "$b1" "$a1" "$PER" "$b2" "$a2" "" >>"$MEM"
+    echo "  $server: base ${b0} kB; ${CONNS} conns ${a0} kB; ${SCONNS} conns ${a1} kB; +$((SCONNS * PER)) streams ${a2} kB"
+  done
+fi
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$MACHINE"
+
+# --- table -------------------------------------------------------------------------------
+python3 - "$RESULTS" "$MEM" "$MACHINE" "$MODE" "$OUT/table-$MODE.md" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+results, mem, machine, mode, out = sys.argv[1:6]
+rows = defaultdict(list)
+order = []
+for line in open(results):
+    name, server, client, run, kv, hwm = line.rstrip("\n").split("\t")
+    d = dict(x.split("=", 1) for x in (kv.split() + [hwm]))
+    if (name, client) not in order:
+        order.append((name, client))
+    rows[(name, server, client)].append(d)
+
+def med(name, server, client, key):
+    vals = [float(d[key]) for d in rows.get((name, server, client), []) if key in d and d[key] != ""]
+    return statistics.median(vals) if vals else None
+
+def fmt(v, f="{:.0f}"):
+    return "-" if v is None else f.format(v)
+
+def ratio(a, b):
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+servers = [s for s in ("ours", "tonic", "h2") if any(k[1] == s for k in rows)]
+label = {"ours": "ours", "tonic": "tonic", "h2": "bare h2"}
+lines = []
+lines.append("```")
+lines.append(open(machine).read().rstrip())
+lines.append("```")
+lines.append("")
+lines.append("QPS (calls/s; streaming: ping-pongs/s) and latency, medians of the runs:")
+lines.append("")
+hdr = ["scenario", "client"] + [f"{label[s]} QPS" for s in servers]
+if "tonic" in servers:
+    hdr.append("ours/tonic")
+if "h2" in servers:
+    hdr.append("ours/h2")
+hdr += [f"{label[s]} p50/p99 us" for s in servers]
+lines.append("| " + " | ".join(hdr) + " |")
+lines.append("|" + "---|" * len(hdr))
+for name, client in order:
+    q = {s: med(name, s, client, "qps") for s in servers}
+    r = [name, client] + [fmt(q[s]) for s in servers]
+    if "tonic" in servers:
+        r.append(ratio(q["ours"], q["tonic"]))
+    if "h2" in servers:
+        r.append(ratio(q["ours"], q["h2"]))
+    r += [f"{fmt(med(name, s, client, 'p50_us'))}/{fmt(med(name, s, client, 'p99_us'))}" for s in servers]
+    lines.append("| " + " | ".join(r) + " |")
+lines.append("")
+lines.append("Server CPU ms per 1000 calls (lower is better) and server peak RSS (VmHWM, MiB):")
+lines.append("")
+hdr = ["scenario", "client"] + [f"{label[s]} CPU ms/1k" for s in servers]
+if "tonic" in servers:
+    hdr.append("CPU ours/tonic")
+hdr += [f"{label[s]} peak RSS" for s in servers]
+lines.append("| " + " | ".join(hdr) + " |")
+lines.append("|" + "---|" * len(hdr))
+for name, client in order:
+    c = {s: med(name, s, client, "cpu_per_1k") for s in servers}
+    c = {s: (None if v is None else v * 1000) for s, v in c.items()}
+    r = [name, client] + [fmt(c[s], "{:.1f}") for s in servers]
+    if "tonic" in servers:
+        r.append(ratio(c["ours"], c["tonic"]))
+    r += [fmt(None if med(name, s, client, "hwm_kb") is None else med(name, s, client, "hwm_kb") / 1024, "{:.1f}") for s in servers]
+    lines.append("| " + " | ".join(r) + " |")
+mrows = [l.rstrip("\n").split("\t") for l in open(mem) if l.strip()]
+if mrows:
+    lines.append("")
+    lines.append("Idle memory (server RSS; per connection over the fresh server, per stream over the same connections without streams):")
+    lines.append("")
+    lines.append("| server | fresh RSS MiB | idle conns | KiB per connection | idle streams | KiB per stream |")
+    lines.append("|---|---|---|---|---|---|")
+    for server, conns, b0, a0, sconns, b1, a1, per, b2, a2, _ in mrows:
+        conns, sconns, per = int(conns), int(sconns), int(per)
+        try:
+            b0, a0, b1, a1, b2, a2 = map(int, (b0, a0, b1, a1, b2, a2))
+        except ValueError:
+            lines.append(f"| {label[server]} | failed | | | | |")
+            continue
+        per_conn = (a0 - b0) / conns
+        per_stream = ((a2 - b2) - (a1 - b1)) / (sconns * per)
+        lines.append(f"| {label[server]} | {b0 / 1024:.1f} | {conns} | {per_conn:.1f} | {sconns} x {per} | {per_stream:.2f} |")
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
+print()
+print(text)
+EOF
+echo "results: $RESULTS, table: $OUT/table-$MODE.md"
+if [ "$FAILED" != 0 ]; then
+  echo "run.sh: some measurements FAILED" >&2
+  exit 1
+fi
