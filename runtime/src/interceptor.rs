@@ -114,6 +114,17 @@ pub trait Interceptor: Send + Sync + 'static {
     }
 }
 
+/// A shared interceptor: keep an `Arc` to read its state while it is installed.
+impl<I: Interceptor> Interceptor for Arc<I> {
+    fn on_call<'a>(&'a self, call: &'a mut CallInfo) -> InterceptFuture<'a> {
+        (**self).on_call(call)
+    }
+
+    fn on_end(&self, call: &CallInfo, status: &Status) {
+        (**self).on_end(call, status);
+    }
+}
+
 /// An interceptor from a synchronous closure run before each call.
 ///
 /// # Examples
