@@ -18,7 +18,6 @@ async fn every_case_passes_against_our_server() {
     let cases = Cases::new(&addr.to_string(), 3).unwrap();
     let mut failures = Vec::new();
     for name in ALL_CASES {
-        eprintln!("case {name}");
         if let Err(reason) = cases.run(name).await {
             failures.push(format!("{name}: {reason}"));
         }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use grpc_runtime::client::CallOptions;
 use grpc_runtime::{Code, Request, Response, Streaming};
 use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
@@ -135,4 +136,23 @@ async fn dropping_a_bidi_stream_cancels_the_handler() {
     .await;
     assert_eq!(observed.finished.load(Ordering::SeqCst), 0);
     drop(tx2);
+}
+
+#[tokio::test]
+async fn dropping_a_client_streaming_call_cancels_the_handler() {
+    let srv = start().await;
+    let client = srv.client();
+    // A request stream that never ends: only dropping the call can end it.
+    let requests =
+        futures_util::stream::iter(vec![s("one")]).chain(futures_util::stream::pending());
+    let call = client.client_streaming::<_, _, StringValue>(CONCAT, Request::new(requests));
+    let observed = srv.echo.observed.clone();
+    let _ = tokio::time::timeout(Duration::from_millis(200), call).await;
+    assert_eq!(observed.started.load(Ordering::SeqCst), 1);
+    eventually("handler dropped", || {
+        observed.dropped.load(Ordering::SeqCst) + observed.finished.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // It ended because the client cancelled: it never saw the end of its input.
+    assert_eq!(observed.finished.load(Ordering::SeqCst), 0);
 }

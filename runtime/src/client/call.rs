@@ -344,7 +344,9 @@ impl Client {
         let (head, messages) = request.into_parts();
         let (mut call, response, send) = self.open(path, MethodKind::ClientStreaming, head).await?;
         let send_error = Arc::new(Mutex::new(None));
-        let task = spawn_sender(messages, send, &call, Arc::clone(&send_error));
+        // Aborted however this future ends, dropped mid-call included: the sender holds the
+        // stream open, so a detached sender would keep the call alive on the server.
+        let _sender = AbortOnDrop(spawn_sender(messages, send, &call, Arc::clone(&send_error)));
         let result = with_deadline(call.deadline, async {
             let result = single_response(response, call.max_recv, None).await;
             // A failure of our own sending (an oversized message, say) explains the reset.
@@ -354,7 +356,6 @@ impl Client {
             }
         })
         .await;
-        task.abort();
         call.end.finish(status_of(&result));
         result
     }
@@ -397,6 +398,15 @@ impl Client {
             tail,
         );
         Ok(Response::new(stream))
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
