@@ -112,6 +112,10 @@ impl AcceptSet {
     pub(crate) fn contains(self, enc: CompressionEncoding) -> bool {
         self.0 & (1 << enc as u8) != 0
     }
+
+    pub(crate) fn insert(&mut self, enc: CompressionEncoding) {
+        self.0 |= 1 << enc as u8;
+    }
 }
 
 /// Parses a received `grpc-accept-encoding` value.

@@ -203,3 +203,20 @@ async fn each_side_sees_which_messages_were_compressed() {
     }
     assert_eq!(flags, [(0, true), (1, false), (2, true), (3, false)]);
 }
+
+#[tokio::test]
+async fn a_client_that_compressed_its_request_gets_that_encoding_back() {
+    // No grpc-accept-encoding (as older grpc-go clients send it only sometimes), but the
+    // request itself is gzip: the client can evidently decode gzip.
+    let srv = start_with(|b| b.send_compressed(CompressionEncoding::Gzip)).await;
+    let mut frame = vec![1, 0, 0, 0, 0];
+    let body = protobuf::Message::write_to_bytes(&s("big:10000")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &body).unwrap();
+    let gz = gz.finish().unwrap();
+    frame[1..5].copy_from_slice(&(gz.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&gz);
+    let (headers, body) = raw_unary(srv.addr, &[("grpc-encoding", "gzip")], frame).await;
+    assert_eq!(headers["grpc-encoding"], "gzip");
+    assert_eq!(body[0], 1);
+}

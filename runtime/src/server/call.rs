@@ -106,7 +106,11 @@ impl ServerCall {
                     compression::Received::Identity
                 }
             };
-        let client_accepts = compression::accept_set(headers.get("grpc-accept-encoding"));
+        // A client that compressed its request with an encoding can decode it too.
+        let mut client_accepts = compression::accept_set(headers.get("grpc-accept-encoding"));
+        if let compression::Received::Known(enc) = encoding {
+            client_accepts.insert(enc);
+        }
         let mut responder = Responder::new(respond, client_accepts, config.max_send);
         let _ = responder.set_compression(config.send_compressed);
         if let Some((status, list_accepted)) = failure {

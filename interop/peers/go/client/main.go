@@ -333,8 +333,10 @@ func (c *client) serverCompressedUnary() error {
 		log := &recvLog{}
 		ctx, cancel := callCtx()
 		ctx = context.WithValue(ctx, recvLogKey{}, log)
+		// grpc-go 1.33 advertises grpc-accept-encoding only on calls that compress their
+		// request, so these do: otherwise no server may compress its response.
 		resp, err := c.stub.UnaryCall(ctx, &pb.SimpleRequest{ResponseSize: 314159, Payload: zeros(271828),
-			ResponseCompressed: &pb.BoolValue{Value: compressed}})
+			ResponseCompressed: &pb.BoolValue{Value: compressed}}, grpc.UseCompressor(gzip.Name))
 		cancel()
 		if err != nil {
 			return fail("response_compressed=%v: %v", compressed, err)
@@ -361,7 +363,12 @@ func (c *client) serverStreaming(compressed []bool, sizes []int) error {
 	log := &recvLog{}
 	ctx, cancel := callCtx()
 	defer cancel()
-	s, err := c.stub.StreamingOutputCall(context.WithValue(ctx, recvLogKey{}, log), req)
+	var opts []grpc.CallOption
+	if compressed != nil {
+		// As in serverCompressedUnary: a compressed request makes grpc-go 1.33 advertise gzip.
+		opts = append(opts, grpc.UseCompressor(gzip.Name))
+	}
+	s, err := c.stub.StreamingOutputCall(context.WithValue(ctx, recvLogKey{}, log), req, opts...)
 	if err != nil {
 		return err
 	}
