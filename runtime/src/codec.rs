@@ -164,9 +164,16 @@ pub(crate) fn decode<M: Message>(body: Bytes) -> Result<M, Status> {
 }
 
 /// Splits a stream of byte chunks into message bodies.
+///
+/// A message that lies whole inside one received chunk (the usual case) is sliced out of it
+/// without copying; only messages split across chunks are assembled in a buffer.
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
+    /// Bytes of a partial message, assembled across chunks. Never non-empty together with
+    /// `chunk`: `chunk` comes after it.
     buf: BytesMut,
+    /// The unread rest of the last chunk.
+    chunk: Bytes,
     max_size: usize,
     encoding: Received,
     last_compressed: bool,
@@ -176,6 +183,7 @@ impl FrameDecoder {
     pub(crate) fn new(max_size: usize, encoding: Received) -> FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
+            chunk: Bytes::new(),
             max_size,
             encoding,
             last_compressed: false,
@@ -188,28 +196,35 @@ impl FrameDecoder {
     }
 
     /// Adds received bytes.
-    pub(crate) fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
+    pub(crate) fn push(&mut self, chunk: Bytes) {
+        if self.buf.is_empty() && self.chunk.is_empty() {
+            self.chunk = chunk;
+        } else {
+            self.spill();
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Moves the unread chunk into the assembly buffer.
+    fn spill(&mut self) {
+        if !self.chunk.is_empty() {
+            self.buf.extend_from_slice(&self.chunk);
+            self.chunk = Bytes::new();
+        }
     }
 
     /// Whether a partial frame is buffered (an error if the stream ends here).
     pub(crate) fn has_partial(&self) -> bool {
-        !self.buf.is_empty()
+        !self.buf.is_empty() || !self.chunk.is_empty()
     }
 
-    /// The next complete message body (decompressed), if one is buffered.
-    ///
-    /// # Errors
-    ///
-    /// `RESOURCE_EXHAUSTED` for a message over the limit (checked on the prefix, before the
-    /// body is buffered), `INTERNAL` for a bad flag, a compressed message without
-    /// `grpc-encoding`, or a body that does not decompress.
-    pub(crate) fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
-        if self.buf.len() < HEADER_LEN {
+    /// Reads and checks a frame prefix: `(compressed, body length)`.
+    fn header(&self, bytes: &[u8]) -> Result<Option<(bool, usize)>, Status> {
+        if bytes.len() < HEADER_LEN {
             return Ok(None);
         }
-        let flag = self.buf[0];
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        let flag = bytes[0];
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
         if flag > 1 {
             return Err(Status::internal(format!(
                 "invalid message compressed-flag {flag} (must be 0 or 1)"
@@ -221,14 +236,50 @@ impl FrameDecoder {
                 self.max_size
             )));
         }
-        if self.buf.len() < HEADER_LEN + len {
-            self.buf.reserve(HEADER_LEN + len - self.buf.len());
-            return Ok(None);
-        }
-        self.buf.advance(HEADER_LEN);
-        let body = self.buf.split_to(len).freeze();
-        self.last_compressed = flag == 1;
-        if flag == 0 {
+        Ok(Some((flag == 1, len)))
+    }
+
+    /// The next complete message body (decompressed), if one is buffered.
+    ///
+    /// # Errors
+    ///
+    /// `RESOURCE_EXHAUSTED` for a message over the limit (checked on the prefix, before the
+    /// body is buffered), `INTERNAL` for a bad flag, a compressed message without
+    /// `grpc-encoding`, or a body that does not decompress.
+    pub(crate) fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
+        let (compressed, body) = if self.buf.is_empty() {
+            // Fast path: slice a whole message out of the chunk.
+            match self.header(&self.chunk)? {
+                Some((compressed, len)) if self.chunk.len() >= HEADER_LEN + len => {
+                    let mut frame = self.chunk.split_to(HEADER_LEN + len);
+                    frame.advance(HEADER_LEN);
+                    (compressed, frame)
+                }
+                Some((_, len)) => {
+                    self.buf.reserve(HEADER_LEN + len);
+                    self.spill();
+                    return Ok(None);
+                }
+                None => {
+                    self.spill();
+                    return Ok(None);
+                }
+            }
+        } else {
+            match self.header(&self.buf)? {
+                Some((compressed, len)) if self.buf.len() >= HEADER_LEN + len => {
+                    self.buf.advance(HEADER_LEN);
+                    (compressed, self.buf.split_to(len).freeze())
+                }
+                Some((_, len)) => {
+                    self.buf.reserve(HEADER_LEN + len - self.buf.len());
+                    return Ok(None);
+                }
+                None => return Ok(None),
+            }
+        };
+        self.last_compressed = compressed;
+        if !compressed {
             return Ok(Some(body));
         }
         match self.encoding {
@@ -271,7 +322,7 @@ mod tests {
             let mut dec = FrameDecoder::new(1024, Received::Identity);
             let mut out = Vec::new();
             for chunk in [&all[..split], &all[split..]] {
-                dec.push(chunk);
+                dec.push(Bytes::copy_from_slice(chunk));
                 while let Some(body) = dec.next_message().unwrap() {
                     out.push(decode::<StringValue>(body).unwrap().value);
                 }
@@ -279,6 +330,41 @@ mod tests {
             assert_eq!(out, ["first", "second"]);
             assert!(!dec.has_partial());
         }
+    }
+
+    #[test]
+    fn byte_by_byte_and_all_at_once() {
+        let mut scratch = BytesMut::new();
+        let texts = ["a", "", "ccc", &"d".repeat(300)];
+        let all: Vec<u8> = texts
+            .iter()
+            .flat_map(|t| {
+                encode(&msg(t), None, usize::MAX, &mut scratch)
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        let decode_all = |chunks: Vec<Bytes>| {
+            let mut dec = FrameDecoder::new(1024, Received::Identity);
+            let mut out = Vec::new();
+            for chunk in chunks {
+                dec.push(chunk);
+                while let Some(body) = dec.next_message().unwrap() {
+                    out.push(decode::<StringValue>(body).unwrap().value);
+                }
+            }
+            assert!(!dec.has_partial());
+            out
+        };
+        let one_by_one = all.iter().map(|b| Bytes::copy_from_slice(&[*b])).collect();
+        assert_eq!(decode_all(one_by_one), texts);
+        // One chunk holding every message: sliced out, no copy.
+        let whole = Bytes::from(all.clone());
+        let mut dec = FrameDecoder::new(1024, Received::Identity);
+        dec.push(whole.clone());
+        let first = dec.next_message().unwrap().unwrap();
+        assert_eq!(first.as_ptr(), whole[5..].as_ptr(), "sliced from the chunk");
+        assert_eq!(decode_all(vec![whole]), texts);
     }
 
     #[test]
@@ -295,32 +381,32 @@ mod tests {
         assert_eq!(frame[0], 1);
         assert!(frame.len() < 200);
         let mut dec = FrameDecoder::new(10_000, Received::Known(CompressionEncoding::Gzip));
-        dec.push(&frame);
+        dec.push(frame.clone());
         let body = dec.next_message().unwrap().unwrap();
         assert_eq!(decode::<StringValue>(body).unwrap().value, text);
         // Same frame without grpc-encoding: INTERNAL.
         let mut dec = FrameDecoder::new(10_000, Received::Identity);
-        dec.push(&frame);
+        dec.push(frame.clone());
         assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
     }
 
     #[test]
     fn limits_checked_on_prefix() {
         let mut dec = FrameDecoder::new(10, Received::Identity);
-        dec.push(b"\x00\x00\x00\x00\x0b");
+        dec.push(Bytes::from_static(b"\x00\x00\x00\x00\x0b"));
         assert_eq!(
             dec.next_message().unwrap_err().code(),
             Code::ResourceExhausted
         );
         // A huge announced length does not allocate: the limit fails first.
         let mut dec = FrameDecoder::new(4 << 20, Received::Identity);
-        dec.push(b"\x00\xff\xff\xff\xff");
+        dec.push(Bytes::from_static(b"\x00\xff\xff\xff\xff"));
         assert_eq!(
             dec.next_message().unwrap_err().code(),
             Code::ResourceExhausted
         );
         let mut dec = FrameDecoder::new(10, Received::Identity);
-        dec.push(b"\x02\x00\x00\x00\x00");
+        dec.push(Bytes::from_static(b"\x02\x00\x00\x00\x00"));
         assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
         let mut scratch = BytesMut::new();
         let err = encode(&msg("too long"), None, 3, &mut scratch).unwrap_err();

@@ -91,22 +91,34 @@ impl MetadataMap {
         MetadataMap::default()
     }
 
-    /// Builds a map from received headers, leaving out reserved ones.
+    /// Builds a map from received headers, leaving out reserved ones. Removes them in place
+    /// (a handful of keys: `content-type`, `te`, `grpc-*`) rather than rebuilding the map.
     pub(crate) fn from_headers(mut headers: HeaderMap) -> MetadataMap {
-        let reserved = headers.keys().any(|k| is_reserved(k.as_str()));
-        if reserved {
-            let mut clean = HeaderMap::with_capacity(headers.len());
-            let mut last: Option<HeaderName> = None;
-            for (key, value) in headers.drain() {
-                if let Some(key) = key {
-                    last = Some(key);
+        let mut reserved: [Option<HeaderName>; 8] = Default::default();
+        let mut found = 0;
+        for key in headers.keys() {
+            if is_reserved(key.as_str()) {
+                if found == reserved.len() {
+                    // Unusually many: fall back to removing while scanning again below.
+                    found += 1;
+                    break;
                 }
-                let key = last.as_ref().expect("first drained entry has a key");
-                if !is_reserved(key.as_str()) {
-                    clean.append(key.clone(), value);
-                }
+                reserved[found] = Some(key.clone());
+                found += 1;
             }
-            headers = clean;
+        }
+        for key in reserved.iter().flatten() {
+            headers.remove(key);
+        }
+        if found > reserved.len() {
+            let rest: Vec<HeaderName> = headers
+                .keys()
+                .filter(|k| is_reserved(k.as_str()))
+                .cloned()
+                .collect();
+            for key in rest {
+                headers.remove(&key);
+            }
         }
         MetadataMap { headers }
     }
@@ -318,6 +330,21 @@ mod tests {
         assert_eq!(decode_bin(b"AAE").unwrap(), [0, 1]);
         assert_eq!(encode_bin(&[0, 1]), "AAE");
         assert!(decode_bin(b"!!").is_err());
+    }
+
+    #[test]
+    fn from_headers_drops_many_reserved() {
+        let mut headers = HeaderMap::new();
+        for i in 0..20 {
+            headers.insert(
+                HeaderName::try_from(format!("grpc-x{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        headers.insert("x-kept", HeaderValue::from_static("k"));
+        let md = MetadataMap::from_headers(headers);
+        assert_eq!(md.len(), 1);
+        assert_eq!(md.get("x-kept"), Some("k"));
     }
 
     #[test]

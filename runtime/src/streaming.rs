@@ -207,7 +207,7 @@ impl<T: Message> Streaming<T> {
             match ready!(body.poll_data(cx)) {
                 Some(Ok(chunk)) => {
                     let _ = body.flow_control().release_capacity(chunk.len());
-                    self.decoder.push(&chunk);
+                    self.decoder.push(chunk);
                 }
                 Some(Err(e)) => {
                     let status = self.sender_failure().unwrap_or_else(|| Status::from_h2(&e));

@@ -128,18 +128,19 @@ impl ServerCall {
             return None;
         }
 
-        let mut info = CallInfo {
-            path: head.uri.path().to_owned(),
-            kind,
-            metadata: MetadataMap::from_headers(head.headers),
-            extensions: head.extensions,
-            timeout,
-            remote_addr,
-        };
+        let metadata = MetadataMap::from_headers(head.headers);
         let chain = &shared.interceptors;
-        let end = if chain.is_empty() {
-            EndGuard::none()
+        let (metadata, extensions, end) = if chain.is_empty() {
+            (metadata, head.extensions, EndGuard::none())
         } else {
+            let mut info = CallInfo {
+                path: head.uri.path().to_owned(),
+                kind,
+                metadata,
+                extensions: head.extensions,
+                timeout,
+                remote_addr,
+            };
             if let Err(status) = chain.start(&mut info).await {
                 responder.finish(&status, None);
                 return None;
@@ -147,20 +148,24 @@ impl ServerCall {
             // The guard reports the outcome; it needs the call's description, not its
             // metadata, which moves to the handler.
             let described = CallInfo {
-                path: info.path.clone(),
+                path: std::mem::take(&mut info.path),
                 kind,
                 metadata: MetadataMap::new(),
                 extensions: http::Extensions::new(),
                 timeout,
                 remote_addr,
             };
-            EndGuard::new(chain.clone(), described)
+            (
+                info.metadata,
+                info.extensions,
+                EndGuard::new(chain.clone(), described),
+            )
         };
         Some(Started {
             responder: Arc::new(Mutex::new(responder)),
             requests: Some((body, FrameDecoder::new(config.max_recv, encoding))),
-            metadata: info.metadata,
-            extensions: info.extensions,
+            metadata,
+            extensions,
             deadline,
             remote_addr,
             end,

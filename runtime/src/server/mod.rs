@@ -448,11 +448,12 @@ async fn dispatch(
         plain_response(&mut respond, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
         return;
     }
-    let path = head.uri.path();
+    // A clone of the URI shares its bytes: the names below borrow from it, not from `head`,
+    // which moves into the call.
+    let uri = head.uri.clone();
+    let path = uri.path();
     let (service_name, method) = match path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
-        Some((service, method)) if !service.is_empty() && !method.is_empty() => {
-            (service.to_owned(), method.to_owned())
-        }
+        Some((service, method)) if !service.is_empty() && !method.is_empty() => (service, method),
         _ => {
             let status = Status::unimplemented(format!("malformed method name {path:?}"));
             let call = ServerCall {
@@ -466,7 +467,7 @@ async fn dispatch(
             return;
         }
     };
-    let service = shared.services.get(service_name.as_str()).cloned();
+    let service = shared.services.get(service_name).cloned();
     let call = ServerCall {
         head,
         body,
@@ -475,7 +476,7 @@ async fn dispatch(
         remote_addr,
     };
     match service {
-        Some(service) => service.call(&method, call).await,
+        Some(service) => service.call(method, call).await,
         None => {
             let status = Status::unimplemented(format!("unknown service {service_name}"));
             call.reject(status).await;
