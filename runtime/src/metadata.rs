@@ -123,6 +123,11 @@ impl MetadataMap {
         MetadataMap { headers }
     }
 
+    /// The underlying header map, for sending.
+    pub(crate) fn into_headers(self) -> HeaderMap {
+        self.headers
+    }
+
     /// Appends every entry to outgoing `headers`.
     pub(crate) fn write_to(&self, headers: &mut HeaderMap) {
         for (key, value) in &self.headers {

@@ -139,20 +139,30 @@ impl Client {
         head: RequestHead,
     ) -> Result<(Call, ResponseFuture, SendStream<Bytes>), Status> {
         let config = self.channel.config();
-        let mut info = CallInfo {
-            path: path.to_owned(),
-            kind,
-            metadata: head.metadata,
-            extensions: head.extensions,
-            timeout: head.timeout.or(self.options.timeout),
-            remote_addr: None,
-        };
         let chain = &config.interceptors;
-        if !chain.is_empty() {
+        let mut timeout = head.timeout.or(self.options.timeout);
+        let mut end = EndGuard::none();
+        // Without interceptors the metadata's header map becomes the request's headers as is;
+        // with them, they see (and may change) it first and keep a copy for `on_end`.
+        let metadata = if chain.is_empty() {
+            head.metadata
+        } else {
+            let mut info = CallInfo {
+                path: path.to_owned(),
+                kind,
+                metadata: head.metadata,
+                extensions: head.extensions,
+                timeout,
+                remote_addr: None,
+            };
             chain.start(&mut info).await?;
-        }
+            timeout = info.timeout;
+            let metadata = info.metadata.clone();
+            end = EndGuard::new(chain.clone(), info);
+            metadata
+        };
         let mut call = Call {
-            deadline: info.timeout.map(|t| Instant::now() + t),
+            deadline: timeout.map(|t| Instant::now() + t),
             compression: head.compression.or(self.options.send_compressed),
             max_recv: head
                 .max_recv_message_size
@@ -162,23 +172,21 @@ impl Client {
                 .max_send_message_size
                 .or(self.options.max_send_message_size)
                 .unwrap_or(config.max_send_message_size),
-            end: EndGuard::none(),
+            end,
         };
 
-        let mut request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(self.channel.uri(path))
-            .body(())
-            .expect("valid request parts");
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.channel.uri(path);
+        *request.headers_mut() = metadata.into_headers();
         let headers = request.headers_mut();
-        info.metadata.write_to(headers);
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
         );
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
         headers.insert(http::header::USER_AGENT, config.user_agent.clone());
-        if let Some(t) = info.timeout {
+        if let Some(t) = timeout {
             headers.insert(
                 "grpc-timeout",
                 HeaderValue::try_from(timeout::encode(t)).expect("ASCII"),
@@ -195,10 +203,6 @@ impl Client {
             compression::accept_list(&CompressionEncoding::ALL),
             "identity,gzip,deflate"
         );
-
-        if !chain.is_empty() {
-            call.end = EndGuard::new(chain.clone(), info);
-        }
 
         let opened = with_deadline(call.deadline, async {
             // A connection found dead since the last call is replaced once, transparently:
