@@ -157,7 +157,7 @@ impl Histogram {
         }
         let shift = ((i - SUB) / SUB) as u32;
         let sub = ((i - SUB) % SUB) as u64;
-        (((SUB as u64 + sub + 1) as u128) << shift).min(u64::MAX as u128 + 1) as u64 - 1
+        ((((SUB as u64 + sub + 1) as u128) << shift) - 1).min(u64::MAX as u128) as u64
     }
 
     /// Records one value.
@@ -199,6 +199,9 @@ impl Histogram {
     pub fn quantile(&self, q: f64) -> u64 {
         if self.total == 0 {
             return 0;
+        }
+        if q <= 0.0 {
+            return self.min;
         }
         let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0;
