@@ -21,7 +21,9 @@ pub(crate) const HEADER_LEN: usize = 5;
 
 /// Encodes `msg` as one frame (prefix and body), compressing it with `compression` if set.
 ///
-/// `scratch` is reused across calls to avoid allocating a buffer per message.
+/// The message is written once, straight after the prefix, into an allocation of exactly
+/// the frame's size. `scratch` serves compression only (the plain bytes are compressed
+/// from it into the frame).
 pub(crate) fn encode<M: Message>(
     msg: &M,
     compression: Option<CompressionEncoding>,
@@ -35,24 +37,28 @@ pub(crate) fn encode<M: Message>(
         )));
     }
     let size = size as usize;
+    let write = |out: &mut Vec<u8>| {
+        let mut stream = CodedOutputStream::vec(out);
+        msg.write_to_with_cached_sizes(&mut stream)
+            .and_then(|()| stream.flush())
+            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))
+    };
+    let Some(enc) = compression else {
+        let mut frame = Vec::with_capacity(HEADER_LEN + size);
+        frame.push(0);
+        frame.extend_from_slice(&(size as u32).to_be_bytes());
+        write(&mut frame)?;
+        debug_assert_eq!(frame.len(), HEADER_LEN + size);
+        return Ok(Bytes::from(frame));
+    };
+    let mut plain = Vec::with_capacity(size);
+    write(&mut plain)?;
     scratch.clear();
-    scratch.reserve(HEADER_LEN + size);
     scratch.put_bytes(0, HEADER_LEN);
-    let start = scratch.len();
-    scratch.resize(start + size, 0);
-    {
-        let mut out = CodedOutputStream::bytes(&mut scratch[start..]);
-        msg.write_to_with_cached_sizes(&mut out)
-            .and_then(|()| out.flush())
-            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
-    }
+    compress_into(enc, &plain, scratch)?;
     let mut frame = scratch.split();
-    if let Some(enc) = compression {
-        let plain = frame.split_off(HEADER_LEN);
-        compress_into(enc, &plain, &mut frame)?;
-    }
     let len = frame.len() - HEADER_LEN;
-    frame[0] = u8::from(compression.is_some());
+    frame[0] = 1;
     frame[1..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(frame.freeze())
 }

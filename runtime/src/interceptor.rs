@@ -229,6 +229,13 @@ impl EndGuard {
         }
     }
 
+    /// Reports OK, building the status only if someone will see it.
+    pub(crate) fn finish_ok(&mut self) {
+        if self.call.is_some() {
+            self.finish(&Status::ok(""));
+        }
+    }
+
     pub(crate) fn finish(&mut self, status: &Status) {
         if let Some(call) = self.call.take() {
             self.chain.end(&call, status);

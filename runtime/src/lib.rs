@@ -44,6 +44,7 @@ pub mod codec;
 pub mod codegen;
 pub mod compression;
 mod error;
+mod headers;
 pub mod interceptor;
 pub mod metadata;
 mod request;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode, percent_encode};
 
+use crate::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
 use crate::metadata::MetadataMap;
 
 /// The 17 gRPC status codes.
@@ -253,13 +254,13 @@ impl Status {
 
     /// Reads a status from trailers (or trailers-only headers). `None` if `grpc-status` is absent.
     pub(crate) fn from_trailers(headers: &http::HeaderMap) -> Option<Status> {
-        let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+        let code = Code::from_bytes(headers.get(GRPC_STATUS)?.as_bytes());
         let message = headers
-            .get("grpc-message")
+            .get(GRPC_MESSAGE)
             .map(|v| decode_message(v.as_bytes()))
             .unwrap_or_default();
         let details = headers
-            .get("grpc-status-details-bin")
+            .get(GRPC_STATUS_DETAILS_BIN)
             .and_then(|v| crate::metadata::decode_bin(v.as_bytes()).ok())
             .map(Bytes::from)
             .unwrap_or_default();
@@ -271,17 +272,17 @@ impl Status {
     /// Writes `grpc-status`, `grpc-message`, `grpc-status-details-bin` and the metadata.
     pub(crate) fn write_trailers(&self, headers: &mut http::HeaderMap) {
         self.0.metadata.write_to(headers);
-        headers.insert("grpc-status", self.0.code.header_value());
+        headers.insert(GRPC_STATUS, self.0.code.header_value());
         if !self.0.message.is_empty() {
             let encoded = encode_message(&self.0.message);
             if let Ok(value) = HeaderValue::from_str(&encoded) {
-                headers.insert("grpc-message", value);
+                headers.insert(GRPC_MESSAGE, value);
             }
         }
         if !self.0.details.is_empty() {
             let encoded = crate::metadata::encode_bin(&self.0.details);
             if let Ok(value) = HeaderValue::from_str(&encoded) {
-                headers.insert("grpc-status-details-bin", value);
+                headers.insert(GRPC_STATUS_DETAILS_BIN, value);
             }
         }
     }

@@ -317,7 +317,7 @@ impl ResponseHead {
             });
         }
         let encoding = compression::parse_encoding(
-            parts.headers.get("grpc-encoding"),
+            parts.headers.get(crate::headers::GRPC_ENCODING),
             &CompressionEncoding::ALL,
         )
         .map_err(|s| Status::internal(s.message().to_owned()))?;

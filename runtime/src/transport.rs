@@ -23,10 +23,12 @@ pub(crate) struct Http2Settings {
 impl Default for Http2Settings {
     fn default() -> Self {
         Http2Settings {
-            initial_stream_window_size: 1024 * 1024,
-            initial_connection_window_size: 2 * 1024 * 1024,
+            // A 1 MiB message fits in one stream window, and four of them in the connection's,
+            // so large messages are not held up waiting for WINDOW_UPDATEs.
+            initial_stream_window_size: 2 * 1024 * 1024,
+            initial_connection_window_size: 8 * 1024 * 1024,
             max_frame_size: 16 * 1024,
-            max_send_buffer_size: 1024 * 1024,
+            max_send_buffer_size: 2 * 1024 * 1024,
             // gRPC-Go's default max header list size is 16 MiB.
             max_header_list_size: 16 * 1024 * 1024,
         }

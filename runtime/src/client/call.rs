@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::Channel;
 use crate::codec::{self, Encodable, MessageCompressed};
 use crate::compression::{self, CompressionEncoding};
+use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
 use crate::interceptor::{CallInfo, EndGuard};
 use crate::request::{Request, RequestHead, Response};
 use crate::service::MethodKind;
@@ -188,15 +189,15 @@ impl Client {
         headers.insert(http::header::USER_AGENT, config.user_agent.clone());
         if let Some(t) = timeout {
             headers.insert(
-                "grpc-timeout",
+                GRPC_TIMEOUT,
                 HeaderValue::try_from(timeout::encode(t)).expect("ASCII"),
             );
         }
         if let Some(enc) = call.compression {
-            headers.insert("grpc-encoding", enc.header_value());
+            headers.insert(GRPC_ENCODING, enc.header_value());
         }
         headers.insert(
-            "grpc-accept-encoding",
+            GRPC_ACCEPT_ENCODING,
             HeaderValue::from_static("identity,gzip,deflate"),
         );
         debug_assert_eq!(

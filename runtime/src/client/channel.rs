@@ -344,13 +344,13 @@ impl ChannelBuilder {
         self
     }
 
-    /// HTTP/2 flow-control window of each stream. Default: 1 MiB.
+    /// HTTP/2 flow-control window of each stream. Default: 2 MiB.
     pub fn initial_stream_window_size(mut self, size: u32) -> Self {
         self.http2.initial_stream_window_size = size;
         self
     }
 
-    /// HTTP/2 flow-control window of the connection. Default: 2 MiB.
+    /// HTTP/2 flow-control window of the connection. Default: 8 MiB.
     pub fn initial_connection_window_size(mut self, size: u32) -> Self {
         self.http2.initial_connection_window_size = size;
         self

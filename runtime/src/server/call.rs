@@ -16,6 +16,7 @@ use super::Shared;
 use super::responder::{self, Responder, ResponseSender, SharedResponder, lock};
 use crate::codec::{FrameDecoder, MessageCompressed};
 use crate::compression;
+use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
 use crate::interceptor::{CallInfo, EndGuard};
 use crate::metadata::MetadataMap;
 use crate::request::{Request, Response};
@@ -84,7 +85,7 @@ impl ServerCall {
         let headers = &head.headers;
 
         let mut failure: Option<(Status, bool)> = None;
-        let timeout = match headers.get("grpc-timeout") {
+        let timeout = match headers.get(GRPC_TIMEOUT) {
             None => None,
             Some(value) => match timeout::decode(value.as_bytes()) {
                 Some(t) => Some(t),
@@ -98,16 +99,16 @@ impl ServerCall {
             },
         };
         let deadline = timeout.map(|t: Duration| Instant::now() + t);
-        let encoding =
-            match compression::parse_encoding(headers.get("grpc-encoding"), &config.accept) {
-                Ok(encoding) => encoding,
-                Err(status) => {
-                    failure.get_or_insert((status, true));
-                    compression::Received::Identity
-                }
-            };
+        let encoding = match compression::parse_encoding(headers.get(GRPC_ENCODING), &config.accept)
+        {
+            Ok(encoding) => encoding,
+            Err(status) => {
+                failure.get_or_insert((status, true));
+                compression::Received::Identity
+            }
+        };
         // A client that compressed its request with an encoding can decode it too.
-        let mut client_accepts = compression::accept_set(headers.get("grpc-accept-encoding"));
+        let mut client_accepts = compression::accept_set(headers.get(GRPC_ACCEPT_ENCODING));
         if let compression::Received::Known(enc) = encoding {
             client_accepts.insert(enc);
         }
@@ -324,9 +325,10 @@ impl Started {
         let mut responder = lock(&self.responder);
         let status = match outcome {
             Outcome::Done(Ok(trailers)) => {
-                let ok = Status::ok("");
-                responder.finish(&ok, trailers);
-                ok
+                responder.finish_ok(trailers);
+                drop(responder);
+                self.end.finish_ok();
+                return;
             }
             Outcome::Done(Err(status)) => {
                 responder.finish(&status, None);

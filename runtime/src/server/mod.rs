@@ -159,13 +159,13 @@ impl ServerBuilder {
         self
     }
 
-    /// HTTP/2 flow-control window of each stream. Default: 1 MiB.
+    /// HTTP/2 flow-control window of each stream. Default: 2 MiB.
     pub fn initial_stream_window_size(mut self, size: u32) -> Self {
         self.config.http2.initial_stream_window_size = size;
         self
     }
 
-    /// HTTP/2 flow-control window of each connection. Default: 2 MiB.
+    /// HTTP/2 flow-control window of each connection. Default: 8 MiB.
     pub fn initial_connection_window_size(mut self, size: u32) -> Self {
         self.config.http2.initial_connection_window_size = size;
         self
@@ -399,7 +399,9 @@ async fn serve_connection<IO>(
             return;
         }
     };
-    let mut calls = JoinSet::new();
+    // Each call runs in its own task. They need no tracking: when this connection ends
+    // (closed, or dropped by a hard stop), h2 errors every open stream, and a call whose
+    // stream errors drops its handler.
     let mut going_away = false;
     loop {
         if !going_away && *mode.borrow_and_update() != Mode::Serving {
@@ -410,9 +412,10 @@ async fn serve_connection<IO>(
             return;
         }
         tokio::select! {
+            biased;
             next = connection.accept() => match next {
                 Some(Ok((request, respond))) => {
-                    calls.spawn(dispatch(request, respond, Arc::clone(&shared), remote_addr));
+                    tokio::spawn(dispatch(request, respond, Arc::clone(&shared), remote_addr));
                 }
                 Some(Err(e)) => {
                     tracing::debug!(?remote_addr, "connection error: {e}");
@@ -420,12 +423,9 @@ async fn serve_connection<IO>(
                 }
                 None => break,
             },
-            Some(_) = calls.join_next() => {}
             _ = mode.changed() => {}
         }
     }
-    // The connection is closed; calls still running cannot send anything more.
-    calls.abort_all();
 }
 
 /// Routes one request to its service.

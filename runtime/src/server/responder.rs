@@ -119,7 +119,7 @@ impl Responder {
         let mut response = self.base_response();
         let headers = response.headers_mut();
         if let Some(enc) = self.compression {
-            headers.insert("grpc-encoding", enc.header_value());
+            headers.insert(crate::headers::GRPC_ENCODING, enc.header_value());
         }
         std::mem::take(&mut self.headers).write_to(headers);
         let State::Start(mut respond) = std::mem::replace(&mut self.state, State::Closed) else {
@@ -186,12 +186,27 @@ impl Responder {
     /// Ends the call with `status`: trailers after the messages, or a trailers-only response
     /// if nothing was sent. `extra` trailers (the response's) are sent with it.
     pub(crate) fn finish(&mut self, status: &Status, extra: Option<MetadataMap>) {
-        let mut trailers = http::HeaderMap::new();
-        std::mem::take(&mut self.trailers).write_to(&mut trailers);
+        let mut trailers = self.take_trailers(extra);
+        status.write_trailers(&mut trailers);
+        self.send_trailers(trailers);
+    }
+
+    /// Ends the call with OK (without building a `Status`).
+    pub(crate) fn finish_ok(&mut self, extra: Option<MetadataMap>) {
+        let mut trailers = self.take_trailers(extra);
+        trailers.insert(crate::headers::GRPC_STATUS, HeaderValue::from_static("0"));
+        self.send_trailers(trailers);
+    }
+
+    fn take_trailers(&mut self, extra: Option<MetadataMap>) -> http::HeaderMap {
+        let mut trailers = std::mem::take(&mut self.trailers).into_headers();
         if let Some(extra) = extra {
             extra.write_to(&mut trailers);
         }
-        status.write_trailers(&mut trailers);
+        trailers
+    }
+
+    fn send_trailers(&mut self, trailers: http::HeaderMap) {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Start(mut respond) => {
                 let mut response = self.base_response();
