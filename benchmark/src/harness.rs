@@ -2,7 +2,7 @@
 //! file by path, so both measure the same way): argument parsing, a log-linear latency
 //! histogram, the closed-loop clock, per-worker results and the report.
 //!
-//! Nothing here knows about gRPC: a worker times its own calls with [`Worker::record`].
+//! Nothing here knows about gRPC: a worker times its own calls with `Worker::record`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
