@@ -611,28 +611,26 @@ impl Cases {
         check_md("FullDuplexCall", stream.headers(), stream.trailers())
     }
 
-    async fn very_large_request(&self) -> Outcome {
+    /// One unary call with a `req`-byte request payload and a `resp`-byte response.
+    async fn sized_unary(&self, req: i32, resp: i32) -> Outcome {
         let mut request = SimpleRequest::new();
-        request.response_size = 10;
-        request.payload = zeros(4_000_000);
+        request.response_size = resp;
+        request.payload = zeros(req);
+        let what = format!("UnaryCall with {req} request and {resp} response bytes");
         let reply = self
             .client()
             .unary_call(request)
             .await
-            .map_err(|s| status_err("UnaryCall with a 4,000,000-byte request", s))?;
-        body_len_and_zero(&reply.get_ref().payload.body, 10, "UnaryCall")
+            .map_err(|s| status_err(&what, s))?;
+        body_len_and_zero(&reply.get_ref().payload.body, resp as usize, &what)
+    }
+
+    async fn very_large_request(&self) -> Outcome {
+        self.sized_unary(4_000_000, 10).await
     }
 
     async fn very_large_response(&self) -> Outcome {
-        let mut request = SimpleRequest::new();
-        request.response_size = 4_000_000;
-        request.payload = zeros(10);
-        let reply = self
-            .client()
-            .unary_call(request)
-            .await
-            .map_err(|s| status_err("UnaryCall with a 4,000,000-byte response", s))?;
-        body_len_and_zero(&reply.get_ref().payload.body, 4_000_000, "UnaryCall")
+        self.sized_unary(10, 4_000_000).await
     }
 
     async fn rpc_soak(&self) -> Outcome {
