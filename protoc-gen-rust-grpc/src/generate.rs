@@ -437,18 +437,18 @@ impl Emitter {
             };
             match sender {
                 None => quote! {
-                    #proto_name => ::std::boxed::Box::pin(call.#call(
+                    #proto_name => call.#call(
                         move |request: #request| async move {
                             <#t as #trait_name>::#name(&inner, request).await
                         },
-                    )),
+                    ),
                 },
                 Some(sender) => quote! {
-                    #proto_name => ::std::boxed::Box::pin(call.#call(
+                    #proto_name => call.#call(
                         move |request: #request, responses: #sender| async move {
                             <#t as #trait_name>::#name(&inner, request, responses).await
                         },
-                    )),
+                    ),
                 },
             }
         });
@@ -506,11 +506,11 @@ impl Emitter {
                     &#module::DESCRIPTOR
                 }
 
-                fn call(&self, method: &str, call: #rt::ServerCall) -> #rt::BoxFuture<()> {
+                fn call(&self, method: &str, call: #rt::ServerCall) {
                     #inner
                     match method {
                         #(#arms)*
-                        _ => ::std::boxed::Box::pin(call.unimplemented()),
+                        _ => call.unimplemented(),
                     }
                 }
             }

@@ -4,7 +4,7 @@
 pub use crate::client::{CallOptions, Channel, Client};
 pub use crate::request::{IntoRequest, IntoStreamingRequest, Request, Response};
 pub use crate::server::{ResponseSender, ServerCall};
-pub use crate::service::{BoxFuture, MethodDescriptor, MethodKind, Service, ServiceDescriptor};
+pub use crate::service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
 pub use crate::status::Status;
 pub use crate::streaming::Streaming;
 pub use futures_core::Stream;

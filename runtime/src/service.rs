@@ -1,12 +1,6 @@
 //! Service descriptors and the [`Service`] trait that generated servers implement.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use crate::server::ServerCall;
-
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The streaming kind of a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,6 +82,8 @@ pub trait Service: Send + Sync + 'static {
     /// The service's descriptor; its `name` routes calls to it.
     fn descriptor(&self) -> &'static ServiceDescriptor;
 
-    /// Handles one call to `method` (the name after the last `/` of the path).
-    fn call(&self, method: &str, call: ServerCall) -> BoxFuture<()>;
+    /// Starts one call to `method` (the name after the last `/` of the path): hands `call` to
+    /// one of [`ServerCall`]'s runners, which runs the handler in a task of its own, or answers
+    /// with [`ServerCall::unimplemented`]. Runs on the connection's task, so it must not block.
+    fn call(&self, method: &str, call: ServerCall);
 }

@@ -107,15 +107,15 @@ async fn error_before_messages_is_trailers_only_with_status_on_the_call() {
 async fn status_details_travel() {
     use grpc_runtime::Status;
     use grpc_runtime::server::{Server, ServerCall};
-    use grpc_runtime::service::{BoxFuture, Service, ServiceDescriptor};
+    use grpc_runtime::service::{Service, ServiceDescriptor};
 
     struct Detailed;
     impl Service for Detailed {
         fn descriptor(&self) -> &'static ServiceDescriptor {
             &DESCRIPTOR
         }
-        fn call(&self, _: &str, call: ServerCall) -> BoxFuture<()> {
-            Box::pin(call.unary(|_: Request<StringValue>| async {
+        fn call(&self, _: &str, call: ServerCall) {
+            call.unary(|_: Request<StringValue>| async {
                 let mut status = Status::with_details(
                     Code::InvalidArgument,
                     "see details",
@@ -123,7 +123,7 @@ async fn status_details_travel() {
                 );
                 status.metadata_mut().insert("x-why", "because").unwrap();
                 Err::<Response<StringValue>, _>(status)
-            }))
+            })
         }
     }
     let server = Server::builder().add_service(Detailed).build();

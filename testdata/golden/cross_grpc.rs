@@ -258,75 +258,48 @@ impl<T: CrossPackage> ::grpc_runtime::codegen::Service for CrossPackageServer<T>
         &cross_package::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "FetchHTTPRequest" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::common::HTTPRequest,
-                            >|
-                        async move {
-                            <T as CrossPackage>::fetch_http_request(&inner, request)
-                                .await
-                        }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        super::common::HTTPRequest,
+                    >|
+                async move {
+                    <T as CrossPackage>::fetch_http_request(&inner, request).await
+                })
             }
             "StreamInner" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .server_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::common::Outer,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::common::outer::Inner,
-                            >|
-                        async move {
-                            <T as CrossPackage>::stream_inner(&inner, request, responses)
-                                .await
-                        }),
-                )
+                call.server_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<super::common::Outer>,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::common::outer::Inner,
+                    >|
+                async move {
+                    <T as CrossPackage>::stream_inner(&inner, request, responses).await
+                })
             }
             "Collect" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .client_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<
-                                    super::common::outer::Inner,
-                                >,
-                            >|
-                        async move {
-                            <T as CrossPackage>::collect(&inner, request).await
-                        }),
-                )
+                call.client_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<super::common::outer::Inner>,
+                    >|
+                async move { <T as CrossPackage>::collect(&inner, request).await })
             }
             "Exchange" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<
-                                    super::cross::summary::Part,
-                                >,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::cross::summary::Part,
-                            >|
-                        async move {
-                            <T as CrossPackage>::exchange(&inner, request, responses)
-                                .await
-                        }),
-                )
+                call.streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<super::cross::summary::Part>,
+                    >,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::cross::summary::Part,
+                    >|
+                async move {
+                    <T as CrossPackage>::exchange(&inner, request, responses).await
+                })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

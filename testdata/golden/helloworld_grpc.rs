@@ -263,71 +263,52 @@ impl<T: Greeter> ::grpc_runtime::codegen::Service for GreeterServer<T> {
         &greeter::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "SayHello" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::helloworld::HelloRequest,
-                            >|
-                        async move { <T as Greeter>::say_hello(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        super::helloworld::HelloRequest,
+                    >|
+                async move { <T as Greeter>::say_hello(&inner, request).await })
             }
             "LotsOfReplies" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .server_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::helloworld::HelloRequest,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::helloworld::HelloReply,
-                            >|
-                        async move {
-                            <T as Greeter>::lots_of_replies(&inner, request, responses)
-                                .await
-                        }),
-                )
+                call.server_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        super::helloworld::HelloRequest,
+                    >,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::helloworld::HelloReply,
+                    >|
+                async move {
+                    <T as Greeter>::lots_of_replies(&inner, request, responses).await
+                })
             }
             "LotsOfGreetings" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .client_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<
-                                    super::helloworld::HelloRequest,
-                                >,
-                            >|
-                        async move {
-                            <T as Greeter>::lots_of_greetings(&inner, request).await
-                        }),
-                )
+                call.client_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<
+                            super::helloworld::HelloRequest,
+                        >,
+                    >|
+                async move { <T as Greeter>::lots_of_greetings(&inner, request).await })
             }
             "BidiHello" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<
-                                    super::helloworld::HelloRequest,
-                                >,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::helloworld::HelloReply,
-                            >|
-                        async move {
-                            <T as Greeter>::bidi_hello(&inner, request, responses).await
-                        }),
-                )
+                call.streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<
+                            super::helloworld::HelloRequest,
+                        >,
+                    >,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::helloworld::HelloReply,
+                    >|
+                async move {
+                    <T as Greeter>::bidi_hello(&inner, request, responses).await
+                })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

@@ -202,39 +202,23 @@ impl<T: Alpha> ::grpc_runtime::codegen::Service for AlphaServer<T> {
         &alpha::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Get" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::multi::Item,
-                            >|
-                        async move { <T as Alpha>::get(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
+                async move { <T as Alpha>::get(&inner, request).await })
             }
             "List" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .server_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::multi::Item,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::multi::ItemList,
-                            >|
-                        async move {
-                            <T as Alpha>::list(&inner, request, responses).await
-                        }),
-                )
+                call.server_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<super::multi::Item>,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::multi::ItemList,
+                    >|
+                async move { <T as Alpha>::list(&inner, request, responses).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -396,39 +380,23 @@ impl<T: Beta> ::grpc_runtime::codegen::Service for BetaServer<T> {
         &beta::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Get" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::multi::Item,
-                            >|
-                        async move { <T as Beta>::get(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
+                async move { <T as Beta>::get(&inner, request).await })
             }
             "List" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .server_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::multi::Item,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::multi::ItemList,
-                            >|
-                        async move {
-                            <T as Beta>::list(&inner, request, responses).await
-                        }),
-                )
+                call.server_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<super::multi::Item>,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::multi::ItemList,
+                    >|
+                async move { <T as Beta>::list(&inner, request, responses).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -516,13 +484,9 @@ impl<T: Nothing> ::grpc_runtime::codegen::Service for NothingServer<T> {
         &nothing::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         match method {
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -691,34 +655,20 @@ impl<T: Legacy> ::grpc_runtime::codegen::Service for LegacyServer<T> {
         &legacy::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "OldGet" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::multi::Item,
-                            >|
-                        async move { <T as Legacy>::old_get(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
+                async move { <T as Legacy>::old_get(&inner, request).await })
             }
             "StillFine" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::multi::Item,
-                            >|
-                        async move { <T as Legacy>::still_fine(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
+                async move { <T as Legacy>::still_fine(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

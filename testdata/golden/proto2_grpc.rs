@@ -130,24 +130,15 @@ impl<T: Legacy2> ::grpc_runtime::codegen::Service for Legacy2Server<T> {
         &legacy2::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Lookup" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::proto2::Request,
-                            >|
-                        async move { <T as Legacy2>::lookup(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::proto2::Request>|
+                async move { <T as Legacy2>::lookup(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

@@ -130,24 +130,15 @@ impl<T: Type> ::grpc_runtime::codegen::Service for TypeServer<T> {
         &r#type::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Type" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Type>::r#type(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Type>::r#type(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -269,24 +260,15 @@ impl<T: Self_> ::grpc_runtime::codegen::Service for SelfServer<T> {
         &self_::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Super" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Self_,
-                            >|
-                        async move { <T as Self_>::super_(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Self_>|
+                async move { <T as Self_>::super_(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -408,24 +390,15 @@ impl<T: Result> ::grpc_runtime::codegen::Service for ResultServer<T> {
         &result::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Ok" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Result,
-                            >|
-                        async move { <T as Result>::ok(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Result>|
+                async move { <T as Result>::ok(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -547,22 +520,15 @@ impl<T: Box> ::grpc_runtime::codegen::Service for BoxServer<T> {
         &r#box::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Get" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<super::type_::Box>|
-                        async move { <T as Box>::get(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Box>|
+                async move { <T as Box>::get(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }
@@ -688,24 +654,15 @@ impl<U: T> ::grpc_runtime::codegen::Service for TServer<U> {
         &t::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Call" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <U as T>::call(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <U as T>::call(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

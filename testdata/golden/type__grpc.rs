@@ -612,170 +612,90 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
         &keywords::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Type" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Keywords>::r#type(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::r#type(&inner, request).await })
             }
             "Self" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .server_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Self_,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::type_::Self_,
-                            >|
-                        async move {
-                            <T as Keywords>::self_(&inner, request, responses).await
-                        }),
-                )
+                call.server_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Self_>,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::type_::Self_,
+                    >|
+                async move { <T as Keywords>::self_(&inner, request, responses).await })
             }
             "Result" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .client_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<super::type_::Result>,
-                            >|
-                        async move { <T as Keywords>::result(&inner, request).await }),
-                )
+                call.client_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<super::type_::Result>,
+                    >|
+                async move { <T as Keywords>::result(&inner, request).await })
             }
             "Box" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<super::type_::Box>,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                super::type_::Box,
-                            >|
-                        async move {
-                            <T as Keywords>::r#box(&inner, request, responses).await
-                        }),
-                )
+                call.streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<super::type_::Box>,
+                    >,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        super::type_::Box,
+                    >|
+                async move { <T as Keywords>::r#box(&inner, request, responses).await })
             }
             "Option" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Option,
-                            >|
-                        async move { <T as Keywords>::option(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Option>|
+                async move { <T as Keywords>::option(&inner, request).await })
             }
             "String" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::String,
-                            >|
-                        async move { <T as Keywords>::string(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::String>|
+                async move { <T as Keywords>::string(&inner, request).await })
             }
             "connect" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Keywords>::connect(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::connect(&inner, request).await })
             }
             "new" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Keywords>::new_(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::new_(&inner, request).await })
             }
             "WithOptions" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move {
-                            <T as Keywords>::with_options_(&inner, request).await
-                        }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::with_options_(&inner, request).await })
             }
             "Clone" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Keywords>::clone(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::clone(&inner, request).await })
             }
             "Match" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Keywords>::r#match(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::r#match(&inner, request).await })
             }
             "Async" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move { <T as Keywords>::r#async(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::r#async(&inner, request).await })
             }
             "Descriptor" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move {
-                            <T as Keywords>::descriptor(&inner, request).await
-                        }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::descriptor(&inner, request).await })
             }
             "ServiceName" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                super::type_::Type,
-                            >|
-                        async move {
-                            <T as Keywords>::service_name(&inner, request).await
-                        }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
+                async move { <T as Keywords>::service_name(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

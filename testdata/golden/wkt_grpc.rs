@@ -442,101 +442,71 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
         &well_known::DESCRIPTOR
     }
 
-    fn call(
-        &self,
-        method: &str,
-        call: ::grpc_runtime::codegen::ServerCall,
-    ) -> ::grpc_runtime::codegen::BoxFuture<()> {
+    fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Ping" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::well_known_types::empty::Empty,
-                            >|
-                        async move { <T as WellKnown>::ping(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::well_known_types::empty::Empty,
+                    >|
+                async move { <T as WellKnown>::ping(&inner, request).await })
             }
             "Now" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::well_known_types::empty::Empty,
-                            >|
-                        async move { <T as WellKnown>::now(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::well_known_types::empty::Empty,
+                    >|
+                async move { <T as WellKnown>::now(&inner, request).await })
             }
             "Wait" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .server_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::well_known_types::duration::Duration,
-                            >,
-                            responses: ::grpc_runtime::codegen::ResponseSender<
-                                ::protobuf::well_known_types::any::Any,
-                            >|
-                        async move {
-                            <T as WellKnown>::wait(&inner, request, responses).await
-                        }),
-                )
+                call.server_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::well_known_types::duration::Duration,
+                    >,
+                    responses: ::grpc_runtime::codegen::ResponseSender<
+                        ::protobuf::well_known_types::any::Any,
+                    >|
+                async move { <T as WellKnown>::wait(&inner, request, responses).await })
             }
             "Mask" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::well_known_types::field_mask::FieldMask,
-                            >|
-                        async move { <T as WellKnown>::mask(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::well_known_types::field_mask::FieldMask,
+                    >|
+                async move { <T as WellKnown>::mask(&inner, request).await })
             }
             "Values" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .client_streaming(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::grpc_runtime::codegen::Streaming<
-                                    ::protobuf::well_known_types::struct_::Value,
-                                >,
-                            >|
-                        async move { <T as WellKnown>::values(&inner, request).await }),
-                )
+                call.client_streaming(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::grpc_runtime::codegen::Streaming<
+                            ::protobuf::well_known_types::struct_::Value,
+                        >,
+                    >|
+                async move { <T as WellKnown>::values(&inner, request).await })
             }
             "Wrap" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::well_known_types::wrappers::StringValue,
-                            >|
-                        async move { <T as WellKnown>::wrap(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::well_known_types::wrappers::StringValue,
+                    >|
+                async move { <T as WellKnown>::wrap(&inner, request).await })
             }
             "Describe" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::well_known_types::type_::Type,
-                            >|
-                        async move { <T as WellKnown>::describe(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::well_known_types::type_::Type,
+                    >|
+                async move { <T as WellKnown>::describe(&inner, request).await })
             }
             "Nested" => {
-                ::std::boxed::Box::pin(
-                    call
-                        .unary(move |
-                            request: ::grpc_runtime::codegen::Request<
-                                ::protobuf::descriptor::descriptor_proto::ExtensionRange,
-                            >|
-                        async move { <T as WellKnown>::nested(&inner, request).await }),
-                )
+                call.unary(move |
+                    request: ::grpc_runtime::codegen::Request<
+                        ::protobuf::descriptor::descriptor_proto::ExtensionRange,
+                    >|
+                async move { <T as WellKnown>::nested(&inner, request).await })
             }
-            _ => ::std::boxed::Box::pin(call.unimplemented()),
+            _ => call.unimplemented(),
         }
     }
 }

@@ -30,8 +30,9 @@ use crate::timeout;
 /// Generated servers pass it to one of [`unary`](ServerCall::unary),
 /// [`server_streaming`](ServerCall::server_streaming),
 /// [`client_streaming`](ServerCall::client_streaming), [`streaming`](ServerCall::streaming)
-/// or [`unimplemented`](ServerCall::unimplemented), which decode the request, run the handler
-/// (dropping it if the deadline passes or the client cancels) and send the response.
+/// or [`unimplemented`](ServerCall::unimplemented). The runners start a task that decodes the
+/// request, runs the handler (dropping it if the deadline passes or the client cancels) and
+/// sends the response: one task per call, holding the handler's future itself, unboxed.
 pub struct ServerCall {
     pub(crate) head: http::request::Parts,
     pub(crate) body: h2::RecvStream,
@@ -67,9 +68,6 @@ enum Outcome<T> {
     Cancelled,
 }
 
-// The handler runners spell out `impl Future + Send + 'static` rather than `async fn`: the
-// bounds are the promise generated code relies on to box them.
-#[allow(clippy::manual_async_fn)]
 impl ServerCall {
     /// Checks the request headers, runs the interceptors and sets the call up. On failure,
     /// the error status has been sent and `None` comes back.
@@ -192,31 +190,30 @@ impl ServerCall {
     }
 
     /// Runs a unary handler.
-    pub fn unary<Req, Resp, F, Fut>(self, handler: F) -> impl Future<Output = ()> + Send + 'static
+    pub fn unary<Req, Resp, F, Fut>(self, handler: F)
     where
         Req: Message,
         Resp: Message,
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        self.drive(MethodKind::Unary, |requests, responder| async move {
-            let response = handler(single_request(requests).await?).await?;
-            send_response(&responder, response).await
-        })
+        tokio::spawn(
+            self.drive(MethodKind::Unary, |requests, responder| async move {
+                let response = handler(single_request(requests).await?).await?;
+                send_response(&responder, response).await
+            }),
+        );
     }
 
     /// Runs a server-streaming handler.
-    pub fn server_streaming<Req, Resp, F, Fut>(
-        self,
-        handler: F,
-    ) -> impl Future<Output = ()> + Send + 'static
+    pub fn server_streaming<Req, Resp, F, Fut>(self, handler: F)
     where
         Req: Message,
         Resp: Message,
         F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        self.drive(
+        tokio::spawn(self.drive(
             MethodKind::ServerStreaming,
             |requests, responder| async move {
                 let request = single_request(requests).await?;
@@ -224,65 +221,58 @@ impl ServerCall {
                     .await
                     .map(|()| None)
             },
-        )
+        ));
     }
 
     /// Runs a client-streaming handler.
-    pub fn client_streaming<Req, Resp, F, Fut>(
-        self,
-        handler: F,
-    ) -> impl Future<Output = ()> + Send + 'static
+    pub fn client_streaming<Req, Resp, F, Fut>(self, handler: F)
     where
         Req: Message,
         Resp: Message,
         F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        self.drive(
+        tokio::spawn(self.drive(
             MethodKind::ClientStreaming,
             |requests, responder| async move {
                 let response = handler(requests).await?;
                 send_response(&responder, response).await
             },
-        )
+        ));
     }
 
     /// Runs a bidi-streaming handler.
-    pub fn streaming<Req, Resp, F, Fut>(
-        self,
-        handler: F,
-    ) -> impl Future<Output = ()> + Send + 'static
+    pub fn streaming<Req, Resp, F, Fut>(self, handler: F)
     where
         Req: Message,
         Resp: Message,
         F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        self.drive(
+        tokio::spawn(self.drive(
             MethodKind::BidiStreaming,
             |requests, responder| async move {
                 handler(requests, ResponseSender::new(responder))
                     .await
                     .map(|()| None)
             },
-        )
+        ));
     }
 
     /// Answers `UNIMPLEMENTED`: the service has no such method.
-    pub fn unimplemented(self) -> impl Future<Output = ()> + Send + 'static {
-        let path = self.head.uri.path().to_owned();
-        let status = Status::unimplemented(format!("unknown method for path {path}"));
-        self.reject(status)
+    pub fn unimplemented(self) {
+        let status =
+            Status::unimplemented(format!("unknown method for path {}", self.head.uri.path()));
+        self.reject(status);
     }
 
     /// Answers with `status` without running a handler.
-    pub(crate) fn reject(self, status: Status) -> impl Future<Output = ()> + Send + 'static {
+    pub(crate) fn reject(self, status: Status) {
         let ServerCall {
             respond, shared, ..
         } = self;
         let mut responder = Responder::new(respond, Default::default(), shared.config.max_send);
         responder.finish(&status, None);
-        std::future::ready(())
     }
 }
 

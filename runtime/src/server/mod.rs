@@ -415,7 +415,8 @@ async fn serve_connection<IO>(
             biased;
             next = connection.accept() => match next {
                 Some(Ok((request, respond))) => {
-                    tokio::spawn(dispatch(request, respond, Arc::clone(&shared), remote_addr));
+                    // Routing runs here; the call's own task starts once its method is known.
+                    dispatch(request, respond, &shared, remote_addr);
                 }
                 Some(Err(e)) => {
                     tracing::debug!(?remote_addr, "connection error: {e}");
@@ -428,11 +429,11 @@ async fn serve_connection<IO>(
     }
 }
 
-/// Routes one request to its service.
-async fn dispatch(
+/// Routes one request to its service, which starts the call's task.
+fn dispatch(
     request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     remote_addr: Option<SocketAddr>,
 ) {
     let (head, body) = request.into_parts();
@@ -460,26 +461,26 @@ async fn dispatch(
                 head,
                 body,
                 respond,
-                shared,
+                shared: Arc::clone(shared),
                 remote_addr,
             };
-            call.reject(status).await;
+            call.reject(status);
             return;
         }
     };
-    let service = shared.services.get(service_name).cloned();
+    let service = shared.services.get(service_name);
     let call = ServerCall {
         head,
         body,
         respond,
-        shared,
+        shared: Arc::clone(shared),
         remote_addr,
     };
     match service {
-        Some(service) => service.call(method, call).await,
+        Some(service) => service.call(method, call),
         None => {
             let status = Status::unimplemented(format!("unknown service {service_name}"));
-            call.reject(status).await;
+            call.reject(status);
         }
     }
 }

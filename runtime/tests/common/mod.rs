@@ -10,7 +10,7 @@ use std::time::Duration;
 use grpc_runtime::client::{Channel, Client};
 use grpc_runtime::codec::MessageCompressed;
 use grpc_runtime::server::{Server, ServerBuilder, ServerCall};
-use grpc_runtime::service::{BoxFuture, MethodDescriptor, MethodKind, Service, ServiceDescriptor};
+use grpc_runtime::service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
 use grpc_runtime::{
     Code, CompressionEncoding, MetadataMap, Request, Response, ResponseSender, Status, Streaming,
 };
@@ -238,14 +238,14 @@ impl Service for Echo {
         &DESCRIPTOR
     }
 
-    fn call(&self, method: &str, call: ServerCall) -> BoxFuture<()> {
+    fn call(&self, method: &str, call: ServerCall) {
         let this = self.clone();
         match method {
-            "Unary" => Box::pin(call.unary(move |r| this.unary(r))),
-            "Count" => Box::pin(call.server_streaming(move |r, tx| this.count(r, tx))),
-            "Concat" => Box::pin(call.client_streaming(move |r| this.concat(r))),
-            "Chat" => Box::pin(call.streaming(move |r, tx| this.chat(r, tx))),
-            _ => Box::pin(call.unimplemented()),
+            "Unary" => call.unary(move |r| this.unary(r)),
+            "Count" => call.server_streaming(move |r, tx| this.count(r, tx)),
+            "Concat" => call.client_streaming(move |r| this.concat(r)),
+            "Chat" => call.streaming(move |r, tx| this.chat(r, tx)),
+            _ => call.unimplemented(),
         }
     }
 }
