@@ -207,45 +207,38 @@ impl Chain {
 }
 
 /// Reports a call's outcome to the chain exactly once: explicitly, or as CANCELLED on drop.
+/// One pointer wide, and `None` without interceptors: it sits in every call's task.
 #[derive(Debug)]
-pub(crate) struct EndGuard {
-    chain: Chain,
-    call: Option<CallInfo>,
-}
+pub(crate) struct EndGuard(Option<Box<(Chain, CallInfo)>>);
 
 impl EndGuard {
     pub(crate) fn new(chain: Chain, call: CallInfo) -> EndGuard {
-        EndGuard {
-            chain,
-            call: Some(call),
-        }
+        EndGuard(Some(Box::new((chain, call))))
     }
 
     /// A guard that reports nothing (no interceptors).
     pub(crate) fn none() -> EndGuard {
-        EndGuard {
-            chain: Chain::default(),
-            call: None,
-        }
+        EndGuard(None)
     }
 
     /// Reports OK, building the status only if someone will see it.
     pub(crate) fn finish_ok(&mut self) {
-        if self.call.is_some() {
+        if self.0.is_some() {
             self.finish(&Status::ok(""));
         }
     }
 
     pub(crate) fn finish(&mut self, status: &Status) {
-        if let Some(call) = self.call.take() {
-            self.chain.end(&call, status);
+        if let Some(end) = self.0.take() {
+            let (chain, call) = &*end;
+            chain.end(call, status);
         }
     }
 }
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        if self.call.is_some() {
+        if self.0.is_some() {
             self.finish(&Status::cancelled("call dropped before it finished"));
         }
     }

@@ -13,11 +13,12 @@ use protobuf::Message;
 use tokio::time::Instant;
 
 use super::Shared;
-use super::responder::{self, Responder, ResponseSender, SharedResponder, lock};
+use super::one_response::OneResponse;
+use super::responder::{Responder, ResponseSender, SharedResponder, lock};
 use crate::codec::{FrameDecoder, MessageCompressed};
 use crate::compression;
 use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
-use crate::interceptor::{CallInfo, EndGuard};
+use crate::interceptor::{CallInfo, Chain, EndGuard};
 use crate::metadata::MetadataMap;
 use crate::request::{Request, Response};
 use crate::service::MethodKind;
@@ -51,14 +52,19 @@ impl fmt::Debug for ServerCall {
 }
 
 /// A call past its checks, with its handler still to run.
-struct Started {
-    responder: SharedResponder,
+pub(super) struct Started {
     requests: Option<(h2::RecvStream, FrameDecoder)>,
     metadata: MetadataMap,
     extensions: http::Extensions,
-    deadline: Option<Instant>,
+    pub(super) deadline: Option<Instant>,
     remote_addr: Option<SocketAddr>,
-    end: EndGuard,
+    pub(super) end: EndGuard,
+}
+
+/// What the interceptors need that the call itself does not keep.
+struct Described {
+    uri: http::Uri,
+    timeout: Option<Duration>,
 }
 
 /// How a handler's run ended.
@@ -69,9 +75,9 @@ enum Outcome<T> {
 }
 
 impl ServerCall {
-    /// Checks the request headers, runs the interceptors and sets the call up. On failure,
-    /// the error status has been sent and `None` comes back.
-    async fn start(self, kind: MethodKind) -> Option<Started> {
+    /// Checks the request headers and sets the call up, without blocking: this runs in the
+    /// connection's task. On failure, the error status has been sent and `None` comes back.
+    fn begin(self) -> Option<(Responder, Started, Described)> {
         let ServerCall {
             head,
             body,
@@ -126,67 +132,68 @@ impl ServerCall {
             responder.finish(&status, None);
             return None;
         }
-
-        let metadata = MetadataMap::from_headers(head.headers);
-        let chain = &shared.interceptors;
-        let (metadata, extensions, end) = if chain.is_empty() {
-            (metadata, head.extensions, EndGuard::none())
-        } else {
-            let mut info = CallInfo {
-                path: head.uri.path().to_owned(),
-                kind,
-                metadata,
-                extensions: head.extensions,
-                timeout,
-                remote_addr,
-            };
-            if let Err(status) = chain.start(&mut info).await {
-                responder.finish(&status, None);
-                return None;
-            }
-            // The guard reports the outcome; it needs the call's description, not its
-            // metadata, which moves to the handler.
-            let described = CallInfo {
-                path: std::mem::take(&mut info.path),
-                kind,
-                metadata: MetadataMap::new(),
-                extensions: http::Extensions::new(),
-                timeout,
-                remote_addr,
-            };
-            (
-                info.metadata,
-                info.extensions,
-                EndGuard::new(chain.clone(), described),
-            )
-        };
-        Some(Started {
-            responder: Arc::new(Mutex::new(responder)),
+        let started = Started {
             requests: Some((body, FrameDecoder::new(config.max_recv, encoding))),
-            metadata,
-            extensions,
+            metadata: MetadataMap::from_headers(head.headers),
+            extensions: head.extensions,
             deadline,
             remote_addr,
-            end,
-        })
+            end: EndGuard::none(),
+        };
+        let described = Described {
+            uri: head.uri,
+            timeout,
+        };
+        Some((responder, started, described))
     }
 
-    /// The one driver behind the four runners: checks and interceptors, then `work` (the
-    /// handler and what it sends) raced against the deadline and a client reset, then the
-    /// final status. `work` returns the trailers to end an OK call with.
-    async fn drive<Req, W, Fut>(self, kind: MethodKind, work: W)
-    where
-        Req: Message,
-        W: FnOnce(Request<Streaming<Req>>, SharedResponder) -> Fut,
-        Fut: Future<Output = Result<Option<MetadataMap>, Status>>,
+    /// Starts the call's task: `task` builds its future from the set-up call. The checks run
+    /// here; the interceptors (if any) run first in the task.
+    fn launch<T>(
+        self,
+        kind: MethodKind,
+        task: impl FnOnce(Responder, Started) -> T + Send + 'static,
+    ) where
+        T: Future<Output = ()> + Send + 'static,
     {
-        let Some(mut call) = self.start(kind).await else {
+        let chain = &self.shared.interceptors;
+        if chain.is_empty() {
+            if let Some((responder, started, _)) = self.begin() {
+                tokio::spawn(task(responder, started));
+            }
+            return;
+        }
+        let chain = chain.clone();
+        let Some((mut responder, started, described)) = self.begin() else {
             return;
         };
-        let requests = call.take_requests::<Req>();
-        let responder = Arc::clone(&call.responder);
-        let outcome = call.run(work(requests, responder)).await;
-        call.complete(outcome);
+        tokio::spawn(async move {
+            if let Some(started) = started
+                .intercept(kind, described, &chain, &mut responder)
+                .await
+            {
+                task(responder, started).await;
+            }
+        });
+    }
+
+    /// The driver of server-streaming and bidi calls, whose handler shares the responder:
+    /// `work` (the handler and what it sends) raced against the deadline and a client
+    /// reset, then the final status. `work` returns the trailers to end an OK call with.
+    fn drive<Req, W, Fut>(self, kind: MethodKind, work: W)
+    where
+        Req: Message,
+        W: FnOnce(Request<Streaming<Req>>, SharedResponder) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<MetadataMap>, Status>> + Send + 'static,
+    {
+        self.launch(kind, |responder, mut call| async move {
+            let responder = Arc::new(Mutex::new(responder));
+            let requests = call.take_requests::<Req>();
+            let outcome = call
+                .run(&responder, work(requests, Arc::clone(&responder)))
+                .await;
+            call.complete(&mut lock(&responder), outcome);
+        });
     }
 
     /// Runs a unary handler.
@@ -197,12 +204,9 @@ impl ServerCall {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        tokio::spawn(
-            self.drive(MethodKind::Unary, |requests, responder| async move {
-                let response = handler(single_request(requests).await?).await?;
-                send_response(&responder, response).await
-            }),
-        );
+        self.launch(MethodKind::Unary, |responder, call| {
+            OneResponse::unary(responder, call, handler)
+        });
     }
 
     /// Runs a server-streaming handler.
@@ -213,7 +217,7 @@ impl ServerCall {
         F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        tokio::spawn(self.drive(
+        self.drive(
             MethodKind::ServerStreaming,
             |requests, responder| async move {
                 let request = single_request(requests).await?;
@@ -221,7 +225,7 @@ impl ServerCall {
                     .await
                     .map(|()| None)
             },
-        ));
+        );
     }
 
     /// Runs a client-streaming handler.
@@ -232,13 +236,9 @@ impl ServerCall {
         F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        tokio::spawn(self.drive(
-            MethodKind::ClientStreaming,
-            |requests, responder| async move {
-                let response = handler(requests).await?;
-                send_response(&responder, response).await
-            },
-        ));
+        self.launch(MethodKind::ClientStreaming, |responder, call| {
+            OneResponse::client_streaming(responder, call, handler)
+        });
     }
 
     /// Runs a bidi-streaming handler.
@@ -249,14 +249,14 @@ impl ServerCall {
         F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        tokio::spawn(self.drive(
+        self.drive(
             MethodKind::BidiStreaming,
             |requests, responder| async move {
                 handler(requests, ResponseSender::new(responder))
                     .await
                     .map(|()| None)
             },
-        ));
+        );
     }
 
     /// Answers `UNIMPLEMENTED`: the service has no such method.
@@ -277,8 +277,57 @@ impl ServerCall {
 }
 
 impl Started {
+    /// Runs the interceptors' `on_call`. On a rejection, the status has been sent and `None`
+    /// comes back.
+    async fn intercept(
+        self,
+        kind: MethodKind,
+        described: Described,
+        chain: &Chain,
+        responder: &mut Responder,
+    ) -> Option<Started> {
+        let Started {
+            requests,
+            metadata,
+            extensions,
+            deadline,
+            remote_addr,
+            end: _,
+        } = self;
+        let mut info = CallInfo {
+            path: described.uri.path().to_owned(),
+            kind,
+            metadata,
+            extensions,
+            timeout: described.timeout,
+            remote_addr,
+        };
+        if let Err(status) = chain.start(&mut info).await {
+            responder.finish(&status, None);
+            return None;
+        }
+        // The guard reports the outcome; it needs the call's description, not its
+        // metadata, which moves to the handler.
+        let report = CallInfo {
+            path: std::mem::take(&mut info.path),
+            kind,
+            metadata: MetadataMap::new(),
+            extensions: http::Extensions::new(),
+            timeout: described.timeout,
+            remote_addr,
+        };
+        Some(Started {
+            requests,
+            metadata: info.metadata,
+            extensions: info.extensions,
+            deadline,
+            remote_addr,
+            end: EndGuard::new(chain.clone(), report),
+        })
+    }
+
     /// The request stream, as the handler sees it (with metadata, deadline, peer).
-    fn take_requests<Req: Message>(&mut self) -> Request<Streaming<Req>> {
+    pub(super) fn take_requests<Req: Message>(&mut self) -> Request<Streaming<Req>> {
         let (body, decoder) = self.requests.take().expect("requests taken once");
         let mut request = Request::from_parts(
             std::mem::take(&mut self.metadata),
@@ -291,11 +340,15 @@ impl Started {
     }
 
     /// Runs `work`, dropping it if the deadline passes or the client resets the stream.
-    async fn run<F>(&mut self, work: F) -> Outcome<Result<Option<MetadataMap>, Status>>
+    async fn run<F>(
+        &mut self,
+        responder: &SharedResponder,
+        work: F,
+    ) -> Outcome<Result<Option<MetadataMap>, Status>>
     where
         F: Future<Output = Result<Option<MetadataMap>, Status>>,
     {
-        let reset = poll_fn(|cx| lock(&self.responder).poll_reset(cx));
+        let reset = poll_fn(|cx| lock(responder).poll_reset(cx));
         let deadline = async {
             match self.deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -311,33 +364,48 @@ impl Started {
     }
 
     /// Sends the final status and reports the outcome to the interceptors.
-    fn complete(mut self, outcome: Outcome<Result<Option<MetadataMap>, Status>>) {
-        let mut responder = lock(&self.responder);
-        let status = match outcome {
-            Outcome::Done(Ok(trailers)) => {
-                responder.finish_ok(trailers);
-                drop(responder);
-                self.end.finish_ok();
-                return;
-            }
-            Outcome::Done(Err(status)) => {
-                responder.finish(&status, None);
-                status
-            }
-            Outcome::DeadlineExceeded => {
-                let status = Status::deadline_exceeded("deadline exceeded");
-                responder.finish(&status, None);
-                responder.reset(h2::Reason::CANCEL);
-                status
-            }
-            Outcome::Cancelled => {
-                responder.reset(h2::Reason::CANCEL);
-                Status::cancelled("call cancelled by the client")
-            }
-        };
-        drop(responder);
-        self.end.finish(&status);
+    fn complete(
+        mut self,
+        responder: &mut Responder,
+        outcome: Outcome<Result<Option<MetadataMap>, Status>>,
+    ) {
+        match outcome {
+            Outcome::Done(Ok(trailers)) => finish_ok(responder, &mut self.end, trailers),
+            Outcome::Done(Err(status)) => finish_err(responder, &mut self.end, status),
+            Outcome::DeadlineExceeded => deadline_exceeded(responder, &mut self.end),
+            Outcome::Cancelled => cancelled(responder, &mut self.end),
+        }
     }
+}
+
+/// Ends a call with OK and `trailers`.
+pub(super) fn finish_ok(
+    responder: &mut Responder,
+    end: &mut EndGuard,
+    trailers: Option<MetadataMap>,
+) {
+    responder.finish_ok(trailers);
+    end.finish_ok();
+}
+
+/// Ends a call with a handler's (or the runtime's) error status.
+pub(super) fn finish_err(responder: &mut Responder, end: &mut EndGuard, status: Status) {
+    responder.finish(&status, None);
+    end.finish(&status);
+}
+
+/// Ends a call whose deadline passed: the status, then a reset (as gRPC-Go does).
+pub(super) fn deadline_exceeded(responder: &mut Responder, end: &mut EndGuard) {
+    let status = Status::deadline_exceeded("deadline exceeded");
+    responder.finish(&status, None);
+    responder.reset(h2::Reason::CANCEL);
+    end.finish(&status);
+}
+
+/// Ends a call the client reset.
+pub(super) fn cancelled(responder: &mut Responder, end: &mut EndGuard) {
+    responder.reset(h2::Reason::CANCEL);
+    end.finish(&Status::cancelled("call cancelled by the client"));
 }
 
 /// Reads the one request message of a unary or server-streaming call.
@@ -358,22 +426,4 @@ async fn single_request<Req: Message>(
         requests.extensions_mut().insert(MessageCompressed);
     }
     Ok(requests.map(|_| message))
-}
-
-/// Sends a unary response: headers, the message; returns the trailers to end with.
-async fn send_response<Resp: Message>(
-    responder: &SharedResponder,
-    response: Response<Resp>,
-) -> Result<Option<MetadataMap>, Status> {
-    let compression = response.send_compressed();
-    let (metadata, message, trailers) = response.into_parts();
-    {
-        let mut responder = lock(responder);
-        if let Some(enc) = compression {
-            responder.set_compression(Some(enc))?;
-        }
-        responder.add_headers(metadata);
-    }
-    responder::write(responder, &message).await?;
-    Ok(Some(trailers))
 }

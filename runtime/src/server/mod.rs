@@ -6,6 +6,7 @@
 //! everything at once.
 
 mod call;
+mod one_response;
 mod responder;
 
 use std::collections::HashMap;

@@ -135,14 +135,14 @@ impl Responder {
     }
 
     /// Encodes `message` as the next frame to write (after the previous one is flushed).
-    fn queue<M: Encodable>(&mut self, message: &M) -> Result<(), Status> {
+    pub(crate) fn queue<M: Encodable>(&mut self, message: &M) -> Result<(), Status> {
         debug_assert!(self.pending.is_empty());
         self.send_headers()?;
         self.pending = message.encode_frame(self.compression, self.max_send, &mut self.scratch)?;
         Ok(())
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
         if self.pending.is_empty() {
             return Poll::Ready(Ok(()));
         }
