@@ -362,6 +362,15 @@ impl Drop for ServingGuard<'_> {
     }
 }
 
+/// How many streams a connection's task accepts in a row before it yields to the calls it
+/// started. h2 reads every request that has arrived before handing out the first, and
+/// writes queued responses only when the connection is polled again; without a pause, a
+/// burst of 64 requests is answered in one write after all 64 are handled, and the client
+/// sits idle meanwhile. Pausing every 16 lets the first responses leave while the rest are
+/// handled (on two cores, h2load's 1-byte unary calls at concurrency 64 went from ~110k to
+/// ~170k per second at the same CPU per call), and costs at most one extra write per 16.
+const ACCEPT_BURST: usize = 16;
+
 async fn serve_connection<IO>(
     io: IO,
     remote_addr: Option<SocketAddr>,
@@ -404,7 +413,14 @@ async fn serve_connection<IO>(
     // (closed, or dropped by a hard stop), h2 errors every open stream, and a call whose
     // stream errors drops its handler.
     let mut going_away = false;
+    let mut accepted = 0;
     loop {
+        if accepted == ACCEPT_BURST {
+            // Let the calls just started run before taking more: their responses go out on
+            // the next accept (h2 flushes there), while the rest of the burst is handled.
+            accepted = 0;
+            tokio::task::yield_now().await;
+        }
         if !going_away && *mode.borrow_and_update() != Mode::Serving {
             connection.graceful_shutdown();
             going_away = true;
@@ -418,6 +434,7 @@ async fn serve_connection<IO>(
                 Some(Ok((request, respond))) => {
                     // Routing runs here; the call's own task starts once its method is known.
                     dispatch(request, respond, &shared, remote_addr);
+                    accepted += 1;
                 }
                 Some(Err(e)) => {
                     tracing::debug!(?remote_addr, "connection error: {e}");
