@@ -148,6 +148,34 @@ async fn unknown_method_and_service_are_unimplemented() {
     assert!(err.message().contains("nope.Nope"), "{err}");
 }
 
+/// A handler that panics fails its own call; the connection and the server go on serving,
+/// whether the call ran first in the connection's task (current-thread runtime) or in a task
+/// of its own (multi-thread).
+async fn panicking_handler_fails_only_its_call() {
+    let srv = start().await;
+    let client = srv.client();
+    let ok = client.unary::<_, StringValue>(UNARY, Request::new(s("before")));
+    assert_eq!(ok.await.unwrap().get_ref().value, "before");
+    let err = client
+        .unary::<_, StringValue>(UNARY, Request::new(s("panic")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    // Same client, same connection.
+    let ok = client.unary::<_, StringValue>(UNARY, Request::new(s("after")));
+    assert_eq!(ok.await.unwrap().get_ref().value, "after");
+}
+
+#[tokio::test]
+async fn panicking_handler_current_thread() {
+    panicking_handler_fails_only_its_call().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_handler_multi_thread() {
+    panicking_handler_fails_only_its_call().await;
+}
+
 /// A `Stream` over an mpsc receiver (avoids a tokio-stream dependency).
 pub fn tokio_stream<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,

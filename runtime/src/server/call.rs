@@ -3,7 +3,9 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +42,9 @@ pub struct ServerCall {
     pub(crate) respond: SendResponse<Bytes>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) remote_addr: Option<SocketAddr>,
+    /// Set when the call may take its first step in the connection's task (a current-thread
+    /// runtime): the connection task's waker, for that first poll.
+    pub(crate) inline: Option<Waker>,
 }
 
 impl fmt::Debug for ServerCall {
@@ -84,6 +89,7 @@ impl ServerCall {
             respond,
             shared,
             remote_addr,
+            inline: _,
         } = self;
         let config = &shared.config;
         let headers = &head.headers;
@@ -150,7 +156,7 @@ impl ServerCall {
     /// Starts the call's task: `task` builds its future from the set-up call. The checks run
     /// here; the interceptors (if any) run first in the task.
     fn launch<T>(
-        self,
+        mut self,
         kind: MethodKind,
         task: impl FnOnce(Responder, Started) -> T + Send + 'static,
     ) where
@@ -158,8 +164,12 @@ impl ServerCall {
     {
         let chain = &self.shared.interceptors;
         if chain.is_empty() {
+            let inline = self.inline.take();
             if let Some((responder, started, _)) = self.begin() {
-                tokio::spawn(task(responder, started));
+                match inline {
+                    Some(waker) => run_inline(task(responder, started), &waker),
+                    None => drop(tokio::spawn(task(responder, started))),
+                }
             }
             return;
         }
@@ -375,6 +385,28 @@ impl Started {
             Outcome::DeadlineExceeded => deadline_exceeded(responder, &mut self.end),
             Outcome::Cancelled => cancelled(responder, &mut self.end),
         }
+    }
+}
+
+/// Polls `task` once here, in the connection's task, and spawns it only if it is not done:
+/// a unary call whose handler answers at once costs no task of its own, and its response
+/// goes out with the connection's next write. Only on a current-thread runtime, where a
+/// spawned task would run on this same thread anyway.
+fn run_inline<T>(task: T, waker: &Waker)
+where
+    T: Future<Output = ()> + Send + 'static,
+{
+    let mut task = Box::pin(task);
+    let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+        task.as_mut().poll(&mut Context::from_waker(waker))
+    }));
+    match polled {
+        Ok(Poll::Ready(())) => {}
+        // The spawned task polls it again at once, registering its own waker.
+        Ok(Poll::Pending) => drop(tokio::spawn(task)),
+        // A panicking handler ends its own call (its stream is reset when the task drops),
+        // as it would in a task of its own, not the connection.
+        Err(_) => tracing::error!("a call's handler panicked; its stream is reset"),
     }
 }
 

@@ -100,6 +100,9 @@ fn behave(text: &str) -> Result<Option<Duration>, Status> {
         let (code, message) = rest.split_once(':').unwrap_or((rest, ""));
         return Err(Status::new(Code::from_i32(code.parse().unwrap()), message));
     }
+    if text == "panic" {
+        panic!("the handler panics, as asked");
+    }
     if let Some(ms) = text.strip_prefix("sleep:") {
         return Ok(Some(Duration::from_millis(ms.parse().unwrap())));
     }
