@@ -394,7 +394,7 @@ async fn serve_connection<IO>(
     }
     let timeout = shared.config.connection_timeout;
     let handshake = tokio::select! {
-        handshake = tokio::time::timeout(timeout, builder.handshake::<_, Bytes>(io)) => handshake,
+        handshake = tokio::time::timeout(timeout, builder.handshake::<_, Bytes>(transport::Paced::server(io))) => handshake,
         _ = mode.changed() => return,
     };
     let mut connection = match handshake {

@@ -9,6 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::SendStream;
 
+mod paced;
+
+pub(crate) use paced::Paced;
+
 /// HTTP/2 settings both sides apply. Larger windows than HTTP/2's 64 KiB default let one
 /// stream fill a fast link, as gRPC-Go's BDP estimator ends up doing.
 #[derive(Clone, Copy, Debug)]
