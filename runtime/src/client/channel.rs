@@ -263,7 +263,7 @@ impl Channel {
             .max_send_buffer_size(s.max_send_buffer_size)
             .max_header_list_size(s.max_header_list_size)
             .enable_push(false)
-            .handshake::<_, Bytes>(io)
+            .handshake::<_, Bytes>(crate::transport::Paced::client(io))
             .await
             .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
         let ping = connection.ping_pong();

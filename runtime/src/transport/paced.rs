@@ -57,10 +57,19 @@ pub(crate) struct Paced<IO> {
 impl<IO> Paced<IO> {
     /// Paces the input of a server connection (which starts with the client preface).
     pub(crate) fn server(io: IO) -> Paced<IO> {
+        Paced::new(io, CLIENT_PREFACE_LEN)
+    }
+
+    /// Paces the input of a client connection (frames from the first byte).
+    pub(crate) fn client(io: IO) -> Paced<IO> {
+        Paced::new(io, 0)
+    }
+
+    fn new(io: IO, preface_left: usize) -> Paced<IO> {
         Paced {
             io,
             held: BytesMut::new(),
-            preface_left: CLIENT_PREFACE_LEN,
+            preface_left,
             in_frame: 0,
             header: [0; FRAME_HEADER_LEN],
             header_len: 0,
