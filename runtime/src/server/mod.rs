@@ -373,13 +373,15 @@ impl Drop for ServingGuard<'_> {
 /// to ~170k per second at the same CPU per call), for at most one extra write per 16.
 const ACCEPT_BURST: usize = 16;
 
-async fn serve_connection<IO>(
+/// The HTTP/2 handshake of a new connection, within the server's connection timeout.
+async fn handshake<IO>(
     io: IO,
     remote_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
-    mut mode: watch::Receiver<Mode>,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    shared: &Shared,
+    mode: &mut watch::Receiver<Mode>,
+) -> Option<h2::server::Connection<transport::Paced<IO>, Bytes>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
 {
     let s = &shared.config.http2;
     let mut builder = h2::server::Builder::new();
@@ -393,30 +395,48 @@ async fn serve_connection<IO>(
         builder.max_concurrent_streams(limit);
     }
     let timeout = shared.config.connection_timeout;
+    let handshake = builder.handshake::<_, Bytes>(transport::Paced::server(io));
     let handshake = tokio::select! {
-        handshake = tokio::time::timeout(timeout, builder.handshake::<_, Bytes>(transport::Paced::server(io))) => handshake,
-        _ = mode.changed() => return,
+        handshake = tokio::time::timeout(timeout, handshake) => handshake,
+        _ = mode.changed() => return None,
     };
-    let mut connection = match handshake {
-        Ok(Ok(connection)) => connection,
+    match handshake {
+        Ok(Ok(connection)) => Some(connection),
         Ok(Err(e)) => {
             tracing::debug!(?remote_addr, "HTTP/2 handshake failed: {e}");
-            return;
+            None
         }
         Err(_) => {
             tracing::debug!(
                 ?remote_addr,
                 "no HTTP/2 handshake within {timeout:?}; closing"
             );
-            return;
+            None
         }
+    }
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    remote_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    mut mode: watch::Receiver<Mode>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Boxed: the handshake's state is as large as the connection's, and a connection's task
+    // keeps its largest state for its whole life (idle connections are counted per KiB).
+    let handshake = Box::pin(handshake(io, remote_addr, &shared, &mut mode));
+    let Some(mut connection) = handshake.await else {
+        return;
     };
     // Each call runs in its own task (or, on a current-thread runtime, first in this one).
     // They need no tracking: when this connection ends (closed, or dropped by a hard stop),
     // h2 errors every open stream, and a call whose stream errors drops its handler.
     let inline = tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::CurrentThread;
-    let mut burst = Vec::with_capacity(ACCEPT_BURST);
+    // Allocated when a burst arrives, freed after it: an idle connection holds none.
+    let mut burst = Vec::new();
     let mut going_away = false;
     loop {
         if !going_away && *mode.borrow_and_update() != Mode::Serving {
@@ -435,7 +455,7 @@ async fn serve_connection<IO>(
             Ok(waker) => {
                 // Routing runs here; each call starts once its method is known.
                 let inline = inline.then_some(waker);
-                for (request, respond) in burst.drain(..) {
+                for (request, respond) in std::mem::take(&mut burst) {
                     dispatch(request, respond, &shared, remote_addr, inline.clone());
                 }
                 if inline.is_none() {
@@ -470,7 +490,12 @@ where
 {
     while burst.len() < ACCEPT_BURST {
         match connection.poll_accept(cx) {
-            Poll::Ready(Some(Ok(incoming))) => burst.push(incoming),
+            Poll::Ready(Some(Ok(incoming))) => {
+                if burst.capacity() == 0 {
+                    burst.reserve_exact(ACCEPT_BURST);
+                }
+                burst.push(incoming);
+            }
             Poll::Ready(Some(Err(e))) if burst.is_empty() => return Poll::Ready(Err(Some(e))),
             Poll::Ready(None) if burst.is_empty() => return Poll::Ready(Err(None)),
             // Serve what came first; the end is seen on the next call.
