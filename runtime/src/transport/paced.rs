@@ -140,8 +140,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Paced<IO> {
             let held = std::mem::take(&mut this.held);
             let n = this.scan(&held[..n]);
             buf.put_slice(&held[..n]);
-            this.held = held;
-            this.held.advance(n);
+            if n < held.len() {
+                this.held = held;
+                this.held.advance(n);
+            }
+            // Else `held` is freed: an idle connection keeps no buffer.
             return Poll::Ready(Ok(()));
         }
         let start = buf.filled().len();
