@@ -33,9 +33,11 @@ use crate::timeout;
 /// Generated servers pass it to one of [`unary`](ServerCall::unary),
 /// [`server_streaming`](ServerCall::server_streaming),
 /// [`client_streaming`](ServerCall::client_streaming), [`streaming`](ServerCall::streaming)
-/// or [`unimplemented`](ServerCall::unimplemented). The runners start a task that decodes the
-/// request, runs the handler (dropping it if the deadline passes or the client cancels) and
-/// sends the response: one task per call, holding the handler's future itself, unboxed.
+/// or [`unimplemented`](ServerCall::unimplemented). The runners start the call: decode the
+/// request, run the handler (dropping it if the deadline passes or the client cancels) and
+/// send the response. On a current-thread runtime a call is first polled in its connection's
+/// task and gets a task of its own only if it does not finish there; on a multi-thread
+/// runtime each call is a task, so calls spread over the threads.
 pub struct ServerCall {
     pub(crate) head: http::request::Parts,
     pub(crate) body: h2::RecvStream,
