@@ -1,7 +1,8 @@
 //! What generated code uses, re-exported in one place so the runtime's layout can change
 //! without regenerating. Not part of the public API.
 
-pub use crate::client::{CallOptions, Channel, Client};
+pub use crate::client::{CallInvoker, CallOptions, Channel, Client, RequestSender};
+pub use crate::codec::{Outbound, ProtobufCodec};
 pub use crate::request::{IntoRequest, IntoStreamingRequest, Request, Response};
 pub use crate::server::{ResponseSender, ServerCall};
 pub use crate::service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
@@ -11,11 +12,11 @@ pub use futures_core::Stream;
 pub use protobuf;
 
 /// The version of the generated-code contract this runtime implements.
-pub const CODEGEN_VERSION: u32 = 1;
+pub const CODEGEN_VERSION: u32 = 2;
 
 /// Fails compilation when generated code expects another contract version.
 ///
-/// Generated code calls it as `const _: () = assert_codegen_version(1);`.
+/// Generated code calls it as `const _: () = assert_codegen_version(2);`.
 pub const fn assert_codegen_version(version: u32) {
     if version != CODEGEN_VERSION {
         panic!(

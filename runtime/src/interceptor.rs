@@ -11,39 +11,61 @@
 //! `on_call` runs first and its `on_end` last (gRPC-Go's chaining order).
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metadata::MetadataMap;
-use crate::service::MethodKind;
+use crate::peer::Peer;
+use crate::service::{MethodDescriptor, MethodKind};
 use crate::status::Status;
 
 /// The future an [`Interceptor::on_call`] returns.
 pub type InterceptFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Status>> + Send + 'a>>;
 
+/// The method of a call: its static descriptor, or only its path (a call routed to an
+/// unknown-service handler).
+#[derive(Clone, Debug)]
+pub(crate) enum MethodRef {
+    Known(&'static MethodDescriptor),
+    Path(http::uri::PathAndQuery),
+}
+
 /// What an interceptor sees of a call.
 #[derive(Debug)]
 pub struct CallInfo {
-    pub(crate) path: String,
-    pub(crate) kind: MethodKind,
+    pub(crate) method: MethodRef,
     pub(crate) metadata: MetadataMap,
     pub(crate) extensions: http::Extensions,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) peer: Option<Arc<Peer>>,
 }
 
 impl CallInfo {
-    /// The method path (`"/helloworld.Greeter/SayHello"`).
-    pub fn path(&self) -> &str {
-        &self.path
+    /// The method's descriptor (`None` for a call to a method the server does not know,
+    /// handed to its unknown-service handler).
+    pub fn method(&self) -> Option<&'static MethodDescriptor> {
+        match &self.method {
+            MethodRef::Known(method) => Some(method),
+            MethodRef::Path(_) => None,
+        }
     }
 
-    /// The method's streaming kind. On the server, for a method the server does not know,
-    /// this is [`MethodKind::Unary`].
+    /// The method path (`"/helloworld.Greeter/SayHello"`).
+    pub fn path(&self) -> &str {
+        match &self.method {
+            MethodRef::Known(method) => method.path,
+            MethodRef::Path(path) => path.path(),
+        }
+    }
+
+    /// The method's streaming kind ([`MethodKind::BidiStreaming`] for an unknown method:
+    /// that is how unknown-service handlers see every call).
     pub fn kind(&self) -> MethodKind {
-        self.kind
+        match &self.method {
+            MethodRef::Known(method) => method.kind,
+            MethodRef::Path(_) => MethodKind::BidiStreaming,
+        }
     }
 
     /// The request metadata.
@@ -56,7 +78,13 @@ impl CallInfo {
         &mut self.metadata
     }
 
-    /// Typed values passed on to the handler (server) or kept with the call (client).
+    /// Typed values: on the server, passed on to the handler's request; on the client, kept
+    /// with the call. Whatever `on_call` puts here is visible to `on_end`.
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
+    }
+
+    /// Typed values, mutably.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.extensions
     }
@@ -71,9 +99,9 @@ impl CallInfo {
         self.timeout = timeout;
     }
 
-    /// Server: the client's address, for TCP connections.
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote_addr
+    /// Server: the other end of the connection.
+    pub fn peer(&self) -> Option<&Peer> {
+        self.peer.as_deref()
     }
 }
 

@@ -7,8 +7,10 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`client`] | [`Channel`](client::Channel) (gRPC-Go's `ClientConn`), [`Client`](client::Client), [`CallOptions`](client::CallOptions) |
+//! | [`client`] | [`Channel`](client::Channel) (gRPC-Go's `ClientConn`), the [`CallInvoker`](client::CallInvoker) seam, [`Client`](client::Client), [`CallOptions`](client::CallOptions), [`RequestSender`] |
 //! | [`server`] | [`Server`](server::Server) and its builder, [`ResponseSender`] |
+//! | [`codec`] | [`Codec`](codec::Codec): rust-protobuf (default), raw bytes, prost (feature) |
+//! | [`inprocess`] | a server and a channel connected in memory (gRPC-Go's bufconn) |
 //! | [`status`] | [`Code`], [`Status`] |
 //! | [`metadata`] | [`MetadataMap`] |
 //! | [`compression`] | [`CompressionEncoding`] |
@@ -33,7 +35,9 @@
 //!
 //! # Cargo features
 //!
-//! None yet: HTTP/2 over TCP and Unix sockets, gzip and deflate are always built in.
+//! - `prost` (off by default): [`codec::ProstCodec`], for prost messages.
+//!
+//! HTTP/2 over TCP and Unix sockets, gzip and deflate are always built in.
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -45,8 +49,10 @@ pub mod codegen;
 pub mod compression;
 mod error;
 mod headers;
+pub mod inprocess;
 pub mod interceptor;
 pub mod metadata;
+mod peer;
 mod request;
 pub mod server;
 pub mod service;
@@ -55,13 +61,16 @@ mod streaming;
 mod timeout;
 mod transport;
 
+pub use client::RequestSender;
 pub use compression::CompressionEncoding;
 pub use error::Error;
 pub use metadata::MetadataMap;
+pub use peer::Peer;
 pub use request::{IntoRequest, IntoStreamingRequest, Request, Response};
 pub use server::ResponseSender;
 pub use status::{Code, Status};
 pub use streaming::Streaming;
+pub use tokio_util::sync::CancellationToken;
 
 /// Includes the code `grpc-build` generated into `OUT_DIR`: one module per `.proto` file
 /// (messages) and one `<file>_grpc` module per file with services (stubs), as siblings.

@@ -1,17 +1,22 @@
 //! [`Request`] and [`Response`]: a message with its metadata and per-call options.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_core::Stream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::compression::CompressionEncoding;
 use crate::metadata::MetadataMap;
+use crate::peer::Peer;
+use crate::service::MethodDescriptor;
 
 /// A request: a message (or a stream of them) with metadata and per-call options.
 ///
-/// On the client, set the call's metadata, timeout and compression here. On the server, a
-/// handler reads the metadata, the deadline and the peer address.
+/// On the client, set the call's metadata, timeout or deadline and compression here. On the
+/// server, a handler reads the metadata, the deadline, the [`Peer`], the method, and can
+/// watch the call's [`cancellation`](Request::cancellation).
 ///
 /// # Examples
 ///
@@ -27,15 +32,17 @@ use crate::metadata::MetadataMap;
 /// ```
 #[derive(Debug)]
 pub struct Request<T> {
-    metadata: MetadataMap,
+    pub(crate) metadata: MetadataMap,
     message: T,
-    extensions: http::Extensions,
-    timeout: Option<Duration>,
-    deadline: Option<Instant>,
-    compression: Option<CompressionEncoding>,
-    max_recv_message_size: Option<usize>,
-    max_send_message_size: Option<usize>,
-    remote_addr: Option<SocketAddr>,
+    pub(crate) extensions: http::Extensions,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) compression: Option<CompressionEncoding>,
+    pub(crate) max_recv_message_size: Option<usize>,
+    pub(crate) max_send_message_size: Option<usize>,
+    pub(crate) peer: Option<Arc<Peer>>,
+    pub(crate) method: Option<&'static MethodDescriptor>,
+    pub(crate) cancellation: Option<CancellationToken>,
 }
 
 impl<T> Request<T> {
@@ -50,7 +57,9 @@ impl<T> Request<T> {
             compression: None,
             max_recv_message_size: None,
             max_send_message_size: None,
-            remote_addr: None,
+            peer: None,
+            method: None,
+            cancellation: None,
         }
     }
 
@@ -100,8 +109,8 @@ impl<T> Request<T> {
         &mut self.extensions
     }
 
-    /// Client: sets the call's timeout, sent as `grpc-timeout` and enforced locally.
-    /// Overrides the client's default.
+    /// Client: sets the call's timeout, sent as `grpc-timeout` (what is left of it when the
+    /// request goes out) and enforced locally. Overrides the client's default.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = Some(timeout);
     }
@@ -109,6 +118,41 @@ impl<T> Request<T> {
     /// Client: the timeout set with [`set_timeout`](Request::set_timeout).
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Client: sets the instant the call must end by. With a timeout as well, the earlier
+    /// of the two wins.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// When the call's deadline passes: on the server, from the client's `grpc-timeout`; on
+    /// the client, the one set with [`set_deadline`](Request::set_deadline).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Client: makes this outgoing call a part of the server call `incoming`: it gets the
+    /// incoming call's deadline (what is left of it) and is cancelled when the incoming call
+    /// ends (gRPC-Go's context propagation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use grpc_runtime::Request;
+    /// fn downstream<T>(incoming: &Request<T>) -> Request<&'static str> {
+    ///     Request::new("lookup").propagate(incoming)
+    /// }
+    /// ```
+    #[must_use]
+    pub fn propagate<U>(mut self, incoming: &Request<U>) -> Request<T> {
+        if let Some(deadline) = incoming.deadline {
+            self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+        if let Some(token) = &incoming.cancellation {
+            self.cancellation = Some(token.clone());
+        }
+        self
     }
 
     /// Client: compresses this call's messages with `encoding`.
@@ -128,22 +172,37 @@ impl<T> Request<T> {
         self.max_send_message_size = Some(limit);
     }
 
-    /// Server: when the call's deadline (from the client's `grpc-timeout`) passes.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+    /// Server: the other end of the call's connection.
+    pub fn peer(&self) -> Option<&Peer> {
+        self.peer.as_deref()
     }
 
-    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+    /// Server: the method called (`None` for calls served by an unknown-service handler).
+    pub fn method(&self) -> Option<&'static MethodDescriptor> {
+        self.method
     }
 
-    /// Server: the address of the client, for TCP connections.
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote_addr
-    }
-
-    pub(crate) fn set_remote_addr(&mut self, addr: Option<SocketAddr>) {
-        self.remote_addr = addr;
+    /// Server: a token cancelled when the call ends, whichever way: the client cancels or
+    /// disconnects, the deadline passes, or the handler returns. Work the handler spawns can
+    /// watch it and stop. (The handler's own future is simply dropped in the first two
+    /// cases.) On the client, the token of the call it was [propagated](Request::propagate)
+    /// from, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn f(request: grpc_runtime::Request<()>) {
+    /// let token = request.cancellation().cloned().unwrap_or_default();
+    /// tokio::spawn(async move {
+    ///     tokio::select! {
+    ///         _ = token.cancelled() => { /* the call is over: stop */ }
+    ///         _ = std::future::pending::<()>() => {}
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn cancellation(&self) -> Option<&CancellationToken> {
+        self.cancellation.as_ref()
     }
 
     /// Replaces the message with `f(message)`, keeping metadata and options.
@@ -157,34 +216,18 @@ impl<T> Request<T> {
             compression: self.compression,
             max_recv_message_size: self.max_recv_message_size,
             max_send_message_size: self.max_send_message_size,
-            remote_addr: self.remote_addr,
+            peer: self.peer,
+            method: self.method,
+            cancellation: self.cancellation,
         }
     }
 
-    pub(crate) fn into_parts(self) -> (RequestHead, T) {
-        (
-            RequestHead {
-                metadata: self.metadata,
-                extensions: self.extensions,
-                timeout: self.timeout,
-                compression: self.compression,
-                max_recv_message_size: self.max_recv_message_size,
-                max_send_message_size: self.max_send_message_size,
-            },
-            self.message,
-        )
+    /// Splits off the message, keeping the rest as a `Request<()>`.
+    pub(crate) fn split(self) -> (Request<()>, T) {
+        let mut message = None;
+        let head = self.map(|m| message = Some(m));
+        (head, message.expect("set by map"))
     }
-}
-
-/// The parts of a client request other than its message.
-#[derive(Debug)]
-pub(crate) struct RequestHead {
-    pub(crate) metadata: MetadataMap,
-    pub(crate) extensions: http::Extensions,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) compression: Option<CompressionEncoding>,
-    pub(crate) max_recv_message_size: Option<usize>,
-    pub(crate) max_send_message_size: Option<usize>,
 }
 
 /// Converts a message, or a [`Request`] around one, into a [`Request`].

@@ -1,4 +1,6 @@
-//! Service descriptors and the [`Service`] trait that generated servers implement.
+//! Service and method descriptors, and the [`Service`] trait that generated servers implement.
+
+use std::fmt;
 
 use crate::server::ServerCall;
 
@@ -33,8 +35,21 @@ impl MethodKind {
     }
 }
 
-/// A method of a service, as generated from its `.proto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A method of a service, as generated from its `.proto`. Calls carry a
+/// `&'static MethodDescriptor`, so interceptors, stats and the service config see the
+/// method without a per-call allocation.
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::service::{MethodDescriptor, MethodKind};
+///
+/// static SAY_HELLO: MethodDescriptor =
+///     MethodDescriptor::new("SayHello", "/helloworld.Greeter/SayHello", MethodKind::Unary);
+/// assert_eq!(SAY_HELLO.service_name(), "helloworld.Greeter");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct MethodDescriptor {
     /// The method's name (`"SayHello"`).
     pub name: &'static str,
@@ -44,35 +59,81 @@ pub struct MethodDescriptor {
     pub kind: MethodKind,
 }
 
-/// A service, as generated from its `.proto`: usable by reflection, interceptors and stats.
+impl MethodDescriptor {
+    /// A method `name` at `path` (`"/<package>.<Service>/<Method>"`).
+    pub const fn new(name: &'static str, path: &'static str, kind: MethodKind) -> Self {
+        MethodDescriptor { name, path, kind }
+    }
+
+    /// The fully-qualified name of the method's service, from its path (`""` if the path
+    /// is not `/<service>/<method>`).
+    pub fn service_name(&self) -> &'static str {
+        self.path
+            .strip_prefix('/')
+            .and_then(|p| p.rsplit_once('/'))
+            .map_or("", |(service, _)| service)
+    }
+}
+
+/// Returns the `FileDescriptor` of the `.proto` file that declares a service (rust-protobuf's
+/// generated `file_descriptor()`); it reaches its dependencies too.
+pub type FileDescriptorFn = fn() -> &'static protobuf::reflect::FileDescriptor;
+
+/// A service, as generated from its `.proto`: its name, methods, and the descriptor of the
+/// file that declares it (what reflection serves).
 ///
 /// # Examples
 ///
 /// ```
 /// use grpc_runtime::service::{MethodDescriptor, MethodKind, ServiceDescriptor};
 ///
-/// static GREETER: ServiceDescriptor = ServiceDescriptor {
-///     name: "helloworld.Greeter",
-///     methods: &[MethodDescriptor {
-///         name: "SayHello",
-///         path: "/helloworld.Greeter/SayHello",
-///         kind: MethodKind::Unary,
-///     }],
-/// };
+/// static GREETER: ServiceDescriptor = ServiceDescriptor::new(
+///     "helloworld.Greeter",
+///     &[MethodDescriptor::new("SayHello", "/helloworld.Greeter/SayHello", MethodKind::Unary)],
+/// );
 /// assert_eq!(GREETER.method("SayHello").unwrap().kind, MethodKind::Unary);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct ServiceDescriptor {
     /// The fully-qualified service name (`"helloworld.Greeter"`).
     pub name: &'static str,
     /// Its methods, in `.proto` order.
     pub methods: &'static [MethodDescriptor],
+    /// The descriptor of the `.proto` file declaring the service, when known.
+    pub file_descriptor: Option<FileDescriptorFn>,
 }
 
 impl ServiceDescriptor {
+    /// A service `name` with `methods`.
+    pub const fn new(name: &'static str, methods: &'static [MethodDescriptor]) -> Self {
+        ServiceDescriptor {
+            name,
+            methods,
+            file_descriptor: None,
+        }
+    }
+
+    /// Adds the descriptor of the file declaring the service.
+    #[must_use]
+    pub const fn with_file_descriptor(mut self, file: FileDescriptorFn) -> Self {
+        self.file_descriptor = Some(file);
+        self
+    }
+
     /// Looks a method up by name.
     pub fn method(&self, name: &str) -> Option<&'static MethodDescriptor> {
         self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+impl fmt::Debug for ServiceDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceDescriptor")
+            .field("name", &self.name)
+            .field("methods", &self.methods)
+            .field("file_descriptor", &self.file_descriptor.is_some())
+            .finish()
     }
 }
 

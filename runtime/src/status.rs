@@ -302,47 +302,6 @@ impl Status {
             format!("unexpected HTTP status {status} with no grpc-status"),
         )
     }
-
-    /// Maps an h2 error (a stream reset, a GOAWAY, an I/O failure) to a status.
-    pub(crate) fn from_h2(err: &h2::Error) -> Status {
-        if let Some(reason) = err.reason() {
-            let code = match reason {
-                h2::Reason::NO_ERROR
-                | h2::Reason::PROTOCOL_ERROR
-                | h2::Reason::INTERNAL_ERROR
-                | h2::Reason::FLOW_CONTROL_ERROR
-                | h2::Reason::SETTINGS_TIMEOUT
-                | h2::Reason::FRAME_SIZE_ERROR
-                | h2::Reason::COMPRESSION_ERROR
-                | h2::Reason::CONNECT_ERROR => Code::Internal,
-                h2::Reason::REFUSED_STREAM => Code::Unavailable,
-                h2::Reason::CANCEL => Code::Cancelled,
-                h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-                h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-                h2::Reason::HTTP_1_1_REQUIRED => Code::Internal,
-                _ => Code::Unknown,
-            };
-            // A stream ended by GOAWAY was not processed by the server, whatever the reason
-            // code says: retrying elsewhere is safe, as UNAVAILABLE tells (gRPC-Go does the same).
-            let code = if err.is_go_away() {
-                Code::Unavailable
-            } else {
-                code
-            };
-            let what = if err.is_go_away() {
-                "connection closed by GOAWAY"
-            } else if err.is_remote() {
-                "stream reset by peer"
-            } else {
-                "stream reset"
-            };
-            return Status::new(code, format!("{what}: {reason:?}"));
-        }
-        if err.is_io() {
-            return Status::unavailable(format!("connection error: {err}"));
-        }
-        Status::internal(format!("HTTP/2 error: {err}"))
-    }
 }
 
 /// Whether a `content-type` value is gRPC's: `application/grpc`, optionally followed by

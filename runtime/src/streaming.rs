@@ -1,18 +1,15 @@
-//! [`Streaming`]: a stream of incoming messages.
+//! [`Streaming`]: a stream of incoming messages, and the request or response body it reads.
 
 use std::fmt;
-use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use futures_core::Stream;
-use protobuf::Message;
 
-use crate::codec::{self, FrameDecoder};
-use crate::compression::{self, CompressionEncoding, Received};
-use crate::interceptor::EndGuard;
+use crate::codec::Decoder;
+use crate::codec::framing::FrameDecoder;
 use crate::metadata::MetadataMap;
 use crate::status::Status;
 
@@ -21,7 +18,12 @@ use crate::status::Status;
 ///
 /// Read with [`message`](Streaming::message) or as a [`futures_core::Stream`]. On the client,
 /// the end of the stream carries the call's status: a non-OK status comes back as an `Err`,
-/// after which the stream yields nothing more.
+/// after which the stream yields nothing more. A client's stream also holds the response's
+/// [`headers`](Streaming::headers) and, once it has ended, its
+/// [`trailers`](Streaming::trailers).
+///
+/// Tests and channel implementations build one from any stream of messages with
+/// [`from_stream`](Streaming::from_stream).
 ///
 /// # Examples
 ///
@@ -34,35 +36,27 @@ use crate::status::Status;
 /// # Ok(()) }
 /// ```
 pub struct Streaming<T> {
-    /// Bidi calls return before the response headers arrive; they are awaited on first read.
-    pending: Option<PendingHeaders>,
-    body: Option<h2::RecvStream>,
-    decoder: FrameDecoder,
-    data_done: bool,
+    source: Source<T>,
     finished: bool,
-    client: Option<Box<ClientTail>>,
-    _marker: PhantomData<fn() -> T>,
 }
 
-/// Client-only state: the deadline, the trailers, the outcome report, the sending task.
-pub(crate) struct ClientTail {
-    pub(crate) headers: Option<MetadataMap>,
-    pub(crate) deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    pub(crate) trailers: Option<MetadataMap>,
-    /// The status of a trailers-only response, known before any data.
-    pub(crate) preset: Option<Status>,
-    pub(crate) end: EndGuard,
-    pub(crate) send_task: Option<tokio::task::JoinHandle<()>>,
-    /// Why the sending task failed, if it did (reported instead of the reset it caused).
-    pub(crate) send_error: Option<Arc<Mutex<Option<Status>>>>,
-}
-
-impl Drop for ClientTail {
-    fn drop(&mut self) {
-        if let Some(task) = &self.send_task {
-            task.abort();
-        }
-    }
+enum Source<T> {
+    /// A request body, read in place (server).
+    Body {
+        body: Body,
+        decoder: Box<dyn Decoder<Item = T>>,
+    },
+    /// A response with its headers, trailers and status (client).
+    Response {
+        source: Box<dyn ResponseSource>,
+        decoder: Box<dyn Decoder<Item = T>>,
+    },
+    /// Messages from a stream of the user's (tests, channel implementations).
+    Local {
+        stream: Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>,
+        headers: MetadataMap,
+        trailers: Option<MetadataMap>,
+    },
 }
 
 impl<T> fmt::Debug for Streaming<T> {
@@ -73,37 +67,132 @@ impl<T> fmt::Debug for Streaming<T> {
     }
 }
 
-impl<T: Message> Streaming<T> {
-    pub(crate) fn new(body: Option<h2::RecvStream>, decoder: FrameDecoder) -> Streaming<T> {
+fn empty_metadata() -> &'static MetadataMap {
+    static EMPTY: OnceLock<MetadataMap> = OnceLock::new();
+    EMPTY.get_or_init(MetadataMap::new)
+}
+
+impl<T: 'static> Streaming<T> {
+    /// A stream reading a request body (server side).
+    pub(crate) fn from_body(body: Body, decoder: Box<dyn Decoder<Item = T>>) -> Streaming<T> {
         Streaming {
-            pending: None,
-            data_done: body.is_none(),
-            body,
-            decoder,
+            source: Source::Body { body, decoder },
             finished: false,
-            client: None,
-            _marker: PhantomData,
         }
     }
 
-    pub(crate) fn with_client_tail(mut self, tail: ClientTail) -> Streaming<T> {
-        self.client = Some(Box::new(tail));
+    /// A stream reading a response (client side).
+    pub(crate) fn from_response(
+        source: Box<dyn ResponseSource>,
+        decoder: Box<dyn Decoder<Item = T>>,
+    ) -> Streaming<T> {
+        Streaming {
+            source: Source::Response { source, decoder },
+            finished: false,
+        }
+    }
+
+    /// A stream of the messages (and errors) of `stream`: for unit tests of handlers, and for
+    /// channel implementations and test doubles that answer calls without HTTP/2. An `Err`
+    /// item ends the stream with that status. Its headers and trailers are empty until set
+    /// with [`with_headers`](Streaming::with_headers) and
+    /// [`with_trailers`](Streaming::with_trailers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use grpc_runtime::{Status, Streaming};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let items = vec![Ok(1u32), Ok(2), Err(Status::aborted("stop"))];
+    /// let mut stream = Streaming::from_stream(futures_util::stream::iter(items));
+    /// assert_eq!(stream.message().await.unwrap(), Some(1));
+    /// assert_eq!(stream.message().await.unwrap(), Some(2));
+    /// assert_eq!(stream.message().await.unwrap_err().message(), "stop");
+    /// assert_eq!(stream.message().await.unwrap(), None);
+    /// # });
+    /// ```
+    pub fn from_stream<S>(stream: S) -> Streaming<T>
+    where
+        S: Stream<Item = Result<T, Status>> + Send + 'static,
+    {
+        Streaming {
+            source: Source::Local {
+                stream: Box::pin(stream),
+                headers: MetadataMap::new(),
+                trailers: None,
+            },
+            finished: false,
+        }
+    }
+
+    /// Sets the headers of a stream made with [`from_stream`](Streaming::from_stream).
+    #[must_use]
+    pub fn with_headers(mut self, metadata: MetadataMap) -> Streaming<T> {
+        if let Source::Local { headers, .. } = &mut self.source {
+            *headers = metadata;
+        }
         self
     }
 
-    /// A client stream whose response headers have not arrived yet.
-    pub(crate) fn pending(headers: PendingHeaders, tail: ClientTail) -> Streaming<T> {
-        let mut stream =
-            Streaming::new(None, FrameDecoder::new(0, Received::Identity)).with_client_tail(tail);
-        stream.data_done = false;
-        stream.pending = Some(headers);
-        stream
+    /// Sets the trailers a stream made with [`from_stream`](Streaming::from_stream) has once
+    /// it has ended.
+    #[must_use]
+    pub fn with_trailers(mut self, metadata: MetadataMap) -> Streaming<T> {
+        if let Source::Local { trailers, .. } = &mut self.source {
+            *trailers = Some(metadata);
+        }
+        self
     }
 
-    /// Client: the response header metadata, once received (`None` before; for bidi calls
-    /// they arrive with the first message or the end of the stream).
-    pub fn headers(&self) -> Option<&MetadataMap> {
-        self.client.as_ref()?.headers.as_ref()
+    /// Client: the response header metadata, waiting for it if it has not arrived (a bidi
+    /// call returns before the server answers). On the server, a request's metadata is in
+    /// its [`Request`](crate::Request); this is empty.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it failed before sending headers (it is not returned again by
+    /// [`message`](Streaming::message)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn headers(&mut self) -> Result<&MetadataMap, Status> {
+        if let Source::Response { source, .. } = &mut self.source {
+            let ready = std::future::poll_fn(|cx| source.poll_headers(cx)).await;
+            if let Err(status) = ready {
+                self.finished = true;
+                return Err(status);
+            }
+        }
+        Ok(self.headers_now().unwrap_or_else(|| empty_metadata()))
+    }
+
+    /// Client: the response header metadata if it has arrived (`None` before).
+    pub fn headers_now(&self) -> Option<&MetadataMap> {
+        match &self.source {
+            Source::Response { source, .. } => source.headers(),
+            Source::Local { headers, .. } => Some(headers),
+            Source::Body { .. } => Some(empty_metadata()),
+        }
+    }
+
+    /// Client: the trailing metadata, once the stream has ended (`None` before).
+    pub fn trailers(&self) -> Option<&MetadataMap> {
+        match &self.source {
+            Source::Response { source, .. } => source.trailers(),
+            Source::Local { trailers, .. } => trailers.as_ref().filter(|_| self.finished),
+            Source::Body { .. } => None,
+        }
+    }
+
+    /// Whether the last message returned arrived compressed (its compressed flag was set).
+    pub fn last_message_compressed(&self) -> bool {
+        match &self.source {
+            Source::Body { body, .. } => body.frames.last_compressed(),
+            Source::Response { source, .. } => source.last_compressed(),
+            Source::Local { .. } => false,
+        }
     }
 
     /// The next message, `None` at the end of the stream.
@@ -121,232 +210,126 @@ impl<T: Message> Streaming<T> {
         std::future::poll_fn(|cx| self.poll_message(cx)).await
     }
 
-    /// Whether the last message returned arrived compressed (its compressed flag was set).
-    pub fn last_message_compressed(&self) -> bool {
-        self.decoder.last_compressed()
-    }
-
-    /// Client: the trailing metadata, once the stream has ended (`None` before).
-    pub fn trailers(&self) -> Option<&MetadataMap> {
-        self.client.as_ref()?.trailers.as_ref()
-    }
-
-    fn finish(&mut self, result: Result<(), Status>) -> Poll<Result<Option<T>, Status>> {
-        self.finished = true;
-        self.body = None;
-        if let Some(tail) = &mut self.client {
-            let status = match &result {
-                Ok(()) => Status::ok(""),
-                Err(status) => status.clone(),
-            };
-            tail.end.finish(&status);
-            if let Some(task) = tail.send_task.take() {
-                task.abort();
-            }
-        }
-        Poll::Ready(result.map(|()| None))
-    }
-
-    fn sender_failure(&self) -> Option<Status> {
-        let slot = self.client.as_ref()?.send_error.as_ref()?;
-        slot.lock().ok()?.take()
-    }
-
     /// Polls for the next message; see [`message`](Streaming::message).
     pub fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
         if self.finished {
             return Poll::Ready(Ok(None));
         }
-        if let Some(pending) = &mut self.pending {
-            if let Some(tail) = &mut self.client
-                && let Some(deadline) = &mut tail.deadline
-                && deadline.as_mut().poll(cx).is_ready()
-            {
-                return self.finish(Err(Status::deadline_exceeded("deadline exceeded")));
-            }
-            let response = match ready!(Pin::new(&mut pending.future).poll(cx)) {
-                Ok(response) => response,
-                Err(e) => {
-                    let status = self.sender_failure().unwrap_or_else(|| Status::from_h2(&e));
-                    return self.finish(Err(status));
-                }
-            };
-            let max = pending.max_recv;
-            self.pending = None;
-            match ResponseHead::parse(response, max) {
-                Ok(head) => {
-                    let tail = self.client.as_mut().expect("client stream");
-                    tail.headers = Some(head.metadata);
-                    tail.preset = head.preset;
-                    self.data_done = head.body.is_none();
-                    self.body = head.body;
-                    self.decoder = head.decoder;
-                }
-                Err(status) => return self.finish(Err(status)),
-            }
-        }
-        loop {
-            match self.decoder.next_message() {
-                Ok(Some(bytes)) => match codec::decode::<T>(bytes) {
-                    Ok(message) => return Poll::Ready(Ok(Some(message))),
-                    Err(status) => return self.finish(Err(status)),
+        let result = match &mut self.source {
+            Source::Body { body, decoder } => match ready!(body.poll_frame(cx)) {
+                Ok(Some(bytes)) => decoder.decode(bytes).map(Some),
+                Ok(None) => Ok(None),
+                Err(ReadError::Status(status)) => Err(status),
+                Err(ReadError::H2(e)) => Err(crate::transport::request_status(&e)),
+            },
+            Source::Response { source, decoder } => match ready!(source.poll_message(cx)) {
+                Ok(Some(bytes)) => match decoder.decode(bytes) {
+                    Ok(message) => Ok(Some(message)),
+                    Err(status) => {
+                        source.fail(&status);
+                        Err(status)
+                    }
                 },
-                Ok(None) => {}
-                Err(status) => return self.finish(Err(status)),
-            }
-            if let Some(tail) = &mut self.client
-                && let Some(deadline) = &mut tail.deadline
-                && deadline.as_mut().poll(cx).is_ready()
-            {
-                return self.finish(Err(Status::deadline_exceeded("deadline exceeded")));
-            }
-            if self.data_done {
-                return self.poll_end(cx);
-            }
-            let body = self.body.as_mut().expect("body present until data ends");
-            match ready!(body.poll_data(cx)) {
-                Some(Ok(chunk)) => {
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    self.decoder.push(chunk);
-                }
-                Some(Err(e)) => {
-                    let status = self.sender_failure().unwrap_or_else(|| Status::from_h2(&e));
-                    return self.finish(Err(status));
-                }
-                None => self.data_done = true,
-            }
-        }
-    }
-
-    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
-        if self.decoder.has_partial() {
-            return self.finish(Err(Status::internal(
-                "stream ended in the middle of a message",
-            )));
-        }
-        let Some(tail) = &mut self.client else {
-            return self.finish(Ok(()));
+                other => other.map(|_| None),
+            },
+            Source::Local { stream, .. } => match ready!(stream.as_mut().poll_next(cx)) {
+                Some(item) => item.map(Some),
+                None => Ok(None),
+            },
         };
-        if let Some(status) = tail.preset.take() {
-            tail.trailers = Some(status.metadata().clone());
-            return self.finish(if status.code() == crate::Code::Ok {
-                Ok(())
-            } else {
-                Err(status)
-            });
+        if !matches!(result, Ok(Some(_))) {
+            self.finished = true;
         }
-        let body = self.body.as_mut().expect("body present until trailers");
-        let trailers = match ready!(body.poll_trailers(cx)) {
-            Ok(Some(trailers)) => trailers,
-            Ok(None) => {
-                return self.finish(Err(Status::internal(
-                    "server closed the stream without sending trailers",
-                )));
-            }
-            Err(e) => {
-                let status = self.sender_failure().unwrap_or_else(|| Status::from_h2(&e));
-                return self.finish(Err(status));
-            }
-        };
-        let status = Status::from_trailers(&trailers).unwrap_or_else(|| {
-            Status::internal("server closed the stream without a grpc-status trailer")
-        });
-        if let Some(tail) = &mut self.client {
-            tail.trailers = Some(status.metadata().clone());
-        }
-        if status.code() == crate::Code::Ok {
-            self.finish(Ok(()))
-        } else {
-            self.finish(Err(status))
-        }
+        Poll::Ready(result)
     }
 }
 
-impl<T: Message> Stream for Streaming<T> {
+impl<T: 'static> Stream for Streaming<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // `Streaming` holds nothing pinned; `T` appears only in `PhantomData<fn() -> T>`.
+        // `Streaming` is `Unpin`: it holds its parts boxed or by value.
         let this = self.get_mut();
         this.poll_message(cx).map(Result::transpose)
     }
 }
 
-/// Response headers still to come.
-pub(crate) struct PendingHeaders {
-    pub(crate) future: h2::client::ResponseFuture,
-    pub(crate) max_recv: usize,
+/// A client's response, as [`Streaming`] reads it: implemented by the client, which keeps
+/// the response's headers, deadline, trailers and outcome report behind it.
+pub(crate) trait ResponseSource: Send {
+    /// Ready once the response headers are known; `Err` if the call failed before them.
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>>;
+    /// The next message's bytes; `Ok(None)` at an OK end.
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>>;
+    fn headers(&self) -> Option<&MetadataMap>;
+    fn trailers(&self) -> Option<&MetadataMap>;
+    fn last_compressed(&self) -> bool;
+    /// Ends the call with `status` (a message that did not decode).
+    fn fail(&mut self, status: &Status);
 }
 
-/// What the response headers tell: metadata, and either a body to read or a final status.
-pub(crate) struct ResponseHead {
-    pub(crate) metadata: MetadataMap,
-    pub(crate) body: Option<h2::RecvStream>,
-    pub(crate) decoder: FrameDecoder,
-    /// The status of a trailers-only response (OK included).
-    pub(crate) preset: Option<Status>,
+/// Why reading a body stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// A framing failure (bad prefix, over the limit, bad compression).
+    Status(Status),
+    /// The stream failed (reset, connection lost).
+    H2(h2::Error),
 }
 
-impl ResponseHead {
-    /// Checks the response headers: HTTP status, content-type, trailers-only status,
-    /// `grpc-encoding`.
-    pub(crate) fn parse(
-        response: http::Response<h2::RecvStream>,
-        max_recv: usize,
-    ) -> Result<ResponseHead, Status> {
-        let (parts, body) = response.into_parts();
-        let trailers_only = Status::from_trailers(&parts.headers);
-        if parts.status != http::StatusCode::OK {
-            return Err(trailers_only
-                .filter(|s| s.code() != crate::Code::Ok)
-                .unwrap_or_else(|| Status::from_http_status(parts.status)));
+/// The messages of an HTTP/2 body: the data frames, split into gRPC messages.
+#[derive(Debug)]
+pub(crate) struct Body {
+    recv: h2::RecvStream,
+    pub(crate) frames: FrameDecoder,
+    data_done: bool,
+}
+
+impl Body {
+    pub(crate) fn new(recv: h2::RecvStream, frames: FrameDecoder) -> Body {
+        Body {
+            recv,
+            frames,
+            data_done: false,
         }
-        // A trailers-only response carries its status; trust it whatever the content-type.
-        if trailers_only.is_none() {
-            check_content_type(&parts)?;
-        }
-        if let Some(status) = trailers_only {
-            if status.code() != crate::Code::Ok {
-                return Err(status);
+    }
+
+    /// The next message's bytes (decompressed); `None` once the data has ended.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, ReadError>> {
+        loop {
+            match self.frames.next_message() {
+                Ok(Some(bytes)) => return Poll::Ready(Ok(Some(bytes))),
+                Ok(None) => {}
+                Err(status) => return Poll::Ready(Err(ReadError::Status(status))),
             }
-            return Ok(ResponseHead {
-                metadata: MetadataMap::from_headers(parts.headers),
-                body: None,
-                decoder: FrameDecoder::new(max_recv, Received::Identity),
-                preset: Some(status),
-            });
+            if self.data_done {
+                if self.frames.has_partial() {
+                    return Poll::Ready(Err(ReadError::Status(Status::internal(
+                        "stream ended in the middle of a message",
+                    ))));
+                }
+                return Poll::Ready(Ok(None));
+            }
+            match ready!(self.recv.poll_data(cx)) {
+                Some(Ok(chunk)) => {
+                    let _ = self.recv.flow_control().release_capacity(chunk.len());
+                    self.frames.push(chunk);
+                }
+                Some(Err(e)) => return Poll::Ready(Err(ReadError::H2(e))),
+                None => self.data_done = true,
+            }
         }
-        let encoding = compression::parse_encoding(
-            parts.headers.get(crate::headers::GRPC_ENCODING),
-            &CompressionEncoding::ALL,
-        )
-        .map_err(|s| Status::internal(s.message().to_owned()))?;
-        Ok(ResponseHead {
-            metadata: MetadataMap::from_headers(parts.headers),
-            body: Some(body),
-            decoder: FrameDecoder::new(max_recv, encoding),
-            preset: None,
-        })
+    }
+
+    /// The trailers, once the data has ended.
+    pub(crate) fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<http::HeaderMap>, h2::Error>> {
+        self.recv.poll_trailers(cx)
     }
 }
 
-fn check_content_type(parts: &http::response::Parts) -> Result<(), Status> {
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| v.as_bytes());
-    match content_type {
-        Some(ct) if crate::status::is_grpc_content_type(ct) => Ok(()),
-        Some(ct) => Err(Status::new(
-            Status::from_http_status(parts.status).code(),
-            format!(
-                "unexpected content-type {:?} in the response",
-                String::from_utf8_lossy(ct)
-            ),
-        )),
-        None => Err(Status::new(
-            Status::from_http_status(parts.status).code(),
-            "response has no content-type",
-        )),
-    }
-}

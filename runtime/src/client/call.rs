@@ -1,7 +1,7 @@
-//! [`Client`]: issues the four kinds of calls on a [`Channel`]; generated clients wrap it.
+//! How a [`Channel`] runs the four kinds of calls over HTTP/2: interceptors, request
+//! headers, the deadline, sending, and the response.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
@@ -9,139 +9,45 @@ use futures_util::StreamExt;
 use h2::SendStream;
 use h2::client::ResponseFuture;
 use http::HeaderValue;
-use protobuf::Message;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::Channel;
-use crate::codec::{self, Encodable, MessageCompressed};
+use super::response::{H2Response, SendError};
+use super::sender::{H2Sender, RequestSender};
+use super::{CallInvoker, Channel};
+use crate::codec::framing::{self, Kind};
+use crate::codec::{Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
 use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
-use crate::interceptor::{CallInfo, EndGuard};
-use crate::request::{Request, RequestHead, Response};
-use crate::service::MethodKind;
+use crate::interceptor::{CallInfo, EndGuard, MethodRef};
+use crate::request::{Request, Response};
+use crate::service::MethodDescriptor;
 use crate::status::Status;
-use crate::streaming::{ClientTail, PendingHeaders, ResponseHead, Streaming};
+use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
 use crate::transport;
 
-/// Default options for the calls of one client. Per-call settings on the [`Request`] win.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use grpc_runtime::client::CallOptions;
-/// use grpc_runtime::CompressionEncoding;
-///
-/// let options = CallOptions::new()
-///     .timeout(Duration::from_secs(2))
-///     .send_compressed(CompressionEncoding::Gzip)
-///     .max_recv_message_size(16 << 20);
-/// # let _ = options;
-/// ```
-#[derive(Clone, Debug, Default)]
-#[must_use]
-#[non_exhaustive]
-pub struct CallOptions {
-    timeout: Option<Duration>,
-    send_compressed: Option<CompressionEncoding>,
-    max_recv_message_size: Option<usize>,
-    max_send_message_size: Option<usize>,
-}
-
-impl CallOptions {
-    /// No defaults beyond the channel's.
-    pub fn new() -> CallOptions {
-        CallOptions::default()
-    }
-
-    /// Timeout of each call. Default: none.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Compresses request messages with `encoding`. Default: no compression.
-    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
-        self.send_compressed = Some(encoding);
-        self
-    }
-
-    /// Largest response message accepted. Default: the channel's (4 MiB).
-    pub fn max_recv_message_size(mut self, limit: usize) -> Self {
-        self.max_recv_message_size = Some(limit);
-        self
-    }
-
-    /// Largest request message sent. Default: the channel's.
-    pub fn max_send_message_size(mut self, limit: usize) -> Self {
-        self.max_send_message_size = Some(limit);
-        self
-    }
-}
-
-/// Issues calls on a [`Channel`]. Generated clients (`GreeterClient`) wrap one; it can also
-/// call methods without generated code.
-///
-/// # Examples
-///
-/// ```no_run
-/// use grpc_runtime::client::{Channel, Client};
-/// use protobuf::well_known_types::wrappers::StringValue;
-///
-/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = Client::new(Channel::new("localhost:50051")?);
-/// let reply: grpc_runtime::Response<StringValue> = client
-///     .unary("/echo.Echo/Say", grpc_runtime::Request::new(StringValue::new()))
-///     .await?;
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct Client {
-    channel: Channel,
-    options: CallOptions,
-}
-
-/// A call whose request headers are ready to go.
+/// A call whose request headers are out.
 struct Call {
     end: EndGuard,
     deadline: Option<Instant>,
+    cancellation: Option<CancellationToken>,
     compression: Option<CompressionEncoding>,
     max_recv: usize,
     max_send: usize,
 }
 
-impl Client {
-    /// A client with default options.
-    pub fn new(channel: Channel) -> Client {
-        Client {
-            channel,
-            options: CallOptions::default(),
-        }
-    }
-
-    /// Replaces the default call options.
-    #[must_use]
-    pub fn with_options(mut self, options: CallOptions) -> Client {
-        self.options = options;
-        self
-    }
-
-    /// The channel calls go out on.
-    pub fn channel(&self) -> &Channel {
-        &self.channel
-    }
-
+impl Channel {
     /// Runs interceptors and opens the HTTP/2 stream.
     async fn open(
         &self,
-        path: &'static str,
-        kind: MethodKind,
-        head: RequestHead,
+        method: &'static MethodDescriptor,
+        head: Request<()>,
     ) -> Result<(Call, ResponseFuture, SendStream<Bytes>), Status> {
-        let config = self.channel.config();
+        let uri = self.uri(method.path)?;
+        let config = self.config();
         let chain = &config.interceptors;
-        let mut timeout = head.timeout.or(self.options.timeout);
+        let mut timeout = head.timeout;
         let mut end = EndGuard::none();
         // Without interceptors the metadata's header map becomes the request's headers as is;
         // with them, they see (and may change) it first and keep a copy for `on_end`.
@@ -149,12 +55,11 @@ impl Client {
             head.metadata
         } else {
             let mut info = CallInfo {
-                path: path.to_owned(),
-                kind,
+                method: MethodRef::Known(method),
                 metadata: head.metadata,
                 extensions: head.extensions,
                 timeout,
-                remote_addr: None,
+                peer: None,
             };
             chain.start(&mut info).await?;
             timeout = info.timeout;
@@ -162,23 +67,26 @@ impl Client {
             end = EndGuard::new(chain.clone(), info);
             metadata
         };
+        let deadline = match (timeout.map(|t| Instant::now() + t), head.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut call = Call {
-            deadline: timeout.map(|t| Instant::now() + t),
-            compression: head.compression.or(self.options.send_compressed),
+            deadline,
+            cancellation: head.cancellation,
+            compression: head.compression,
             max_recv: head
                 .max_recv_message_size
-                .or(self.options.max_recv_message_size)
                 .unwrap_or(config.max_recv_message_size),
             max_send: head
                 .max_send_message_size
-                .or(self.options.max_send_message_size)
                 .unwrap_or(config.max_send_message_size),
             end,
         };
 
         let mut request = http::Request::new(());
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.channel.uri(path);
+        *request.uri_mut() = uri;
         *request.headers_mut() = metadata.into_headers();
         let headers = request.headers_mut();
         headers.insert(
@@ -187,12 +95,6 @@ impl Client {
         );
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
         headers.insert(http::header::USER_AGENT, config.user_agent.clone());
-        if let Some(t) = timeout {
-            headers.insert(
-                GRPC_TIMEOUT,
-                HeaderValue::try_from(timeout::encode(t)).expect("ASCII"),
-            );
-        }
         if let Some(enc) = call.compression {
             headers.insert(GRPC_ENCODING, enc.header_value());
         }
@@ -205,26 +107,33 @@ impl Client {
             "identity,gzip,deflate"
         );
 
-        let opened = with_deadline(call.deadline, async {
+        let opened = with_deadline(&call, async {
             // A connection found dead since the last call is replaced once, transparently:
             // the request has not been sent anywhere yet.
-            let mut sender = self.channel.sender().await?;
+            let mut sender = self.sender().await?;
             sender = match sender.ready().await {
                 Ok(ready) => ready,
                 Err(e) => {
                     tracing::debug!("connection not usable ({e}); reconnecting");
-                    self.channel.reset_connection();
-                    self.channel
-                        .sender()
+                    self.reset_connection();
+                    self.sender()
                         .await?
                         .ready()
                         .await
-                        .map_err(|e| Status::from_h2(&e))?
+                        .map_err(|e| transport::status_from_h2(&e))?
                 }
             };
+            // What is left of the deadline once connected, as gRPC-Go sends it.
+            if let Some(deadline) = call.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                request.headers_mut().insert(
+                    GRPC_TIMEOUT,
+                    HeaderValue::try_from(timeout::encode(left)).expect("ASCII"),
+                );
+            }
             sender.send_request(request, false).map_err(|e| {
-                self.channel.reset_connection();
-                Status::from_h2(&e)
+                self.reset_connection();
+                transport::status_from_h2(&e)
             })
         })
         .await;
@@ -236,187 +145,129 @@ impl Client {
             }
         }
     }
+}
 
-    /// Calls a unary method.
-    ///
-    /// # Errors
-    ///
-    /// The call's status when it is not OK: from the server, or from the client (`UNAVAILABLE`
-    /// when no connection can be made, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` for a
-    /// message over a limit, ...).
-    pub async fn unary<Req, Resp>(
+impl CallInvoker for Channel {
+    async fn unary<C: Codec>(
         &self,
-        path: &'static str,
-        request: Request<Req>,
-    ) -> Result<Response<Resp>, Status>
-    where
-        Req: Message,
-        Resp: Message,
-    {
-        let (head, message) = request.into_parts();
-        let (mut call, response, mut send) = self.open(path, MethodKind::Unary, head).await?;
-        let result = with_deadline(call.deadline, async {
-            let frame = codec::encode(
-                &message,
-                call.compression,
-                call.max_send,
-                &mut BytesMut::new(),
-            );
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(status) => {
-                    send.send_reset(h2::Reason::CANCEL);
-                    return Err(status);
-                }
-            };
-            let sent = transport::send_data(&mut send, frame, true).await;
-            single_response(response, call.max_recv, sent.err()).await
-        })
-        .await;
-        call.end.finish(status_of(&result));
-        result
-    }
-
-    /// Calls a server-streaming method.
-    ///
-    /// # Errors
-    ///
-    /// As [`unary`](Client::unary), for failures before the response headers; later ones come
-    /// from the [`Streaming`].
-    pub async fn server_streaming<Req, Resp>(
-        &self,
-        path: &'static str,
-        request: Request<Req>,
-    ) -> Result<Response<Streaming<Resp>>, Status>
-    where
-        Req: Message,
-        Resp: Message,
-    {
-        let (head, message) = request.into_parts();
-        let (mut call, response, mut send) =
-            self.open(path, MethodKind::ServerStreaming, head).await?;
-        let headers = with_deadline(call.deadline, async {
-            let frame = codec::encode(
-                &message,
-                call.compression,
-                call.max_send,
-                &mut BytesMut::new(),
-            )?;
-            let sent = transport::send_data(&mut send, frame, true).await;
-            read_headers(response, call.max_recv, sent.err()).await
-        })
-        .await;
-        let head = match headers {
-            Ok(head) => head,
+        method: &'static MethodDescriptor,
+        request: Request<C::Encode>,
+        mut codec: C,
+    ) -> Result<Response<C::Decode>, Status> {
+        let (head, message) = request.split();
+        let (mut call, response, mut send) = self.open(method, head).await?;
+        let frame = framing::encode(
+            &mut codec.encoder(),
+            &message,
+            call.compression,
+            call.max_send,
+            Kind::Request,
+            &mut BytesMut::new(),
+        );
+        drop(message);
+        let frame = match frame {
+            Ok(frame) => frame,
             Err(status) => {
+                send.send_reset(h2::Reason::CANCEL);
                 call.end.finish(&status);
                 return Err(status);
             }
         };
-        let tail = ClientTail {
-            headers: None,
-            deadline: call.deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            trailers: None,
-            preset: head.preset,
-            end: std::mem::replace(&mut call.end, EndGuard::none()),
-            send_task: None,
-            send_error: None,
-        };
-        let stream = Streaming::new(head.body, head.decoder).with_client_tail(tail);
-        Ok(Response::from_parts(
-            head.metadata,
-            stream,
-            Default::default(),
-        ))
-    }
-
-    /// Calls a client-streaming method: sends every message of `request`, then waits for the
-    /// one response.
-    ///
-    /// # Errors
-    ///
-    /// As [`unary`](Client::unary).
-    pub async fn client_streaming<S, Req, Resp>(
-        &self,
-        path: &'static str,
-        request: Request<S>,
-    ) -> Result<Response<Resp>, Status>
-    where
-        S: Stream<Item = Req> + Send + 'static,
-        Req: Encodable,
-        Resp: Message,
-    {
-        let (head, messages) = request.into_parts();
-        let (mut call, response, send) = self.open(path, MethodKind::ClientStreaming, head).await?;
-        let send_error = Arc::new(Mutex::new(None));
-        // Aborted however this future ends, dropped mid-call included: the sender holds the
-        // stream open, so a detached sender would keep the call alive on the server.
-        let _sender = AbortOnDrop(spawn_sender(messages, send, &call, Arc::clone(&send_error)));
-        let result = with_deadline(call.deadline, async {
-            let result = single_response(response, call.max_recv, None).await;
-            // A failure of our own sending (an oversized message, say) explains the reset.
-            match result {
-                Err(status) => Err(take(&send_error).unwrap_or(status)),
-                ok => ok,
+        let result = with_deadline(&call, async {
+            let sent = transport::send_data(&mut send, frame, true).await;
+            let mut response = H2Response::new(response, call.max_recv);
+            if let Err(e) = sent {
+                // The response (an early error status, say) explains it better if there is one.
+                tracing::trace!("request body not sent: {e}");
             }
+            single_response(&mut response, codec.decoder()).await
         })
         .await;
         call.end.finish(status_of(&result));
         result
     }
 
-    /// Calls a bidi-streaming method. Returns once the call is open, without waiting for
-    /// the server's response headers (the server may wait for requests before it answers);
-    /// they are available from [`Streaming::headers`] once the first response arrives.
-    ///
-    /// # Errors
-    ///
-    /// As [`unary`](Client::unary), for failures opening the call.
-    pub async fn streaming<S, Req, Resp>(
+    async fn server_streaming<C: Codec>(
         &self,
-        path: &'static str,
-        request: Request<S>,
-    ) -> Result<Response<Streaming<Resp>>, Status>
-    where
-        S: Stream<Item = Req> + Send + 'static,
-        Req: Encodable,
-        Resp: Message,
-    {
-        let (head, messages) = request.into_parts();
-        let (mut call, response, send) = self.open(path, MethodKind::BidiStreaming, head).await?;
-        let send_error = Arc::new(Mutex::new(None));
-        let task = spawn_sender(messages, send, &call, Arc::clone(&send_error));
-        let tail = ClientTail {
-            headers: None,
-            deadline: call.deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            trailers: None,
-            preset: None,
-            end: std::mem::replace(&mut call.end, EndGuard::none()),
-            send_task: Some(task),
-            send_error: Some(send_error),
-        };
-        let stream = Streaming::pending(
-            PendingHeaders {
-                future: response,
-                max_recv: call.max_recv,
-            },
-            tail,
+        method: &'static MethodDescriptor,
+        request: Request<C::Encode>,
+        mut codec: C,
+    ) -> Result<Streaming<C::Decode>, Status> {
+        let (head, message) = request.split();
+        let (mut call, response, mut send) = self.open(method, head).await?;
+        let mut response = H2Response::new(response, call.max_recv);
+        let frame = framing::encode(
+            &mut codec.encoder(),
+            &message,
+            call.compression,
+            call.max_send,
+            Kind::Request,
+            &mut BytesMut::new(),
         );
-        Ok(Response::new(stream))
+        drop(message);
+        let headers = with_deadline(&call, async {
+            let frame = frame?;
+            let _ = transport::send_data(&mut send, frame, true).await;
+            std::future::poll_fn(|cx| response.poll_headers(cx)).await
+        })
+        .await;
+        if let Err(status) = headers {
+            call.end.finish(&status);
+            return Err(status);
+        }
+        response.watch(call.deadline, call.cancellation.take());
+        response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
+        Ok(Streaming::from_response(
+            Box::new(response),
+            Box::new(codec.decoder()),
+        ))
     }
-}
 
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    async fn client_streaming<C, S>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: Request<S>,
+        mut codec: C,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: Codec,
+        S: Stream + Send + 'static,
+        S::Item: Into<Outbound<C::Encode>> + Send,
+    {
+        let (head, messages) = request.split();
+        let (mut call, response, send) = self.open(method, head).await?;
+        let send_error: SendError = Arc::new(Mutex::new(None));
+        let mut response = H2Response::new(response, call.max_recv);
+        // Aborted however this call ends, dropped mid-call included: the sender holds the
+        // stream open, so a detached sender would keep the call alive on the server.
+        let task = spawn_sender(messages, send, &call, codec.encoder(), Arc::clone(&send_error));
+        response.set_sender(task, Some(send_error));
+        let result = with_deadline(&call, single_response(&mut response, codec.decoder())).await;
+        drop(response);
+        call.end.finish(status_of(&result));
+        result
     }
-}
 
-fn take(slot: &Mutex<Option<Status>>) -> Option<Status> {
-    slot.lock().ok()?.take()
+    async fn bidi_streaming<C: Codec>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: Request<()>,
+        mut codec: C,
+    ) -> Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status> {
+        let (mut call, response, send) = self.open(method, request).await?;
+        let sender = RequestSender::h2(H2Sender {
+            stream: send,
+            encoder: Box::new(codec.encoder()),
+            compression: call.compression,
+            max_send: call.max_send,
+            scratch: BytesMut::new(),
+        });
+        let mut response = H2Response::new(response, call.max_recv);
+        response.watch(call.deadline, call.cancellation.take());
+        response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
+        let stream = Streaming::from_response(Box::new(response), Box::new(codec.decoder()));
+        Ok((sender, stream))
+    }
 }
 
 fn status_of<T>(result: &Result<T, Status>) -> &Status {
@@ -427,81 +278,82 @@ fn status_of<T>(result: &Result<T, Status>) -> &Status {
     }
 }
 
-/// Runs `fut`, failing with `DEADLINE_EXCEEDED` when `deadline` passes (dropping `fut`
-/// resets the stream with CANCEL).
+/// Runs `fut`, failing with `DEADLINE_EXCEEDED` when the call's deadline passes, or
+/// `CANCELLED` when the call it was propagated from ends (dropping `fut` resets the stream
+/// with CANCEL).
 async fn with_deadline<T>(
-    deadline: Option<Instant>,
+    call: &Call,
     fut: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    match deadline {
-        None => fut.await,
-        Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
-        },
+    let deadline = async {
+        match call.deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    let cancelled = async {
+        match &call.cancellation {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    if call.deadline.is_none() && call.cancellation.is_none() {
+        return fut.await;
     }
-}
-
-/// Awaits and checks the response headers. `send_error` is a failure while sending the
-/// request: the response (say, an early error status) explains it better when there is one.
-async fn read_headers(
-    response: ResponseFuture,
-    max_recv: usize,
-    send_error: Option<h2::Error>,
-) -> Result<ResponseHead, Status> {
-    match response.await {
-        Ok(response) => ResponseHead::parse(response, max_recv),
-        Err(e) => Err(Status::from_h2(send_error.as_ref().unwrap_or(&e))),
+    tokio::select! {
+        biased;
+        result = fut => result,
+        () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
+        () = cancelled => Err(Status::cancelled("the call it was propagated from ended")),
     }
 }
 
 /// Reads a response that must hold exactly one message, then its status.
-async fn single_response<Resp: Message>(
-    response: ResponseFuture,
-    max_recv: usize,
-    send_error: Option<h2::Error>,
-) -> Result<Response<Resp>, Status> {
-    let head = read_headers(response, max_recv, send_error).await?;
-    let tail = ClientTail {
-        headers: None,
-        deadline: None,
-        trailers: None,
-        preset: head.preset,
-        end: EndGuard::none(),
-        send_task: None,
-        send_error: None,
-    };
-    let mut stream = Streaming::<Resp>::new(head.body, head.decoder).with_client_tail(tail);
-    let Some(message) = stream.message().await? else {
+async fn single_response<D: Decoder>(
+    response: &mut H2Response,
+    mut decoder: D,
+) -> Result<Response<D::Item>, Status> {
+    let Some(bytes) = std::future::poll_fn(|cx| response.poll_message(cx)).await? else {
         return Err(Status::internal(
             "server sent OK without a response message to a unary call",
         ));
     };
-    let compressed = stream.last_message_compressed();
-    if stream.message().await?.is_some() {
-        return Err(Status::internal(
-            "server sent more than one response message to a unary call",
-        ));
+    let message = match decoder.decode(bytes) {
+        Ok(message) => message,
+        Err(status) => {
+            response.fail(&status);
+            return Err(status);
+        }
+    };
+    let compressed = response.last_compressed();
+    if std::future::poll_fn(|cx| response.poll_message(cx))
+        .await?
+        .is_some()
+    {
+        let status = Status::internal("server sent more than one response message to a unary call");
+        response.fail(&status);
+        return Err(status);
     }
-    let trailers = stream.trailers().cloned().unwrap_or_default();
-    let mut response = Response::from_parts(head.metadata, message, trailers);
+    let mut out = Response::from_parts(response.take_headers(), message, response.take_trailers());
     if compressed {
-        response.extensions_mut().insert(MessageCompressed);
+        out.extensions_mut().insert(MessageCompressed);
     }
-    Ok(response)
+    Ok(out)
 }
 
 /// Sends every message of `messages`, then ends the stream. On failure (an encoding error,
 /// a message over the limit) the stream is reset and the reason left in `send_error`.
-fn spawn_sender<S, Req>(
+fn spawn_sender<S, E>(
     messages: S,
     mut send: SendStream<Bytes>,
     call: &Call,
-    send_error: Arc<Mutex<Option<Status>>>,
+    mut encoder: E,
+    send_error: SendError,
 ) -> tokio::task::JoinHandle<()>
 where
-    S: Stream<Item = Req> + Send + 'static,
-    Req: Encodable,
+    S: Stream + Send + 'static,
+    E: Encoder,
+    S::Item: Into<Outbound<E::Item>> + Send,
 {
     let compression = call.compression;
     let max_send = call.max_send;
@@ -509,7 +361,18 @@ where
         let mut messages = std::pin::pin!(messages);
         let mut scratch = BytesMut::new();
         while let Some(message) = messages.next().await {
-            let frame = match message.encode_frame(compression, max_send, &mut scratch) {
+            let frame = {
+                let message: Outbound<E::Item> = message.into();
+                framing::encode(
+                    &mut encoder,
+                    message.get_ref(),
+                    compression.filter(|_| message.is_compressed()),
+                    max_send,
+                    Kind::Request,
+                    &mut scratch,
+                )
+            };
+            let frame = match frame {
                 Ok(frame) => frame,
                 Err(status) => {
                     *send_error.lock().expect("send error lock") = Some(status);

@@ -1,7 +1,8 @@
 //! [`Channel`]: a lazily connected, shareable HTTP/2 connection to one target.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,65 +13,18 @@ use http::HeaderValue;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::target::{self, Address};
 use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::error::Error;
 use crate::interceptor::{Chain, Interceptor};
 use crate::status::Status;
-use crate::transport::{self, Http2Settings};
+use crate::transport::{self, BoxedIo, Http2Settings};
 
-/// Where a channel connects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Address {
-    /// A host (name or IP) and port, resolved at connect time.
-    Tcp { host: String, port: u16 },
-    /// A Unix domain socket path.
-    Unix(PathBuf),
-}
-
-/// Parses a gRPC target: `host:port`, `dns:///host:port`, `passthrough:///host:port`,
-/// `http://host:port`, `unix:path` or `unix:///absolute/path`.
-fn parse_target(target: &str) -> Result<(Address, Authority), Error> {
-    let bad = |why: &str| Error::invalid_target(target, why);
-    if let Some(rest) = target.strip_prefix("unix:") {
-        // unix:///abs/path and unix:/abs/path are absolute; unix:rel/path is relative.
-        let path = rest.strip_prefix("//").unwrap_or(rest);
-        if path.is_empty() {
-            return Err(bad("empty socket path"));
-        }
-        return Ok((
-            Address::Unix(PathBuf::from(path)),
-            Authority::from_static("localhost"),
-        ));
-    }
-    if target.starts_with("https://") {
-        return Err(bad(
-            "TLS is not supported yet; use http:// or a plain host:port",
-        ));
-    }
-    let host_port = ["dns:///", "dns:", "passthrough:///", "http://"]
-        .iter()
-        .find_map(|prefix| target.strip_prefix(prefix))
-        .unwrap_or(target)
-        .trim_end_matches('/');
-    let authority: Authority = host_port.parse().map_err(|_| bad("expected host:port"))?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    if host.is_empty() {
-        return Err(bad("empty host"));
-    }
-    let port = authority.port_u16().unwrap_or(443);
-    let authority = if authority.port().is_some() {
-        authority
-    } else {
-        format!("{}:{port}", authority.host())
-            .parse()
-            .map_err(|_| bad("expected host:port"))?
-    };
-    Ok((Address::Tcp { host, port }, authority))
-}
+/// Makes a channel's connections instead of TCP or a Unix socket: see
+/// [`ChannelBuilder::dialer`].
+type DialFn = dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<BoxedIo>> + Send>>
+    + Send
+    + Sync;
 
 /// A client connection to one target, shared by every client made from it.
 ///
@@ -101,6 +55,7 @@ pub struct Channel {
 struct Inner {
     target: String,
     address: Address,
+    dialer: Option<Arc<DialFn>>,
     authority: Authority,
     config: Config,
     current: Mutex<Option<Connection>>,
@@ -152,6 +107,7 @@ impl Channel {
             max_recv_message_size: DEFAULT_MAX_RECV_MESSAGE_SIZE,
             max_send_message_size: DEFAULT_MAX_SEND_MESSAGE_SIZE,
             http2: Http2Settings::default(),
+            dialer: None,
         }
     }
 
@@ -173,12 +129,31 @@ impl Channel {
         &self.inner.config
     }
 
-    pub(crate) fn uri(&self, path: &'static str) -> Uri {
+    /// The request URI for a method path.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` if `path` is not a method path (`/<service>/<method>`).
+    pub(crate) fn uri(&self, path: &'static str) -> Result<Uri, Status> {
+        let valid = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .is_some_and(|(service, method)| {
+                !service.is_empty() && !method.is_empty() && !method.contains('/')
+            });
+        let path_and_query = PathAndQuery::try_from(path)
+            .ok()
+            .filter(|p| valid && p.query().is_none())
+            .ok_or_else(|| {
+                Status::internal(format!(
+                    "invalid method path {path:?}: expected /<service>/<method>"
+                ))
+            })?;
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(self.inner.authority.clone());
-        parts.path_and_query = Some(PathAndQuery::from_static(path));
-        Uri::from_parts(parts).expect("scheme, authority and path make a URI")
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|e| Status::internal(format!("invalid request URI: {e}")))
     }
 
     /// A handle to a live connection, connecting first if there is none.
@@ -191,7 +166,14 @@ impl Channel {
             return Ok(sender);
         }
         let connection = self.dial().await.map_err(|e| {
-            Status::unavailable(format!("failed to connect to {}: {e}", self.inner.target))
+            let to = match &self.inner.address {
+                Address::Tcp { host, port } => format!("{host}:{port}"),
+                Address::Unix(path) => path.display().to_string(),
+            };
+            Status::unavailable(format!(
+                "failed to connect to {to} (target {}): {e}",
+                self.inner.target
+            ))
         })?;
         let sender = connection.sender.clone();
         *self.inner.current.lock().expect("channel lock") = Some(connection);
@@ -216,6 +198,10 @@ impl Channel {
 
     async fn dial(&self) -> std::io::Result<Connection> {
         let timeout = self.inner.config.connect_timeout;
+        if let Some(dialer) = &self.inner.dialer {
+            let io = transport::with_connect_timeout(timeout, &self.inner.target, dialer()).await?;
+            return self.handshake(io).await;
+        }
         match &self.inner.address {
             Address::Tcp { host, port } => {
                 let what = format!("{host}:{port}");
@@ -256,13 +242,8 @@ impl Channel {
     {
         let s = &self.inner.config.http2;
         let timeout = self.inner.config.connect_timeout;
-        let (sender, mut connection) = h2::client::Builder::new()
-            .initial_window_size(s.initial_stream_window_size)
-            .initial_connection_window_size(s.initial_connection_window_size)
-            .max_frame_size(s.max_frame_size)
-            .max_send_buffer_size(s.max_send_buffer_size)
-            .max_header_list_size(s.max_header_list_size)
-            .enable_push(false)
+        let (sender, mut connection) = s
+            .client_builder()
             .handshake::<_, Bytes>(crate::transport::Paced::client(io))
             .await
             .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
@@ -295,7 +276,6 @@ impl Channel {
 }
 
 /// Configures a [`Channel`]; made by [`Channel::builder`].
-#[derive(Debug)]
 #[must_use]
 pub struct ChannelBuilder {
     target: String,
@@ -305,6 +285,17 @@ pub struct ChannelBuilder {
     max_recv_message_size: usize,
     max_send_message_size: usize,
     http2: Http2Settings,
+    dialer: Option<Arc<DialFn>>,
+}
+
+impl fmt::Debug for ChannelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelBuilder")
+            .field("target", &self.target)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("dialer", &self.dialer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for dyn Interceptor {
@@ -356,13 +347,50 @@ impl ChannelBuilder {
         self
     }
 
+    /// Makes connections with `dial` instead of TCP or a Unix socket (gRPC-Go's
+    /// `WithContextDialer`): any byte stream works, an in-memory one included (see
+    /// [`inprocess`](crate::inprocess)). The target then only names the channel and gives
+    /// the `:authority`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use grpc_runtime::client::Channel;
+    ///
+    /// let channel = Channel::builder("localhost:50051")
+    ///     .dialer(|| async { tokio::net::TcpStream::connect("127.0.0.1:50051").await })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = channel;
+    /// ```
+    pub fn dialer<F, Fut, IO>(mut self, dial: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::io::Result<IO>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.dialer = Some(Arc::new(move || {
+            let connecting = dial();
+            Box::pin(async move { connecting.await.map(|io| Box::new(io) as BoxedIo) })
+        }));
+        self
+    }
+
     /// Builds the channel. It does not connect yet.
     ///
     /// # Errors
     ///
     /// If the target cannot be parsed, or the user agent is not a valid header value.
     pub fn build(self) -> Result<Channel, Error> {
-        let (address, authority) = parse_target(&self.target)?;
+        let (address, authority) = if self.dialer.is_some() {
+            // Any name will do: the dialer decides where connections go.
+            target::parse(&self.target).unwrap_or((
+                Address::Unix(Default::default()),
+                Authority::from_static("localhost"),
+            ))
+        } else {
+            target::parse(&self.target)?
+        };
         let ua = match &self.user_agent {
             Some(prefix) => format!("{prefix} grpc-rust/{}", env!("CARGO_PKG_VERSION")),
             None => format!("grpc-rust/{}", env!("CARGO_PKG_VERSION")),
@@ -373,6 +401,7 @@ impl ChannelBuilder {
             inner: Arc::new(Inner {
                 target: self.target,
                 address,
+                dialer: self.dialer,
                 authority,
                 config: Config {
                     connect_timeout: self.connect_timeout,
@@ -386,48 +415,5 @@ impl ChannelBuilder {
                 connecting: tokio::sync::Mutex::new(()),
             }),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tcp(target: &str) -> (String, u16, String) {
-        match parse_target(target).unwrap() {
-            (Address::Tcp { host, port }, authority) => (host, port, authority.to_string()),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn targets() {
-        let expect = ("localhost".to_owned(), 50051, "localhost:50051".to_owned());
-        for t in [
-            "localhost:50051",
-            "dns:///localhost:50051",
-            "dns:localhost:50051",
-            "passthrough:///localhost:50051",
-            "http://localhost:50051",
-            "http://localhost:50051/",
-        ] {
-            assert_eq!(tcp(t), expect, "{t}");
-        }
-        assert_eq!(
-            tcp("[::1]:80"),
-            ("::1".to_owned(), 80, "[::1]:80".to_owned())
-        );
-        assert_eq!(tcp("example.com").1, 443);
-        assert_eq!(
-            parse_target("unix:///tmp/s.sock").unwrap().0,
-            Address::Unix("/tmp/s.sock".into())
-        );
-        assert_eq!(
-            parse_target("unix:rel.sock").unwrap().0,
-            Address::Unix("rel.sock".into())
-        );
-        for bad in ["", "unix:", "https://x:1", "a b:1", ":80"] {
-            assert!(parse_target(bad).is_err(), "{bad}");
-        }
     }
 }

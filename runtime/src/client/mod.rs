@@ -1,7 +1,15 @@
-//! The client side: [`Channel`] (gRPC-Go's `ClientConn`), [`Client`] and [`CallOptions`].
+//! The client side: [`Channel`] (gRPC-Go's `ClientConn`), the [`CallInvoker`] seam that
+//! generated clients run on, [`Client`], [`CallOptions`] and [`RequestSender`].
 
 mod call;
 mod channel;
+mod invoker;
+mod options;
+mod response;
+mod sender;
+mod target;
 
-pub use call::{CallOptions, Client};
 pub use channel::{Channel, ChannelBuilder};
+pub use invoker::{CallInvoker, Client};
+pub use options::CallOptions;
+pub use sender::RequestSender;

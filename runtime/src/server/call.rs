@@ -2,48 +2,52 @@
 
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use h2::server::SendResponse;
 use http::HeaderValue;
-use protobuf::Message;
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Shared;
 use super::one_response::OneResponse;
 use super::responder::{Responder, ResponseSender, SharedResponder, lock};
-use crate::codec::{FrameDecoder, MessageCompressed};
+use crate::codec::framing::{FrameDecoder, Kind};
+use crate::codec::{BytesCodec, Codec, Decoder, MessageCompressed};
 use crate::compression;
 use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
-use crate::interceptor::{CallInfo, Chain, EndGuard};
+use crate::interceptor::{CallInfo, Chain, EndGuard, MethodRef};
 use crate::metadata::MetadataMap;
+use crate::peer::Peer;
 use crate::request::{Request, Response};
-use crate::service::MethodKind;
+use crate::service::MethodDescriptor;
 use crate::status::Status;
-use crate::streaming::Streaming;
+use crate::streaming::{Body, Streaming};
 use crate::timeout;
 
 /// One incoming call, handed to [`Service::call`](crate::service::Service::call).
 ///
 /// Generated servers pass it to one of [`unary`](ServerCall::unary),
 /// [`server_streaming`](ServerCall::server_streaming),
-/// [`client_streaming`](ServerCall::client_streaming), [`streaming`](ServerCall::streaming)
-/// or [`unimplemented`](ServerCall::unimplemented). The runners start the call: decode the
-/// request, run the handler (dropping it if the deadline passes or the client cancels) and
-/// send the response. On a current-thread runtime a call is first polled in its connection's
-/// task and gets a task of its own only if it does not finish there; on a multi-thread
-/// runtime each call is a task, so calls spread over the threads.
+/// [`client_streaming`](ServerCall::client_streaming),
+/// [`bidi_streaming`](ServerCall::bidi_streaming) or
+/// [`unimplemented`](ServerCall::unimplemented), with the method's descriptor and
+/// [`Codec`]. The runners start the call: decode the request, run the handler (dropping it
+/// if the deadline passes or the client cancels; answering `INTERNAL` if it panics) and
+/// send the response. On a current-thread runtime a call is first polled in its
+/// connection's task and gets a task of its own only if it does not finish there; on a
+/// multi-thread runtime each call is a task, so calls spread over the threads.
 pub struct ServerCall {
     pub(crate) head: http::request::Parts,
     pub(crate) body: h2::RecvStream,
     pub(crate) respond: SendResponse<Bytes>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) peer: Arc<Peer>,
     /// Set when the call may take its first step in the connection's task (a current-thread
     /// runtime): the connection task's waker, for that first poll.
     pub(crate) inline: Option<Waker>,
@@ -53,24 +57,28 @@ impl fmt::Debug for ServerCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerCall")
             .field("path", &self.head.uri.path())
-            .field("remote_addr", &self.remote_addr)
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
 }
 
 /// A call past its checks, with its handler still to run.
 pub(super) struct Started {
-    requests: Option<(h2::RecvStream, FrameDecoder)>,
+    body: Option<Body>,
     metadata: MetadataMap,
     extensions: http::Extensions,
     pub(super) deadline: Option<Instant>,
-    remote_addr: Option<SocketAddr>,
+    peer: Arc<Peer>,
+    method: Option<&'static MethodDescriptor>,
+    cancellation: CancellationToken,
+    /// Cancels the token when the call's task ends, however it ends.
+    pub(super) cancel_on_end: DropGuard,
     pub(super) end: EndGuard,
 }
 
 /// What the interceptors need that the call itself does not keep.
 struct Described {
-    uri: http::Uri,
+    method: MethodRef,
     timeout: Option<Duration>,
 }
 
@@ -82,15 +90,20 @@ enum Outcome<T> {
 }
 
 impl ServerCall {
+    /// The method path (`"/helloworld.Greeter/SayHello"`).
+    pub fn path(&self) -> &str {
+        self.head.uri.path()
+    }
+
     /// Checks the request headers and sets the call up, without blocking: this runs in the
     /// connection's task. On failure, the error status has been sent and `None` comes back.
-    fn begin(self) -> Option<(Responder, Started, Described)> {
+    fn begin(self, method: MethodRef) -> Option<(Responder, Started, Described)> {
         let ServerCall {
             head,
             body,
             respond,
             shared,
-            remote_addr,
+            peer,
             inline: _,
         } = self;
         let config = &shared.config;
@@ -140,18 +153,25 @@ impl ServerCall {
             responder.finish(&status, None);
             return None;
         }
+        let cancellation = CancellationToken::new();
         let started = Started {
-            requests: Some((body, FrameDecoder::new(config.max_recv, encoding))),
+            body: Some(Body::new(
+                body,
+                FrameDecoder::new(config.max_recv, encoding, Kind::Request),
+            )),
             metadata: MetadataMap::from_headers(head.headers),
             extensions: head.extensions,
             deadline,
-            remote_addr,
+            peer,
+            method: match &method {
+                MethodRef::Known(m) => Some(m),
+                MethodRef::Path(_) => None,
+            },
+            cancel_on_end: cancellation.clone().drop_guard(),
+            cancellation,
             end: EndGuard::none(),
         };
-        let described = Described {
-            uri: head.uri,
-            timeout,
-        };
+        let described = Described { method, timeout };
         Some((responder, started, described))
     }
 
@@ -159,7 +179,7 @@ impl ServerCall {
     /// here; the interceptors (if any) run first in the task.
     fn launch<T>(
         mut self,
-        kind: MethodKind,
+        method: MethodRef,
         task: impl FnOnce(Responder, Started) -> T + Send + 'static,
     ) where
         T: Future<Output = ()> + Send + 'static,
@@ -167,7 +187,7 @@ impl ServerCall {
         let chain = &self.shared.interceptors;
         if chain.is_empty() {
             let inline = self.inline.take();
-            if let Some((responder, started, _)) = self.begin() {
+            if let Some((responder, started, _)) = self.begin(method) {
                 match inline {
                     Some(waker) => run_inline(task(responder, started), &waker),
                     None => drop(tokio::spawn(task(responder, started))),
@@ -176,14 +196,11 @@ impl ServerCall {
             return;
         }
         let chain = chain.clone();
-        let Some((mut responder, started, described)) = self.begin() else {
+        let Some((mut responder, started, described)) = self.begin(method) else {
             return;
         };
         tokio::spawn(async move {
-            if let Some(started) = started
-                .intercept(kind, described, &chain, &mut responder)
-                .await
-            {
+            if let Some(started) = started.intercept(described, &chain, &mut responder).await {
                 task(responder, started).await;
             }
         });
@@ -191,84 +208,110 @@ impl ServerCall {
 
     /// The driver of server-streaming and bidi calls, whose handler shares the responder:
     /// `work` (the handler and what it sends) raced against the deadline and a client
-    /// reset, then the final status. `work` returns the trailers to end an OK call with.
-    fn drive<Req, W, Fut>(self, kind: MethodKind, work: W)
+    /// reset, then the final status.
+    fn drive<C, W, Fut>(self, method: MethodRef, mut codec: C, work: W)
     where
-        Req: Message,
-        W: FnOnce(Request<Streaming<Req>>, SharedResponder) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Option<MetadataMap>, Status>> + Send + 'static,
+        C: Codec,
+        W: FnOnce(Request<Streaming<C::Decode>>, ResponseSender<C::Encode>) -> Fut
+            + Send
+            + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        self.launch(kind, |responder, mut call| async move {
+        self.launch(method, move |responder, mut call| async move {
             let responder = Arc::new(Mutex::new(responder));
-            let requests = call.take_requests::<Req>();
-            let outcome = call
-                .run(&responder, work(requests, Arc::clone(&responder)))
-                .await;
+            let requests = call.take_requests(codec.decoder());
+            let sender = ResponseSender::new(Arc::clone(&responder), Box::new(codec.encoder()));
+            let work = AssertUnwindSafe(work(requests, sender)).catch_unwind();
+            let outcome = call.run(&responder, work).await;
+            let outcome = match outcome {
+                Outcome::Done(Ok(result)) => Outcome::Done(result),
+                Outcome::Done(Err(_panic)) => Outcome::Done(Err(handler_panicked())),
+                Outcome::DeadlineExceeded => Outcome::DeadlineExceeded,
+                Outcome::Cancelled => Outcome::Cancelled,
+            };
             call.complete(&mut lock(&responder), outcome);
         });
     }
 
-    /// Runs a unary handler.
-    pub fn unary<Req, Resp, F, Fut>(self, handler: F)
+    /// Runs a unary handler for `method`, with `codec` (responses out, requests in).
+    pub fn unary<C, F, Fut>(self, method: &'static MethodDescriptor, mut codec: C, handler: F)
     where
-        Req: Message,
-        Resp: Message,
-        F: FnOnce(Request<Req>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+        C: Codec,
+        F: FnOnce(Request<C::Decode>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send + 'static,
     {
-        self.launch(MethodKind::Unary, |responder, call| {
-            OneResponse::unary(responder, call, handler)
+        self.launch(MethodRef::Known(method), move |responder, call| {
+            OneResponse::unary(responder, call, codec.decoder(), codec.encoder(), handler)
         });
     }
 
     /// Runs a server-streaming handler.
-    pub fn server_streaming<Req, Resp, F, Fut>(self, handler: F)
-    where
-        Req: Message,
-        Resp: Message,
-        F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut + Send + 'static,
+    pub fn server_streaming<C, F, Fut>(
+        self,
+        method: &'static MethodDescriptor,
+        codec: C,
+        handler: F,
+    ) where
+        C: Codec,
+        F: FnOnce(Request<C::Decode>, ResponseSender<C::Encode>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
         self.drive(
-            MethodKind::ServerStreaming,
-            |requests, responder| async move {
+            MethodRef::Known(method),
+            codec,
+            |requests, sender| async move {
                 let request = single_request(requests).await?;
-                handler(request, ResponseSender::new(responder))
-                    .await
-                    .map(|()| None)
+                handler(request, sender).await
             },
         );
     }
 
     /// Runs a client-streaming handler.
-    pub fn client_streaming<Req, Resp, F, Fut>(self, handler: F)
-    where
-        Req: Message,
-        Resp: Message,
-        F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    pub fn client_streaming<C, F, Fut>(
+        self,
+        method: &'static MethodDescriptor,
+        mut codec: C,
+        handler: F,
+    ) where
+        C: Codec,
+        F: FnOnce(Request<Streaming<C::Decode>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send + 'static,
     {
-        self.launch(MethodKind::ClientStreaming, |responder, call| {
-            OneResponse::client_streaming(responder, call, handler)
+        self.launch(MethodRef::Known(method), move |responder, call| {
+            OneResponse::client_streaming(responder, call, codec.decoder(), codec.encoder(), handler)
         });
     }
 
     /// Runs a bidi-streaming handler.
-    pub fn streaming<Req, Resp, F, Fut>(self, handler: F)
-    where
-        Req: Message,
-        Resp: Message,
-        F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut + Send + 'static,
+    pub fn bidi_streaming<C, F, Fut>(
+        self,
+        method: &'static MethodDescriptor,
+        codec: C,
+        handler: F,
+    ) where
+        C: Codec,
+        F: FnOnce(Request<Streaming<C::Decode>>, ResponseSender<C::Encode>) -> Fut
+            + Send
+            + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        self.drive(
-            MethodKind::BidiStreaming,
-            |requests, responder| async move {
-                handler(requests, ResponseSender::new(responder))
-                    .await
-                    .map(|()| None)
-            },
-        );
+        self.drive(MethodRef::Known(method), codec, handler);
+    }
+
+    /// Runs a handler of raw messages for a method the server does not know (the
+    /// unknown-service handler): a bidi stream whatever the method's real kind.
+    pub(crate) fn raw<F, Fut>(self, handler: F)
+    where
+        F: FnOnce(Request<Streaming<Bytes>>, ResponseSender<Bytes>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        let path = self
+            .head
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        self.drive(MethodRef::Path(path), BytesCodec, handler);
     }
 
     /// Answers `UNIMPLEMENTED`: the service has no such method.
@@ -288,77 +331,83 @@ impl ServerCall {
     }
 }
 
+fn handler_panicked() -> Status {
+    tracing::error!("a call's handler panicked; answering INTERNAL");
+    Status::internal("the server's handler panicked")
+}
+
 impl Started {
     /// Runs the interceptors' `on_call`. On a rejection, the status has been sent and `None`
     /// comes back.
     async fn intercept(
         self,
-        kind: MethodKind,
         described: Described,
         chain: &Chain,
         responder: &mut Responder,
     ) -> Option<Started> {
         let Started {
-            requests,
+            body,
             metadata,
             extensions,
             deadline,
-            remote_addr,
+            peer,
+            method,
+            cancellation,
+            cancel_on_end,
             end: _,
         } = self;
         let mut info = CallInfo {
-            path: described.uri.path().to_owned(),
-            kind,
+            method: described.method,
             metadata,
             extensions,
             timeout: described.timeout,
-            remote_addr,
+            peer: Some(Arc::clone(&peer)),
         };
         if let Err(status) = chain.start(&mut info).await {
             responder.finish(&status, None);
             return None;
         }
-        // The guard reports the outcome; it needs the call's description, not its
-        // metadata, which moves to the handler.
+        // The guard reports the outcome; it sees what `on_call` left in the extensions (a
+        // copy: the originals go on to the handler), not the metadata, which moves on.
         let report = CallInfo {
-            path: std::mem::take(&mut info.path),
-            kind,
+            method: info.method.clone(),
             metadata: MetadataMap::new(),
-            extensions: http::Extensions::new(),
+            extensions: info.extensions.clone(),
             timeout: described.timeout,
-            remote_addr,
+            peer: info.peer.clone(),
         };
         Some(Started {
-            requests,
+            body,
             metadata: info.metadata,
             extensions: info.extensions,
             deadline,
-            remote_addr,
+            peer,
+            method,
+            cancellation,
+            cancel_on_end,
             end: EndGuard::new(chain.clone(), report),
         })
     }
 
     /// The request stream, as the handler sees it (with metadata, deadline, peer).
-    pub(super) fn take_requests<Req: Message>(&mut self) -> Request<Streaming<Req>> {
-        let (body, decoder) = self.requests.take().expect("requests taken once");
+    pub(super) fn take_requests<D: Decoder>(&mut self, decoder: D) -> Request<Streaming<D::Item>> {
+        let body = self.body.take().expect("requests taken once");
         let mut request = Request::from_parts(
             std::mem::take(&mut self.metadata),
             std::mem::take(&mut self.extensions),
-            Streaming::new(Some(body), decoder),
+            Streaming::from_body(body, Box::new(decoder)),
         );
-        request.set_deadline(self.deadline.map(Instant::into_std));
-        request.set_remote_addr(self.remote_addr);
+        request.deadline = self.deadline;
+        request.peer = Some(Arc::clone(&self.peer));
+        request.method = self.method;
+        request.cancellation = Some(self.cancellation.clone());
         request
     }
 
     /// Runs `work`, dropping it if the deadline passes or the client resets the stream.
-    async fn run<F>(
-        &mut self,
-        responder: &SharedResponder,
-        work: F,
-    ) -> Outcome<Result<Option<MetadataMap>, Status>>
+    async fn run<F, T>(&mut self, responder: &SharedResponder, work: F) -> Outcome<T>
     where
-        F: Future<Output = Result<Option<MetadataMap>, Status>>,
+        F: Future<Output = T>,
     {
         let reset = poll_fn(|cx| lock(responder).poll_reset(cx));
         let deadline = async {
@@ -376,13 +425,9 @@ impl Started {
     }
 
     /// Sends the final status and reports the outcome to the interceptors.
-    fn complete(
-        mut self,
-        responder: &mut Responder,
-        outcome: Outcome<Result<Option<MetadataMap>, Status>>,
-    ) {
+    fn complete(mut self, responder: &mut Responder, outcome: Outcome<Result<(), Status>>) {
         match outcome {
-            Outcome::Done(Ok(trailers)) => finish_ok(responder, &mut self.end, trailers),
+            Outcome::Done(Ok(())) => finish_ok(responder, &mut self.end, None),
             Outcome::Done(Err(status)) => finish_err(responder, &mut self.end, status),
             Outcome::DeadlineExceeded => deadline_exceeded(responder, &mut self.end),
             Outcome::Cancelled => cancelled(responder, &mut self.end),
@@ -406,9 +451,8 @@ where
         Ok(Poll::Ready(())) => {}
         // The spawned task polls it again at once, registering its own waker.
         Ok(Poll::Pending) => drop(tokio::spawn(task)),
-        // A panicking handler ends its own call (its stream is reset when the task drops),
-        // as it would in a task of its own, not the connection.
-        Err(_) => tracing::error!("a call's handler panicked; its stream is reset"),
+        // Handlers' panics are caught inside the task; this is the runtime's own.
+        Err(_) => tracing::error!("a call panicked; its stream is reset"),
     }
 }
 
@@ -443,7 +487,7 @@ pub(super) fn cancelled(responder: &mut Responder, end: &mut EndGuard) {
 }
 
 /// Reads the one request message of a unary or server-streaming call.
-async fn single_request<Req: Message>(
+async fn single_request<Req: 'static>(
     mut requests: Request<Streaming<Req>>,
 ) -> Result<Request<Req>, Status> {
     let stream = requests.get_mut();

@@ -7,16 +7,17 @@
 //! handler the moment the deadline passes or the client resets the stream.
 
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
-use protobuf::Message;
 use tokio::time::Sleep;
+use tokio_util::sync::DropGuard;
 
 use super::call::{self, Started};
 use super::responder::Responder;
-use crate::codec::MessageCompressed;
+use crate::codec::{Decoder, Encoder, MessageCompressed};
 use crate::interceptor::EndGuard;
 use crate::metadata::MetadataMap;
 use crate::request::{Request, Response};
@@ -26,13 +27,15 @@ use crate::streaming::Streaming;
 pin_project! {
     /// One call's task: receive the request (unary), run the handler, send its response,
     /// end with the status.
-    pub(super) struct OneResponse<Req, F, Fut> {
+    pub(super) struct OneResponse<Req, E, F, Fut> {
         #[pin]
         stage: Stage<Req, F, Fut>,
         responder: Responder,
+        encoder: E,
         // Boxed: most calls have no deadline, and a `Sleep` is 112 bytes.
         deadline: Option<Pin<Box<Sleep>>>,
         end: EndGuard,
+        _cancel_on_end: DropGuard,
     }
 }
 
@@ -58,10 +61,19 @@ pin_project! {
     }
 }
 
-impl<Req: Message, F, Fut> OneResponse<Req, F, Fut> {
+impl<Req, E: Encoder, F, Fut> OneResponse<Req, E, F, Fut> {
     /// A unary call: the task reads the request, then calls `handler` with it.
-    pub(super) fn unary(responder: Responder, mut call: Started, handler: F) -> Self {
-        let requests = call.take_requests::<Req>();
+    pub(super) fn unary<D>(
+        responder: Responder,
+        mut call: Started,
+        decoder: D,
+        encoder: E,
+        handler: F,
+    ) -> Self
+    where
+        D: Decoder<Item = Req>,
+    {
+        let requests = call.take_requests(decoder);
         OneResponse::new(
             Stage::Receiving {
                 requests: Some(requests),
@@ -69,39 +81,48 @@ impl<Req: Message, F, Fut> OneResponse<Req, F, Fut> {
                 handler: Some(handler),
             },
             responder,
+            encoder,
             call,
         )
     }
 
-    fn new(stage: Stage<Req, F, Fut>, responder: Responder, call: Started) -> Self {
+    fn new(stage: Stage<Req, F, Fut>, responder: Responder, encoder: E, call: Started) -> Self {
         OneResponse {
             stage,
             responder,
+            encoder,
             deadline: call
                 .deadline
                 .map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
             end: call.end,
+            _cancel_on_end: call.cancel_on_end,
         }
     }
 }
 
-impl<Req: Message, Fut> OneResponse<Req, fn(Request<Req>) -> Fut, Fut> {
+impl<Req, E: Encoder, Fut> OneResponse<Req, E, fn(Request<Req>) -> Fut, Fut> {
     /// A client-streaming call: the handler reads the requests itself.
-    pub(super) fn client_streaming<H>(responder: Responder, mut call: Started, handler: H) -> Self
+    pub(super) fn client_streaming<D, H>(
+        responder: Responder,
+        mut call: Started,
+        decoder: D,
+        encoder: E,
+        handler: H,
+    ) -> Self
     where
+        D: Decoder<Item = Req>,
         H: FnOnce(Request<Streaming<Req>>) -> Fut,
     {
-        let handler = handler(call.take_requests::<Req>());
-        OneResponse::new(Stage::Handling { handler }, responder, call)
+        let handler = handler(call.take_requests(decoder));
+        OneResponse::new(Stage::Handling { handler }, responder, encoder, call)
     }
 }
 
-impl<Req, Resp, F, Fut> Future for OneResponse<Req, F, Fut>
+impl<Req: 'static, E, F, Fut> Future for OneResponse<Req, E, F, Fut>
 where
-    Req: Message,
-    Resp: Message,
+    E: Encoder,
     F: FnOnce(Request<Req>) -> Fut,
-    Fut: Future<Output = Result<Response<Resp>, Status>>,
+    Fut: Future<Output = Result<Response<E::Item>, Status>>,
 {
     type Output = ();
 
@@ -144,7 +165,7 @@ where
                         }
                     }
                 }
-                StageProj::Handling { handler } => match handler.poll(cx) {
+                StageProj::Handling { handler } => match catch(handler, cx) {
                     Poll::Pending => {
                         if this.responder.poll_reset(cx).is_ready() {
                             call::cancelled(this.responder, this.end);
@@ -154,7 +175,11 @@ where
                         break None;
                     }
                     Poll::Ready(Err(status)) => break Some(status),
-                    Poll::Ready(Ok(response)) => match queue_response(this.responder, response) {
+                    Poll::Ready(Ok(response)) => match queue_response(
+                        this.responder,
+                        this.encoder,
+                        response,
+                    ) {
                         Ok(trailers) => this.stage.set(Stage::Sending {
                             trailers: Some(trailers),
                         }),
@@ -187,10 +212,26 @@ where
     }
 }
 
+/// Polls a handler, turning a panic into `INTERNAL` (the server logs it; the client gets
+/// a status that blames the server, not a reset).
+fn catch<Fut, T>(handler: Pin<&mut Fut>, cx: &mut Context<'_>) -> Poll<Result<T, Status>>
+where
+    Fut: Future<Output = Result<T, Status>>,
+{
+    match panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+        Ok(polled) => polled,
+        Err(_) => {
+            tracing::error!("a call's handler panicked; answering INTERNAL");
+            Poll::Ready(Err(Status::internal("the server's handler panicked")))
+        }
+    }
+}
+
 /// Queues the response's headers and message; returns the trailers to end with.
-fn queue_response<Resp: Message>(
+fn queue_response<E: Encoder>(
     responder: &mut Responder,
-    response: Response<Resp>,
+    encoder: &mut E,
+    response: Response<E::Item>,
 ) -> Result<MetadataMap, Status> {
     let compression = response.send_compressed();
     let (metadata, message, trailers) = response.into_parts();
@@ -198,6 +239,6 @@ fn queue_response<Resp: Message>(
         responder.set_compression(Some(enc))?;
     }
     responder.add_headers(metadata);
-    responder.queue(&message)?;
+    responder.queue(encoder, &message, true)?;
     Ok(trailers)
 }

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -11,10 +10,13 @@ use bytes::{Bytes, BytesMut};
 use h2::SendStream;
 use h2::server::SendResponse;
 use http::HeaderValue;
-use protobuf::Message;
 
-use crate::codec::{Encodable, Outbound};
+use tokio::sync::mpsc;
+
+use crate::codec::Encoder;
+use crate::codec::framing::{self, Kind};
 use crate::compression::{AcceptSet, CompressionEncoding};
+use crate::streaming::Streaming;
 use crate::metadata::MetadataMap;
 use crate::status::Status;
 use crate::transport;
@@ -54,11 +56,7 @@ pub(crate) fn lock(responder: &SharedResponder) -> MutexGuard<'_, Responder> {
 }
 
 fn closed_status(e: &h2::Error) -> Status {
-    if e.reason() == Some(h2::Reason::CANCEL) {
-        Status::cancelled("call cancelled by the client")
-    } else {
-        Status::from_h2(e)
-    }
+    transport::request_status(e)
 }
 
 impl Responder {
@@ -134,11 +132,25 @@ impl Responder {
         }
     }
 
-    /// Encodes `message` as the next frame to write (after the previous one is flushed).
-    pub(crate) fn queue<M: Encodable>(&mut self, message: &M) -> Result<(), Status> {
+    /// Encodes `item` as the next frame to write (after the previous one is flushed),
+    /// compressed if the call compresses and `compress` allows.
+    pub(crate) fn queue<E: Encoder + ?Sized>(
+        &mut self,
+        encoder: &mut E,
+        item: &E::Item,
+        compress: bool,
+    ) -> Result<(), Status> {
         debug_assert!(self.pending.is_empty());
         self.send_headers()?;
-        self.pending = message.encode_frame(self.compression, self.max_send, &mut self.scratch)?;
+        let compression = self.compression.filter(|_| compress);
+        self.pending = framing::encode(
+            encoder,
+            item,
+            compression,
+            self.max_send,
+            Kind::Response,
+            &mut self.scratch,
+        )?;
         Ok(())
     }
 
@@ -242,12 +254,14 @@ impl Responder {
 
 /// Writes one message on a shared responder: waits for the previous write, queues the
 /// message, then waits until flow control lets all of it out.
-pub(crate) async fn write<M: Encodable>(
+async fn write<E: Encoder + ?Sized>(
     responder: &SharedResponder,
-    message: &M,
+    encoder: &mut E,
+    item: &E::Item,
+    compress: bool,
 ) -> Result<(), Status> {
     poll_fn(|cx| lock(responder).poll_flush(cx)).await?;
-    lock(responder).queue(message)?;
+    lock(responder).queue(encoder, item, compress)?;
     poll_fn(|cx| lock(responder).poll_flush(cx)).await
 }
 
@@ -257,6 +271,8 @@ pub(crate) async fn write<M: Encodable>(
 /// the handler down rather than filling memory. Header metadata goes out with the first
 /// message (or [`send_headers`](ResponseSender::send_headers)); trailer metadata goes out
 /// with the status when the handler returns.
+///
+/// A unit test of a handler makes one with [`channel`](ResponseSender::channel).
 ///
 /// # Examples
 ///
@@ -277,8 +293,18 @@ pub(crate) async fn write<M: Encodable>(
 /// }
 /// ```
 pub struct ResponseSender<T> {
-    responder: SharedResponder,
-    _marker: PhantomData<fn(T)>,
+    inner: SenderInner<T>,
+}
+
+enum SenderInner<T> {
+    H2 {
+        responder: SharedResponder,
+        encoder: Box<dyn Encoder<Item = T>>,
+    },
+    Channel {
+        tx: mpsc::Sender<T>,
+        headers_sent: bool,
+    },
 }
 
 impl<T> fmt::Debug for ResponseSender<T> {
@@ -287,11 +313,58 @@ impl<T> fmt::Debug for ResponseSender<T> {
     }
 }
 
-impl<T: Message> ResponseSender<T> {
-    pub(crate) fn new(responder: SharedResponder) -> ResponseSender<T> {
+impl<T: Send + 'static> ResponseSender<T> {
+    pub(crate) fn new(
+        responder: SharedResponder,
+        encoder: Box<dyn Encoder<Item = T>>,
+    ) -> ResponseSender<T> {
         ResponseSender {
-            responder,
-            _marker: PhantomData,
+            inner: SenderInner::H2 { responder, encoder },
+        }
+    }
+
+    /// A sender whose messages come out of the returned stream, for unit tests of streaming
+    /// handlers (no server, no socket). Up to `buffer` messages wait; the stream ends when
+    /// the sender is dropped. Metadata set on it goes nowhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use grpc_runtime::ResponseSender;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let (mut tx, mut sent) = ResponseSender::channel(8);
+    /// tx.send(7u32).await.unwrap();
+    /// drop(tx);
+    /// assert_eq!(sent.message().await.unwrap(), Some(7));
+    /// assert_eq!(sent.message().await.unwrap(), None);
+    /// # });
+    /// ```
+    pub fn channel(buffer: usize) -> (ResponseSender<T>, Streaming<T>) {
+        let (tx, mut rx) = mpsc::channel(buffer.max(1));
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|m| m.map(Ok)));
+        (
+            ResponseSender {
+                inner: SenderInner::Channel {
+                    tx,
+                    headers_sent: false,
+                },
+            },
+            Streaming::from_stream(stream),
+        )
+    }
+
+    async fn write(&mut self, message: T, compress: bool) -> Result<(), Status> {
+        match &mut self.inner {
+            SenderInner::H2 { responder, encoder } => {
+                write(responder, &mut **encoder, &message, compress).await
+            }
+            SenderInner::Channel { tx, headers_sent } => {
+                *headers_sent = true;
+                tx.send(message)
+                    .await
+                    .map_err(|_| Status::cancelled("the receiving end is gone"))
+            }
         }
     }
 
@@ -307,7 +380,7 @@ impl<T: Message> ResponseSender<T> {
     /// If the future is dropped, the message may have been partly written; the next send
     /// completes that write first.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
-        write(&self.responder, &message).await
+        self.write(message, true).await
     }
 
     /// Sends one message without compression, even if the call compresses its responses.
@@ -316,7 +389,7 @@ impl<T: Message> ResponseSender<T> {
     ///
     /// As [`send`](ResponseSender::send).
     pub async fn send_uncompressed(&mut self, message: T) -> Result<(), Status> {
-        write(&self.responder, &Outbound::uncompressed(message)).await
+        self.write(message, false).await
     }
 
     /// Compresses this call's responses with `encoding` (`None`: no compression), overriding
@@ -330,7 +403,10 @@ impl<T: Message> ResponseSender<T> {
         &mut self,
         encoding: Option<CompressionEncoding>,
     ) -> Result<(), Status> {
-        lock(&self.responder).set_compression(encoding)
+        match &self.inner {
+            SenderInner::H2 { responder, .. } => lock(responder).set_compression(encoding),
+            SenderInner::Channel { .. } => Ok(()),
+        }
     }
 
     /// Adds header metadata, sent with the first message.
@@ -339,12 +415,22 @@ impl<T: Message> ResponseSender<T> {
     ///
     /// `INTERNAL` if the headers were already sent.
     pub fn set_headers(&mut self, metadata: MetadataMap) -> Result<(), Status> {
-        let mut responder = lock(&self.responder);
-        if responder.headers_sent() {
-            return Err(Status::internal("response headers already sent"));
+        match &self.inner {
+            SenderInner::H2 { responder, .. } => {
+                let mut responder = lock(responder);
+                if responder.headers_sent() {
+                    return Err(Status::internal("response headers already sent"));
+                }
+                responder.add_headers(metadata);
+                Ok(())
+            }
+            SenderInner::Channel { headers_sent, .. } => {
+                if *headers_sent {
+                    return Err(Status::internal("response headers already sent"));
+                }
+                Ok(())
+            }
         }
-        responder.add_headers(metadata);
-        Ok(())
     }
 
     /// Sends the response headers now, before any message.
@@ -353,11 +439,19 @@ impl<T: Message> ResponseSender<T> {
     ///
     /// `CANCELLED` if the client went away.
     pub async fn send_headers(&mut self) -> Result<(), Status> {
-        lock(&self.responder).send_headers()
+        match &mut self.inner {
+            SenderInner::H2 { responder, .. } => lock(responder).send_headers(),
+            SenderInner::Channel { headers_sent, .. } => {
+                *headers_sent = true;
+                Ok(())
+            }
+        }
     }
 
     /// Adds trailer metadata, sent with the final status.
     pub fn set_trailers(&mut self, metadata: MetadataMap) {
-        lock(&self.responder).trailers.merge(metadata);
+        if let SenderInner::H2 { responder, .. } = &self.inner {
+            lock(responder).trailers.merge(metadata);
+        }
     }
 }

@@ -9,9 +9,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::SendStream;
 
+use crate::status::{Code, Status};
+
 mod paced;
 
 pub(crate) use paced::Paced;
+
+/// A connection's byte stream, whatever carries it (TCP, a Unix socket, memory, a dialer's).
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection's byte stream, boxed once per connection.
+pub(crate) type BoxedIo = Box<dyn Io>;
 
 /// HTTP/2 settings both sides apply. Larger windows than HTTP/2's 64 KiB default let one
 /// stream fill a fast link, as gRPC-Go's BDP estimator ends up doing.
@@ -36,6 +46,33 @@ impl Default for Http2Settings {
             // gRPC-Go's default max header list size is 16 MiB.
             max_header_list_size: 16 * 1024 * 1024,
         }
+    }
+}
+
+impl Http2Settings {
+    /// An h2 client builder with these settings (the one place they are applied).
+    pub(crate) fn client_builder(&self) -> h2::client::Builder {
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(self.initial_stream_window_size)
+            .initial_connection_window_size(self.initial_connection_window_size)
+            .max_frame_size(self.max_frame_size)
+            .max_send_buffer_size(self.max_send_buffer_size)
+            .max_header_list_size(self.max_header_list_size)
+            .enable_push(false);
+        builder
+    }
+
+    /// An h2 server builder with these settings.
+    pub(crate) fn server_builder(&self) -> h2::server::Builder {
+        let mut builder = h2::server::Builder::new();
+        builder
+            .initial_window_size(self.initial_stream_window_size)
+            .initial_connection_window_size(self.initial_connection_window_size)
+            .max_frame_size(self.max_frame_size)
+            .max_send_buffer_size(self.max_send_buffer_size)
+            .max_header_list_size(self.max_header_list_size);
+        builder
     }
 }
 
@@ -107,5 +144,56 @@ pub(crate) async fn with_connect_timeout<T>(
             io::ErrorKind::TimedOut,
             format!("timed out after {timeout:?} connecting to {what}"),
         )),
+    }
+}
+
+/// Maps an h2 error (a stream reset, a GOAWAY, an I/O failure) to a status.
+pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
+    if let Some(reason) = err.reason() {
+        let code = match reason {
+            h2::Reason::NO_ERROR
+            | h2::Reason::PROTOCOL_ERROR
+            | h2::Reason::INTERNAL_ERROR
+            | h2::Reason::FLOW_CONTROL_ERROR
+            | h2::Reason::SETTINGS_TIMEOUT
+            | h2::Reason::FRAME_SIZE_ERROR
+            | h2::Reason::COMPRESSION_ERROR
+            | h2::Reason::CONNECT_ERROR => Code::Internal,
+            h2::Reason::REFUSED_STREAM => Code::Unavailable,
+            h2::Reason::CANCEL => Code::Cancelled,
+            h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+            h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+            h2::Reason::HTTP_1_1_REQUIRED => Code::Internal,
+            _ => Code::Unknown,
+        };
+        // A stream ended by GOAWAY was not processed by the server, whatever the reason
+        // code says: retrying elsewhere is safe, as UNAVAILABLE tells (gRPC-Go does the same).
+        let code = if err.is_go_away() {
+            Code::Unavailable
+        } else {
+            code
+        };
+        let what = if err.is_go_away() {
+            "connection closed by GOAWAY"
+        } else if err.is_remote() {
+            "stream reset by peer"
+        } else {
+            "stream reset"
+        };
+        return Status::new(code, format!("{what}: {reason:?}"));
+    }
+    if err.is_io() {
+        return Status::unavailable(format!("connection error: {err}"));
+    }
+    Status::internal(format!("HTTP/2 error: {err}"))
+}
+
+/// The status of a server call whose request stream failed: a client reset is the client
+/// cancelling.
+pub(crate) fn request_status(err: &h2::Error) -> Status {
+    if err.reason() == Some(h2::Reason::CANCEL) {
+        Status::cancelled("call cancelled by the client")
+    } else {
+        status_from_h2(err)
     }
 }

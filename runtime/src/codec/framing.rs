@@ -1,14 +1,14 @@
-//! Message encoding and gRPC's length-prefixed framing.
+//! gRPC's length-prefixed framing.
 //!
 //! Each message travels as a 5-byte prefix (a compressed flag byte and a big-endian `u32`
-//! length) followed by the (possibly compressed) protobuf bytes. Encoding writes the protobuf
-//! message straight into the outgoing buffer after the prefix; decoding checks the announced
-//! length against the receive limit before buffering anything, and parses from `Bytes` without
-//! copying.
+//! length) followed by the (possibly compressed) message bytes. Encoding writes the message
+//! straight into the outgoing frame after the prefix; decoding checks the announced length
+//! against the receive limit before buffering anything, and hands out message bodies as
+//! slices of the received chunks without copying.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use protobuf::{CodedOutputStream, Message};
 
+use super::{EncodeBuf, Encoder};
 use crate::compression::{self, CompressionEncoding, Received};
 use crate::status::Status;
 
@@ -19,154 +19,61 @@ pub const DEFAULT_MAX_SEND_MESSAGE_SIZE: usize = i32::MAX as usize;
 
 pub(crate) const HEADER_LEN: usize = 5;
 
-/// Encodes `msg` as one frame (prefix and body), compressing it with `compression` if set.
+/// Which messages a frame carries, for error messages that say which side's limit a message
+/// broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Request,
+    Response,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Response => "response",
+        }
+    }
+}
+
+/// Encodes `item` as one frame (prefix and body), compressing it with `compression` if set.
 ///
-/// The message is written once, straight after the prefix, into an allocation of exactly
-/// the frame's size. `scratch` serves compression only (the plain bytes are compressed
-/// from it into the frame).
-pub(crate) fn encode<M: Message>(
-    msg: &M,
+/// The encoder writes the message once, straight after the prefix. `scratch` serves
+/// compression only (the plain bytes are compressed from the frame into it).
+pub(crate) fn encode<E: Encoder + ?Sized>(
+    encoder: &mut E,
+    item: &E::Item,
     compression: Option<CompressionEncoding>,
     max_size: usize,
+    kind: Kind,
     scratch: &mut BytesMut,
 ) -> Result<Bytes, Status> {
-    let size = msg.compute_size();
-    if size > max_size as u64 {
+    let mut frame = Vec::new();
+    let mut buf = EncodeBuf::new(&mut frame);
+    encoder.encode(item, &mut buf)?;
+    buf.finish();
+    let Some(size) = frame.len().checked_sub(HEADER_LEN) else {
+        return Err(Status::internal("encoder removed the frame prefix"));
+    };
+    if size > max_size {
         return Err(Status::resource_exhausted(format!(
-            "trying to send message larger than max ({size} vs. {max_size})"
+            "trying to send {} message larger than max ({size} vs. {max_size})",
+            kind.as_str()
         )));
     }
-    let size = size as usize;
-    let write = |out: &mut Vec<u8>| {
-        let mut stream = CodedOutputStream::vec(out);
-        msg.write_to_with_cached_sizes(&mut stream)
-            .and_then(|()| stream.flush())
-            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))
-    };
     let Some(enc) = compression else {
-        let mut frame = Vec::with_capacity(HEADER_LEN + size);
-        frame.push(0);
-        frame.extend_from_slice(&(size as u32).to_be_bytes());
-        write(&mut frame)?;
-        debug_assert_eq!(frame.len(), HEADER_LEN + size);
+        frame[1..HEADER_LEN].copy_from_slice(&(size as u32).to_be_bytes());
         return Ok(Bytes::from(frame));
     };
-    let mut plain = Vec::with_capacity(size);
-    write(&mut plain)?;
     scratch.clear();
     scratch.put_bytes(0, HEADER_LEN);
-    compress_into(enc, &plain, scratch)?;
+    compression::compress(enc, &frame[HEADER_LEN..], scratch)
+        .map_err(|e| Status::internal(format!("failed to compress message with {enc}: {e}")))?;
     let mut frame = scratch.split();
     let len = frame.len() - HEADER_LEN;
     frame[0] = 1;
     frame[1..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(frame.freeze())
-}
-
-fn compress_into(
-    enc: CompressionEncoding,
-    plain: &[u8],
-    frame: &mut BytesMut,
-) -> Result<(), Status> {
-    compression::compress(enc, plain, frame)
-        .map_err(|e| Status::internal(format!("failed to compress message with {enc}: {e}")))
-}
-
-/// A message to send: any protobuf message, or an [`Outbound`] one with per-message options.
-///
-/// Streaming calls take streams of `impl Encodable`, so single messages of a compressed
-/// stream can go out uncompressed.
-pub trait Encodable: Send + 'static {
-    #[doc(hidden)]
-    fn encode_frame(
-        &self,
-        compression: Option<CompressionEncoding>,
-        max_size: usize,
-        scratch: &mut BytesMut,
-    ) -> Result<Bytes, Status>;
-}
-
-impl<M: Message> Encodable for M {
-    fn encode_frame(
-        &self,
-        compression: Option<CompressionEncoding>,
-        max_size: usize,
-        scratch: &mut BytesMut,
-    ) -> Result<Bytes, Status> {
-        encode(self, compression, max_size, scratch)
-    }
-}
-
-/// A message with per-message send options: whether to compress it when the call
-/// compresses.
-///
-/// # Examples
-///
-/// ```
-/// use grpc_runtime::codec::Outbound;
-/// use protobuf::well_known_types::empty::Empty;
-///
-/// // On a call sent with gzip: the first message compressed, the second not.
-/// let messages = vec![Outbound::new(Empty::new()), Outbound::uncompressed(Empty::new())];
-/// assert!(!messages[1].is_compressed());
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Outbound<M> {
-    message: M,
-    compress: bool,
-}
-
-impl<M> Outbound<M> {
-    /// `message`, compressed if the call compresses.
-    pub fn new(message: M) -> Outbound<M> {
-        Outbound {
-            message,
-            compress: true,
-        }
-    }
-
-    /// `message`, never compressed.
-    pub fn uncompressed(message: M) -> Outbound<M> {
-        Outbound {
-            message,
-            compress: false,
-        }
-    }
-
-    /// Whether the message is compressed when the call compresses.
-    pub fn is_compressed(&self) -> bool {
-        self.compress
-    }
-
-    /// The message.
-    pub fn into_inner(self) -> M {
-        self.message
-    }
-}
-
-impl<M: Message> Encodable for Outbound<M> {
-    fn encode_frame(
-        &self,
-        compression: Option<CompressionEncoding>,
-        max_size: usize,
-        scratch: &mut BytesMut,
-    ) -> Result<Bytes, Status> {
-        let compression = compression.filter(|_| self.compress);
-        encode(&self.message, compression, max_size, scratch)
-    }
-}
-
-/// Marker in a unary call's [`Request`](crate::Request) (server side) or
-/// [`Response`](crate::Response) (client side) extensions: the message arrived compressed.
-/// Streams tell it per message with
-/// [`Streaming::last_message_compressed`](crate::Streaming::last_message_compressed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MessageCompressed;
-
-/// Decodes a protobuf message from a frame body.
-pub(crate) fn decode<M: Message>(body: Bytes) -> Result<M, Status> {
-    M::parse_from_tokio_bytes(&body)
-        .map_err(|e| Status::internal(format!("failed to decode message: {e}")))
 }
 
 /// Splits a stream of byte chunks into message bodies.
@@ -182,16 +89,18 @@ pub(crate) struct FrameDecoder {
     chunk: Bytes,
     max_size: usize,
     encoding: Received,
+    kind: Kind,
     last_compressed: bool,
 }
 
 impl FrameDecoder {
-    pub(crate) fn new(max_size: usize, encoding: Received) -> FrameDecoder {
+    pub(crate) fn new(max_size: usize, encoding: Received, kind: Kind) -> FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             chunk: Bytes::new(),
             max_size,
             encoding,
+            kind,
             last_compressed: false,
         }
     }
@@ -238,7 +147,8 @@ impl FrameDecoder {
         }
         if len > self.max_size {
             return Err(Status::resource_exhausted(format!(
-                "received message larger than max ({len} vs. {})",
+                "received {} message larger than max ({len} vs. {})",
+                self.kind.as_str(),
                 self.max_size
             )));
         }
@@ -301,7 +211,22 @@ impl FrameDecoder {
 mod tests {
     use super::*;
     use crate::Code;
+    use crate::codec::{Codec, Decoder, ProtobufCodec};
     use protobuf::well_known_types::wrappers::StringValue;
+
+    fn encode(
+        m: &StringValue,
+        c: Option<CompressionEncoding>,
+        max: usize,
+        scratch: &mut BytesMut,
+    ) -> Result<Bytes, Status> {
+        let mut encoder = ProtobufCodec::<StringValue, StringValue>::new().encoder();
+        super::encode(&mut encoder, m, c, max, Kind::Request, scratch)
+    }
+
+    fn decode<T: protobuf::Message>(body: Bytes) -> Result<T, Status> {
+        ProtobufCodec::<T, T>::new().decoder().decode(body)
+    }
 
     fn msg(s: &str) -> StringValue {
         let mut m = StringValue::new();
@@ -325,7 +250,7 @@ mod tests {
         let b = encode(&msg("second"), None, usize::MAX, &mut scratch).unwrap();
         let all = [a, b].concat();
         for split in 0..all.len() {
-            let mut dec = FrameDecoder::new(1024, Received::Identity);
+            let mut dec = FrameDecoder::new(1024, Received::Identity, Kind::Request);
             let mut out = Vec::new();
             for chunk in [&all[..split], &all[split..]] {
                 dec.push(Bytes::copy_from_slice(chunk));
@@ -351,7 +276,7 @@ mod tests {
             })
             .collect();
         let decode_all = |chunks: Vec<Bytes>| {
-            let mut dec = FrameDecoder::new(1024, Received::Identity);
+            let mut dec = FrameDecoder::new(1024, Received::Identity, Kind::Request);
             let mut out = Vec::new();
             for chunk in chunks {
                 dec.push(chunk);
@@ -366,7 +291,7 @@ mod tests {
         assert_eq!(decode_all(one_by_one), texts);
         // One chunk holding every message: sliced out, no copy.
         let whole = Bytes::from(all.clone());
-        let mut dec = FrameDecoder::new(1024, Received::Identity);
+        let mut dec = FrameDecoder::new(1024, Received::Identity, Kind::Request);
         dec.push(whole.clone());
         let first = dec.next_message().unwrap().unwrap();
         assert_eq!(first.as_ptr(), whole[5..].as_ptr(), "sliced from the chunk");
@@ -386,32 +311,32 @@ mod tests {
         .unwrap();
         assert_eq!(frame[0], 1);
         assert!(frame.len() < 200);
-        let mut dec = FrameDecoder::new(10_000, Received::Known(CompressionEncoding::Gzip));
+        let mut dec = FrameDecoder::new(10_000, Received::Known(CompressionEncoding::Gzip), Kind::Request);
         dec.push(frame.clone());
         let body = dec.next_message().unwrap().unwrap();
         assert_eq!(decode::<StringValue>(body).unwrap().value, text);
         // Same frame without grpc-encoding: INTERNAL.
-        let mut dec = FrameDecoder::new(10_000, Received::Identity);
+        let mut dec = FrameDecoder::new(10_000, Received::Identity, Kind::Request);
         dec.push(frame.clone());
         assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
     }
 
     #[test]
     fn limits_checked_on_prefix() {
-        let mut dec = FrameDecoder::new(10, Received::Identity);
+        let mut dec = FrameDecoder::new(10, Received::Identity, Kind::Request);
         dec.push(Bytes::from_static(b"\x00\x00\x00\x00\x0b"));
         assert_eq!(
             dec.next_message().unwrap_err().code(),
             Code::ResourceExhausted
         );
         // A huge announced length does not allocate: the limit fails first.
-        let mut dec = FrameDecoder::new(4 << 20, Received::Identity);
+        let mut dec = FrameDecoder::new(4 << 20, Received::Identity, Kind::Request);
         dec.push(Bytes::from_static(b"\x00\xff\xff\xff\xff"));
         assert_eq!(
             dec.next_message().unwrap_err().code(),
             Code::ResourceExhausted
         );
-        let mut dec = FrameDecoder::new(10, Received::Identity);
+        let mut dec = FrameDecoder::new(10, Received::Identity, Kind::Request);
         dec.push(Bytes::from_static(b"\x02\x00\x00\x00\x00"));
         assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
         let mut scratch = BytesMut::new();

@@ -1,0 +1,286 @@
+//! The response side of a client call: checking the headers, reading messages, trailers and
+//! the final status, for every kind of call.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use h2::client::ResponseFuture;
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::codec::framing::{FrameDecoder, Kind};
+use crate::compression::{self, CompressionEncoding};
+use crate::interceptor::EndGuard;
+use crate::metadata::MetadataMap;
+use crate::status::{Code, Status};
+use crate::streaming::{Body, ReadError, ResponseSource};
+use crate::transport;
+
+/// Why the sending half of a client-streaming call failed, if it did: reported instead of
+/// the reset it caused.
+pub(crate) type SendError = Arc<Mutex<Option<Status>>>;
+
+enum State {
+    /// The response headers are still to come.
+    Waiting(ResponseFuture),
+    /// Reading messages, then the trailers.
+    Body(Body),
+    /// A trailers-only response: its status, known before any data.
+    Preset(Status),
+    /// Ended; the result was reported.
+    Done,
+}
+
+/// One call's response. Used in place by unary and client-streaming calls, boxed behind a
+/// [`Streaming`](crate::Streaming) by the others.
+pub(crate) struct H2Response {
+    state: State,
+    max_recv: usize,
+    headers: Option<MetadataMap>,
+    trailers: Option<MetadataMap>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    end: EndGuard,
+    send_error: Option<SendError>,
+    send_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl H2Response {
+    pub(crate) fn new(future: ResponseFuture, max_recv: usize) -> H2Response {
+        H2Response {
+            state: State::Waiting(future),
+            max_recv,
+            headers: None,
+            trailers: None,
+            deadline: None,
+            cancelled: None,
+            end: EndGuard::none(),
+            send_error: None,
+            send_task: None,
+        }
+    }
+
+    /// Watches the call's deadline and cancellation while reading (calls whose response
+    /// outlives the call's function: streams).
+    pub(crate) fn watch(
+        &mut self,
+        deadline: Option<tokio::time::Instant>,
+        cancellation: Option<tokio_util::sync::CancellationToken>,
+    ) {
+        self.deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        self.cancelled = cancellation.map(|t| Box::pin(t.cancelled_owned()));
+    }
+
+    pub(crate) fn set_end(&mut self, end: EndGuard) {
+        self.end = end;
+    }
+
+    pub(crate) fn set_sender(
+        &mut self,
+        task: tokio::task::JoinHandle<()>,
+        send_error: Option<SendError>,
+    ) {
+        self.send_task = Some(task);
+        self.send_error = send_error;
+    }
+
+    fn h2_status(&self, e: &h2::Error) -> Status {
+        self.send_error
+            .as_ref()
+            .and_then(|slot| slot.lock().ok()?.take())
+            .unwrap_or_else(|| transport::status_from_h2(e))
+    }
+
+    fn finish(&mut self, result: Result<(), Status>) -> Result<Option<Bytes>, Status> {
+        self.state = State::Done;
+        match &result {
+            Ok(()) => self.end.finish_ok(),
+            Err(status) => self.end.finish(status),
+        }
+        if let Some(task) = self.send_task.take() {
+            task.abort();
+        }
+        result.map(|()| None)
+    }
+
+    /// Deadline or cancellation, if one has fired.
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        if let Some(deadline) = &mut self.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Some(Status::deadline_exceeded("deadline exceeded"));
+        }
+        if let Some(cancelled) = &mut self.cancelled
+            && cancelled.as_mut().poll(cx).is_ready()
+        {
+            return Some(Status::cancelled("the call it was propagated from ended"));
+        }
+        None
+    }
+
+    fn parse(&mut self, response: http::Response<h2::RecvStream>) -> Result<(), Status> {
+        let (parts, recv) = response.into_parts();
+        let trailers_only = Status::from_trailers(&parts.headers);
+        if parts.status != http::StatusCode::OK {
+            return Err(trailers_only
+                .filter(|s| s.code() != Code::Ok)
+                .unwrap_or_else(|| Status::from_http_status(parts.status)));
+        }
+        // A trailers-only response carries its status; trust it whatever the content-type.
+        if let Some(status) = trailers_only {
+            self.headers = Some(MetadataMap::from_headers(parts.headers));
+            if status.code() != Code::Ok {
+                return Err(status);
+            }
+            self.state = State::Preset(status);
+            return Ok(());
+        }
+        check_content_type(&parts)?;
+        let encoding = compression::parse_encoding(
+            parts.headers.get(crate::headers::GRPC_ENCODING),
+            &CompressionEncoding::ALL,
+        )
+        .map_err(|s| Status::internal(s.message().to_owned()))?;
+        self.headers = Some(MetadataMap::from_headers(parts.headers));
+        self.state = State::Body(Body::new(
+            recv,
+            FrameDecoder::new(self.max_recv, encoding, Kind::Response),
+        ));
+        Ok(())
+    }
+
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let trailers = match &mut self.state {
+            State::Preset(status) => {
+                let status = std::mem::replace(status, Status::ok(""));
+                self.trailers = Some(status.metadata().clone());
+                return Poll::Ready(self.finish(Ok(())));
+            }
+            State::Body(body) => ready!(body.poll_trailers(cx)),
+            _ => return Poll::Ready(Ok(None)),
+        };
+        let status = match trailers {
+            Ok(Some(trailers)) => Status::from_trailers(&trailers).unwrap_or_else(|| {
+                Status::internal("server closed the stream without a grpc-status trailer")
+            }),
+            Ok(None) => Status::internal("server closed the stream without sending trailers"),
+            Err(e) => self.h2_status(&e),
+        };
+        self.trailers = Some(status.metadata().clone());
+        let result = if status.code() == Code::Ok {
+            Ok(())
+        } else {
+            Err(status)
+        };
+        Poll::Ready(self.finish(result))
+    }
+
+    /// Whether the last message read arrived compressed.
+    pub(crate) fn last_compressed(&self) -> bool {
+        match &self.state {
+            State::Body(body) => body.frames.last_compressed(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn take_headers(&mut self) -> MetadataMap {
+        self.headers.take().unwrap_or_default()
+    }
+
+    pub(crate) fn take_trailers(&mut self) -> MetadataMap {
+        self.trailers.take().unwrap_or_default()
+    }
+}
+
+impl ResponseSource for H2Response {
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        let State::Waiting(future) = &mut self.state else {
+            return Poll::Ready(Ok(()));
+        };
+        let polled = Pin::new(future).poll(cx);
+        let result = match polled {
+            Poll::Ready(Ok(response)) => self.parse(response),
+            Poll::Ready(Err(e)) => Err(self.h2_status(&e)),
+            Poll::Pending => match self.poll_watch(cx) {
+                Some(status) => Err(status),
+                None => return Poll::Pending,
+            },
+        };
+        if let Err(status) = &result {
+            let _ = self.finish(Err(status.clone()));
+        }
+        Poll::Ready(result)
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        if let State::Waiting(_) = self.state {
+            ready!(self.poll_headers(cx))?;
+        }
+        if let Some(status) = self.poll_watch(cx)
+            && !matches!(self.state, State::Done)
+        {
+            return Poll::Ready(self.finish(Err(status)));
+        }
+        let frame = match &mut self.state {
+            State::Body(body) => ready!(body.poll_frame(cx)),
+            State::Preset(_) => Ok(None),
+            State::Waiting(_) | State::Done => return Poll::Ready(Ok(None)),
+        };
+        match frame {
+            Ok(Some(bytes)) => Poll::Ready(Ok(Some(bytes))),
+            Ok(None) => self.poll_end(cx),
+            Err(ReadError::Status(status)) => Poll::Ready(self.finish(Err(status))),
+            Err(ReadError::H2(e)) => {
+                let status = self.h2_status(&e);
+                Poll::Ready(self.finish(Err(status)))
+            }
+        }
+    }
+
+    fn headers(&self) -> Option<&MetadataMap> {
+        self.headers.as_ref()
+    }
+
+    fn trailers(&self) -> Option<&MetadataMap> {
+        self.trailers.as_ref()
+    }
+
+    fn last_compressed(&self) -> bool {
+        H2Response::last_compressed(self)
+    }
+
+    fn fail(&mut self, status: &Status) {
+        let _ = self.finish(Err(status.clone()));
+    }
+}
+
+impl Drop for H2Response {
+    fn drop(&mut self) {
+        if let Some(task) = &self.send_task {
+            task.abort();
+        }
+    }
+}
+
+fn check_content_type(parts: &http::response::Parts) -> Result<(), Status> {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes());
+    match content_type {
+        Some(ct) if crate::status::is_grpc_content_type(ct) => Ok(()),
+        Some(ct) => Err(Status::new(
+            Status::from_http_status(parts.status).code(),
+            format!(
+                "unexpected content-type {:?} in the response",
+                String::from_utf8_lossy(ct)
+            ),
+        )),
+        None => Err(Status::new(
+            Status::from_http_status(parts.status).code(),
+            "response has no content-type",
+        )),
+    }
+}

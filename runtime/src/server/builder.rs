@@ -1,0 +1,156 @@
+//! [`ServerBuilder`]: a server's services, interceptors and limits.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::{Config, Control, Mode, ResponseSender, Server, Shared, UnknownHandler};
+use crate::compression::CompressionEncoding;
+use crate::interceptor::{Chain, Interceptor};
+use crate::request::Request;
+use crate::service::Service;
+use crate::status::Status;
+use crate::streaming::Streaming;
+
+/// Configures a [`Server`]; made by [`Server::builder`].
+#[must_use]
+pub struct ServerBuilder {
+    pub(super) services: HashMap<&'static str, Arc<dyn Service>>,
+    pub(super) unknown: Option<Arc<UnknownHandler>>,
+    pub(super) interceptors: Vec<Arc<dyn Interceptor>>,
+    pub(super) config: Config,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Hosts `service`, routed by its descriptor's name. A second service with the same name
+    /// replaces the first.
+    pub fn add_service(mut self, service: impl Service) -> Self {
+        let name = service.descriptor().name;
+        self.services.insert(name, Arc::new(service));
+        self
+    }
+
+    /// Sends every call to a service this server does not host to `handler` (gRPC-Go's
+    /// `UnknownServiceHandler`), instead of answering `UNIMPLEMENTED`: the base of a proxy.
+    /// The handler gets the method path and the call as a bidi stream of raw messages (see
+    /// [`BytesCodec`](crate::codec::BytesCodec)), whatever the method's real kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use grpc_runtime::server::Server;
+    ///
+    /// // Echoes every message of every unknown method back.
+    /// let server = Server::builder()
+    ///     .unknown_service_handler(|path, mut requests, mut responses| async move {
+    ///         let _ = path;
+    ///         while let Some(message) = requests.get_mut().message().await? {
+    ///             responses.send(message).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # let _ = server;
+    /// ```
+    pub fn unknown_service_handler<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(String, Request<Streaming<Bytes>>, ResponseSender<Bytes>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        self.unknown = Some(Arc::new(move |path, requests, responses| {
+            Box::pin(handler(path, requests, responses))
+        }));
+        self
+    }
+
+    /// Adds an interceptor; they run in the order added. See [`crate::interceptor`].
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// The largest request message accepted; larger ones fail with `RESOURCE_EXHAUSTED`.
+    /// Default: 4 MiB.
+    pub fn max_recv_message_size(mut self, limit: usize) -> Self {
+        self.config.max_recv = limit;
+        self
+    }
+
+    /// The largest response message sent. Default: `i32::MAX` bytes.
+    pub fn max_send_message_size(mut self, limit: usize) -> Self {
+        self.config.max_send = limit;
+        self
+    }
+
+    /// Compresses responses with `encoding` when the client accepts it. Default: none.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.config.send_compressed = Some(encoding);
+        self
+    }
+
+    /// The encodings accepted on requests; others get `UNIMPLEMENTED`. Default: all
+    /// supported ([`CompressionEncoding::ALL`]).
+    pub fn accept_compressed(mut self, encodings: &[CompressionEncoding]) -> Self {
+        self.config.accept = encodings.to_vec();
+        self
+    }
+
+    /// The most concurrent calls per connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    /// Default: unlimited.
+    pub fn max_concurrent_streams(mut self, limit: u32) -> Self {
+        self.config.max_concurrent_streams = Some(limit);
+        self
+    }
+
+    /// HTTP/2 flow-control window of each stream. Default: 2 MiB.
+    pub fn initial_stream_window_size(mut self, size: u32) -> Self {
+        self.config.http2.initial_stream_window_size = size;
+        self
+    }
+
+    /// HTTP/2 flow-control window of each connection. Default: 8 MiB.
+    pub fn initial_connection_window_size(mut self, size: u32) -> Self {
+        self.config.http2.initial_connection_window_size = size;
+        self
+    }
+
+    /// How long a new connection may take to complete the HTTP/2 handshake before it is
+    /// closed. Default: 120 s (gRPC-Go's `ConnectionTimeout`).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connection_timeout = timeout;
+        self
+    }
+
+    /// Builds the server; it serves once given a listener.
+    pub fn build(self) -> Server {
+        Server {
+            shared: Arc::new(Shared {
+                services: self.services,
+                unknown: self.unknown,
+                interceptors: Chain::new(self.interceptors),
+                config: self.config,
+            }),
+            control: Arc::new(Control {
+                mode: watch::Sender::new(Mode::Serving),
+                serving: watch::Sender::new(0),
+            }),
+        }
+    }
+}
+

@@ -1,0 +1,83 @@
+//! Routing: a request to its service, its unknown-service handler, or an error answer.
+
+use std::sync::Arc;
+use std::task::Waker;
+
+use bytes::Bytes;
+
+use super::{ServerCall, Shared};
+use crate::peer::Peer;
+use crate::status::Status;
+
+/// Routes one request to its service, which starts the call's task.
+pub(super) fn dispatch(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    inline: Option<Waker>,
+) {
+    let (head, body) = request.into_parts();
+    if head.method != http::Method::POST {
+        plain_response(&mut respond, http::StatusCode::METHOD_NOT_ALLOWED);
+        return;
+    }
+    let grpc_content_type = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| crate::status::is_grpc_content_type(ct.as_bytes()));
+    if !grpc_content_type {
+        plain_response(&mut respond, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        return;
+    }
+    // A clone of the URI shares its bytes: the names below borrow from it, not from `head`,
+    // which moves into the call.
+    let uri = head.uri.clone();
+    let path = uri.path();
+    let (service_name, method) = match path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
+        Some((service, method)) if !service.is_empty() && !method.is_empty() => (service, method),
+        _ => {
+            let status = Status::unimplemented(format!("malformed method name {path:?}"));
+            let call = ServerCall {
+                head,
+                body,
+                respond,
+                shared: Arc::clone(shared),
+                peer: Arc::clone(peer),
+                inline: None,
+            };
+            call.reject(status);
+            return;
+        }
+    };
+    let service = shared.services.get(service_name);
+    let call = ServerCall {
+        head,
+        body,
+        respond,
+        shared: Arc::clone(shared),
+        peer: Arc::clone(peer),
+        inline,
+    };
+    match service {
+        Some(service) => service.call(method, call),
+        None if shared.unknown.is_some() => {
+            let handler = Arc::clone(shared.unknown.as_ref().expect("checked"));
+            let path = path.to_owned();
+            call.raw(move |requests, responses| handler(path, requests, responses));
+        }
+        None => {
+            let status = Status::unimplemented(format!("unknown service {service_name}"));
+            call.reject(status);
+        }
+    }
+}
+
+/// A non-gRPC HTTP answer, for requests that are not gRPC at all.
+fn plain_response(respond: &mut h2::server::SendResponse<Bytes>, status: http::StatusCode) {
+    let mut response = http::Response::new(());
+    *response.status_mut() = status;
+    if let Err(e) = respond.send_response(response, true) {
+        tracing::debug!("failed to send HTTP {status}: {e}");
+    }
+}
