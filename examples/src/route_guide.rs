@@ -174,7 +174,7 @@ pub async fn run_client(target: &str) -> Result<(), Box<dyn std::error::Error>> 
     let mut rect = Rectangle::new();
     rect.lo = protobuf::MessageField::some(point(40.0, -75.0));
     rect.hi = protobuf::MessageField::some(point(42.0, -74.0));
-    let mut features = client.list_features(rect).await?.into_inner();
+    let mut features = client.list_features(rect).await?;
     while let Some(f) = features.message().await? {
         println!("ListFeatures: {:?}", f.name);
     }
@@ -202,10 +202,12 @@ pub async fn run_client(target: &str) -> Result<(), Box<dyn std::error::Error>> 
         note.message = text.to_owned();
         note
     });
-    let mut replies = client
-        .route_chat(futures_util::stream::iter(notes))
-        .await?
-        .into_inner();
+    // Requests go out through the sender while replies come in on the stream.
+    let (mut requests, mut replies) = client.route_chat(()).await?;
+    for note in notes {
+        requests.send(note).await?;
+    }
+    requests.close();
     while let Some(note) = replies.message().await? {
         println!("RouteChat: earlier note {:?}", note.message);
     }

@@ -12,7 +12,7 @@ use crate::resolve::{MessagePath, ResolveError, TypeIndex};
 use crate::{Error, Options};
 
 /// The version of the contract between generated code and `grpc_runtime::codegen`.
-pub(crate) const CODEGEN_VERSION: u32 = 1;
+pub(crate) const CODEGEN_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -197,6 +197,8 @@ struct Emitter {
     /// `<runtime_crate>::codegen`.
     rt: TokenStream,
     options: Options,
+    /// The `.proto` file's name (its messages module is named from it).
+    file_name: String,
 }
 
 impl Emitter {
@@ -227,20 +229,23 @@ impl Emitter {
                 Kind::BidiStreaming => quote!(BidiStreaming),
             };
             quote! {
-                #rt::MethodDescriptor { name: #name, path: #c, kind: #rt::MethodKind::#kind }
+                #rt::MethodDescriptor::new(#name, #c, #rt::MethodKind::#kind)
             }
         });
+        let file_module = format_ident!("{}", naming::file_module_name(&self.file_name));
         quote! {
             #module_doc
             pub mod #module {
                 /// Fully-qualified name of the service.
                 pub const SERVICE_NAME: &str = #full_name;
                 #(#consts)*
-                /// Descriptor of the service: its methods and their streaming kinds.
-                pub static DESCRIPTOR: #rt::ServiceDescriptor = #rt::ServiceDescriptor {
-                    name: SERVICE_NAME,
-                    methods: &[#(#descriptors),*],
-                };
+                /// Descriptor of the service: its methods, their streaming kinds, and the
+                /// descriptor of the file declaring it.
+                pub static DESCRIPTOR: #rt::ServiceDescriptor = #rt::ServiceDescriptor::new(
+                    SERVICE_NAME,
+                    &[#(#descriptors),*],
+                )
+                .with_file_descriptor(super::super::#file_module::file_descriptor);
             }
         }
     }
@@ -265,52 +270,59 @@ impl Emitter {
             quote!(#[doc = ""])
         };
         let deprecated = Self::deprecated(s.deprecated);
-        let methods = s.methods.iter().map(|m| {
+        let methods = s.methods.iter().enumerate().map(|(i, m)| {
             let name = m.fn_name.to_ident();
             let docs = doc_attrs(&m.docs);
             let deprecated = Self::deprecated(m.deprecated);
-            let c = &m.const_name;
             let input = m.input.to_tokens();
             let output = m.output.to_tokens();
-            let result = |inner: TokenStream| {
-                quote!(::std::result::Result<#rt::Response<#inner>, #rt::Status>)
-            };
+            let index = proc_macro2::Literal::usize_unsuffixed(i);
+            let method = quote!(&#module::DESCRIPTOR.methods[#index]);
+            let codec = quote!(#rt::ProtobufCodec::new());
+            let status = quote!(#rt::Status);
             match m.kind {
-                Kind::Unary | Kind::ServerStreaming => {
-                    let (ret, call) = match m.kind {
-                        Kind::Unary => (result(output), quote!(unary)),
-                        _ => (
-                            result(quote!(#rt::Streaming<#output>)),
-                            quote!(server_streaming),
-                        ),
-                    };
-                    quote! {
-                        #docs
-                        #deprecated
-                        pub async fn #name(
-                            &self,
-                            request: impl #rt::IntoRequest<#input>,
-                        ) -> #ret {
-                            self.inner.#call(#module::#c, request.into_request()).await
-                        }
+                Kind::Unary => quote! {
+                    #docs
+                    #deprecated
+                    pub async fn #name(
+                        &self,
+                        request: impl #rt::IntoRequest<#input>,
+                    ) -> ::std::result::Result<#rt::Response<#output>, #status> {
+                        self.inner.unary(#method, request.into_request(), #codec).await
                     }
-                }
-                Kind::ClientStreaming | Kind::BidiStreaming => {
-                    let (ret, call) = match m.kind {
-                        Kind::ClientStreaming => (result(output), quote!(client_streaming)),
-                        _ => (result(quote!(#rt::Streaming<#output>)), quote!(streaming)),
-                    };
-                    quote! {
-                        #docs
-                        #deprecated
-                        pub async fn #name(
-                            &self,
-                            request: impl #rt::IntoStreamingRequest<Message = #input>,
-                        ) -> #ret {
-                            self.inner.#call(#module::#c, request.into_streaming_request()).await
-                        }
+                },
+                Kind::ServerStreaming => quote! {
+                    #docs
+                    #deprecated
+                    pub async fn #name(
+                        &self,
+                        request: impl #rt::IntoRequest<#input>,
+                    ) -> ::std::result::Result<#rt::Streaming<#output>, #status> {
+                        self.inner.server_streaming(#method, request.into_request(), #codec).await
                     }
-                }
+                },
+                Kind::ClientStreaming => quote! {
+                    #docs
+                    #deprecated
+                    pub async fn #name(
+                        &self,
+                        request: impl #rt::IntoStreamingRequest<Message = #input>,
+                    ) -> ::std::result::Result<#rt::Response<#output>, #status> {
+                        self.inner
+                            .client_streaming(#method, request.into_streaming_request(), #codec)
+                            .await
+                    }
+                },
+                Kind::BidiStreaming => quote! {
+                    #docs
+                    #deprecated
+                    pub async fn #name(
+                        &self,
+                        request: impl #rt::IntoRequest<()>,
+                    ) -> ::std::result::Result<(#rt::RequestSender<#input>, #rt::Streaming<#output>), #status> {
+                        self.inner.bidi_streaming(#method, request.into_request(), #codec).await
+                    }
+                },
             }
         });
         quote! {
@@ -319,13 +331,14 @@ impl Emitter {
             #docs
             #deprecated
             #[derive(Debug, Clone)]
-            pub struct #client {
-                inner: #rt::Client,
+            pub struct #client<C = #rt::Channel> {
+                inner: #rt::Client<C>,
             }
 
-            impl #client {
-                /// Creates a client that issues its calls on `channel`.
-                pub fn new(channel: #rt::Channel) -> Self {
+            impl<C: #rt::CallInvoker> #client<C> {
+                /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+                /// other `CallInvoker`).
+                pub fn new(channel: C) -> Self {
                     Self { inner: #rt::Client::new(channel) }
                 }
 
@@ -425,19 +438,24 @@ impl Emitter {
             }
         });
 
-        let arms = s.methods.iter().map(|m| {
+        let arms = s.methods.iter().enumerate().map(|(i, m)| {
             let name = m.fn_name.to_ident();
             let proto_name = m.proto.name();
             let (request, sender) = self.request_types(m);
+            let index = proc_macro2::Literal::usize_unsuffixed(i);
+            let method = quote!(&#module::DESCRIPTOR.methods[#index]);
+            let codec = quote!(#rt::ProtobufCodec::new());
             let call = match m.kind {
                 Kind::Unary => quote!(unary),
                 Kind::ServerStreaming => quote!(server_streaming),
                 Kind::ClientStreaming => quote!(client_streaming),
-                Kind::BidiStreaming => quote!(streaming),
+                Kind::BidiStreaming => quote!(bidi_streaming),
             };
             match sender {
                 None => quote! {
                     #proto_name => call.#call(
+                        #method,
+                        #codec,
                         move |request: #request| async move {
                             <#t as #trait_name>::#name(&inner, request).await
                         },
@@ -445,6 +463,8 @@ impl Emitter {
                 },
                 Some(sender) => quote! {
                     #proto_name => call.#call(
+                        #method,
+                        #codec,
                         move |request: #request, responses: #sender| async move {
                             <#t as #trait_name>::#name(&inner, request, responses).await
                         },
@@ -532,6 +552,7 @@ pub(crate) fn generate_file(
     let emitter = Emitter {
         rt: quote!(#runtime::codegen),
         options: options.clone(),
+        file_name: file.name().to_owned(),
     };
     let rt = &emitter.rt;
     let mut body = TokenStream::new();

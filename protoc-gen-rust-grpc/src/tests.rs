@@ -158,7 +158,7 @@ fn client_only_server_only_and_runtime_path() {
     .unwrap();
     assert!(client.contains("pub struct GreeterClient"));
     assert!(!client.contains("pub trait Greeter"));
-    assert!(client.contains("crate::rt::codegen::assert_codegen_version(1)"));
+    assert!(client.contains("crate::rt::codegen::assert_codegen_version(2)"));
     assert!(!client.contains("grpc_runtime"));
     let server = gen_one(
         &[helloworld()],

@@ -75,6 +75,13 @@ impl MethodDescriptor {
     }
 }
 
+/// Shows the method's path.
+impl fmt::Display for MethodDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path)
+    }
+}
+
 /// Returns the `FileDescriptor` of the `.proto` file that declares a service (rust-protobuf's
 /// generated `file_descriptor()`); it reaches its dependencies too.
 pub type FileDescriptorFn = fn() -> &'static protobuf::reflect::FileDescriptor;
@@ -126,6 +133,16 @@ impl ServiceDescriptor {
         self.methods.iter().find(|m| m.name == name)
     }
 }
+
+/// Two descriptors are equal when they describe the same service: name and methods (the
+/// file descriptor function is not compared).
+impl PartialEq for ServiceDescriptor {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.methods == other.methods
+    }
+}
+
+impl Eq for ServiceDescriptor {}
 
 impl fmt::Debug for ServiceDescriptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

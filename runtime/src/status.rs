@@ -449,7 +449,10 @@ mod tests {
             (h2::Reason::FLOW_CONTROL_ERROR, Code::Internal),
         ];
         for (reason, code) in cases {
-            assert_eq!(Status::from_h2(&h2::Error::from(reason)).code(), code);
+            assert_eq!(
+                crate::transport::status_from_h2(&h2::Error::from(reason)).code(),
+                code
+            );
         }
     }
 

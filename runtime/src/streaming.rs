@@ -332,4 +332,3 @@ impl Body {
         self.recv.poll_trailers(cx)
     }
 }
-

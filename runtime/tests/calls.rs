@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
+use grpc_runtime::service::{MethodDescriptor, MethodKind};
 use grpc_runtime::{Code, Request, Response, Streaming};
 use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
 
@@ -11,7 +12,10 @@ use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
 async fn unary() {
     let srv = start().await;
     let client = srv.client();
-    let reply: Response<StringValue> = client.unary(UNARY, Request::new(s("hello"))).await.unwrap();
+    let reply: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("hello")), pb())
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "hello");
 }
 
@@ -19,11 +23,11 @@ async fn unary() {
 async fn server_streaming() {
     let srv = start().await;
     let client = srv.client();
-    let reply: Response<Streaming<UInt32Value>> = client
-        .server_streaming(COUNT, Request::new(n(5)))
+    let reply: Streaming<UInt32Value> = client
+        .server_streaming(COUNT, Request::new(n(5)), pb())
         .await
         .unwrap();
-    let mut stream = reply.into_inner();
+    let mut stream = reply;
     let mut got = Vec::new();
     while let Some(m) = stream.message().await.unwrap() {
         got.push(m.value);
@@ -37,12 +41,12 @@ async fn server_streaming() {
 #[tokio::test]
 async fn server_streaming_zero_messages() {
     let srv = start().await;
-    let reply: Response<Streaming<UInt32Value>> = srv
+    let reply: Streaming<UInt32Value> = srv
         .client()
-        .server_streaming(COUNT, Request::new(n(0)))
+        .server_streaming(COUNT, Request::new(n(0)), pb())
         .await
         .unwrap();
-    let got: Vec<_> = reply.into_inner().collect().await;
+    let got: Vec<_> = reply.collect().await;
     assert!(got.is_empty(), "{got:?}");
 }
 
@@ -52,14 +56,14 @@ async fn client_streaming() {
     let requests = futures_util::stream::iter(["a", "b", "c"].map(s));
     let reply: Response<StringValue> = srv
         .client()
-        .client_streaming(CONCAT, Request::new(requests))
+        .client_streaming(CONCAT, Request::new(requests), pb())
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value, "a,b,c");
     let empty = futures_util::stream::iter(Vec::<StringValue>::new());
     let reply: Response<StringValue> = srv
         .client()
-        .client_streaming(CONCAT, Request::new(empty))
+        .client_streaming(CONCAT, Request::new(empty), pb())
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value, "");
@@ -68,15 +72,12 @@ async fn client_streaming() {
 #[tokio::test]
 async fn bidi_ping_pong() {
     let srv = start().await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<StringValue>(1);
-    let requests = tokio_stream(rx);
     // The call returns before any request is sent: the server waits for one before it answers.
-    let reply: Response<Streaming<StringValue>> = srv
+    let (mut tx, mut responses) = srv
         .client()
-        .streaming(CHAT, Request::new(requests))
+        .bidi_streaming(CHAT, Request::new(()), pb::<StringValue, StringValue>())
         .await
         .unwrap();
-    let mut responses = reply.into_inner();
     for i in 0..10 {
         tx.send(s(&format!("ping {i}"))).await.unwrap();
         let pong = responses.message().await.unwrap().unwrap();
@@ -92,13 +93,13 @@ async fn large_messages_both_ways() {
     let big = "y".repeat(3 * 1024 * 1024);
     let reply: Response<StringValue> = srv
         .client()
-        .unary(UNARY, Request::new(s(&big)))
+        .unary(UNARY, Request::new(s(&big)), pb())
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value.len(), big.len());
     let reply: Response<StringValue> = srv
         .client()
-        .unary(UNARY, Request::new(s("big:4000000")))
+        .unary(UNARY, Request::new(s("big:4000000")), pb())
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value.len(), 4_000_000);
@@ -113,8 +114,10 @@ async fn many_concurrent_calls_share_one_connection() {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let text = format!("call {i}");
-            let reply: Response<StringValue> =
-                client.unary(UNARY, Request::new(s(&text))).await.unwrap();
+            let reply: Response<StringValue> = client
+                .unary(UNARY, Request::new(s(&text)), pb())
+                .await
+                .unwrap();
             assert_eq!(reply.get_ref().value, text);
         }));
     }
@@ -122,10 +125,10 @@ async fn many_concurrent_calls_share_one_connection() {
         t.await.unwrap();
     }
     // Streams of all kinds at once, on the same channel.
-    let a = client.server_streaming::<_, UInt32Value>(COUNT, Request::new(n(100)));
-    let b = client.unary::<_, StringValue>(UNARY, Request::new(s("sleep:50")));
+    let a = client.server_streaming(COUNT, Request::new(n(100)), pb::<_, UInt32Value>());
+    let b = client.unary(UNARY, Request::new(s("sleep:50")), pb::<_, StringValue>());
     let (a, b) = tokio::join!(a, b);
-    assert_eq!(a.unwrap().into_inner().count().await, 100);
+    assert_eq!(a.unwrap().count().await, 100);
     assert_eq!(b.unwrap().get_ref().value, "sleep:50");
 }
 
@@ -134,18 +137,44 @@ async fn unknown_method_and_service_are_unimplemented() {
     let srv = start().await;
     let err = srv
         .client()
-        .unary::<_, StringValue>(MISSING, Request::new(s("x")))
+        .unary(MISSING, Request::new(s("x")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("/test.Echo/Missing"), "{err}");
     let err = srv
         .client()
-        .unary::<_, StringValue>("/nope.Nope/Call", Request::new(s("x")))
+        .unary(NOPE, Request::new(s("x")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("nope.Nope"), "{err}");
+}
+
+const NOPE: &MethodDescriptor =
+    &MethodDescriptor::new("Call", "/nope.Nope/Call", MethodKind::Unary);
+
+/// Regression: a method path that is not `/<service>/<method>` panicked inside the runtime
+/// (building the request URI); it is an `INTERNAL` error naming the path.
+#[tokio::test]
+async fn invalid_method_path_is_an_error() {
+    const BAD: &MethodDescriptor = &MethodDescriptor::new("x", "not-a-path", MethodKind::Unary);
+    const SPACE: &MethodDescriptor = &MethodDescriptor::new("x", "/a b/c", MethodKind::Unary);
+    const EMPTY: &MethodDescriptor = &MethodDescriptor::new("x", "/svc/", MethodKind::Unary);
+    let srv = start().await;
+    for method in [BAD, SPACE, EMPTY] {
+        let err = srv
+            .client()
+            .unary(method, Request::new(s("x")), pb::<_, StringValue>())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{method}: {err}");
+        assert!(err.message().contains("invalid method path"), "{err}");
+    }
+    // The channel still works.
+    let client = srv.client();
+    let ok = client.unary(UNARY, Request::new(s("ok")), pb::<_, StringValue>());
+    assert_eq!(ok.await.unwrap().get_ref().value, "ok");
 }
 
 /// A handler that panics fails its own call; the connection and the server go on serving,
@@ -154,15 +183,18 @@ async fn unknown_method_and_service_are_unimplemented() {
 async fn panicking_handler_fails_only_its_call() {
     let srv = start().await;
     let client = srv.client();
-    let ok = client.unary::<_, StringValue>(UNARY, Request::new(s("before")));
+    let ok = client.unary(UNARY, Request::new(s("before")), pb::<_, StringValue>());
     assert_eq!(ok.await.unwrap().get_ref().value, "before");
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("panic")))
+        .unary(UNARY, Request::new(s("panic")), pb::<_, StringValue>())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    // Regression: this was CANCELLED ("stream reset by peer"), blaming no one; gRPC-Go
+    // answers a failed handler with a status, and so do we: INTERNAL, logged on the server.
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert!(err.message().contains("panicked"), "{err}");
     // Same client, same connection.
-    let ok = client.unary::<_, StringValue>(UNARY, Request::new(s("after")));
+    let ok = client.unary(UNARY, Request::new(s("after")), pb::<_, StringValue>());
     assert_eq!(ok.await.unwrap().get_ref().value, "after");
 }
 

@@ -20,7 +20,7 @@ async fn connection_refused_is_unavailable_with_the_cause() {
         .unwrap();
     let channel = Channel::new(&addr.to_string()).unwrap();
     let err = Client::new(channel)
-        .unary::<_, StringValue>(UNARY, Request::new(s("x")))
+        .unary(UNARY, Request::new(s("x")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
@@ -43,18 +43,24 @@ async fn channel_is_lazy_and_reconnects_after_the_server_restarts() {
         server
     };
     let first = serve(tokio::net::TcpListener::bind(addr).await.unwrap());
-    let reply: Response<StringValue> = client.unary(UNARY, Request::new(s("one"))).await.unwrap();
+    let reply: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("one")), pb())
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "one");
 
     first.stop().await;
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("down")))
+        .unary(UNARY, Request::new(s("down")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 
     let _second = serve(tokio::net::TcpListener::bind(addr).await.unwrap());
-    let reply: Response<StringValue> = client.unary(UNARY, Request::new(s("two"))).await.unwrap();
+    let reply: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("two")), pb())
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "two");
 }
 
@@ -78,7 +84,7 @@ async fn connect_timeout() {
     request.set_timeout(Duration::from_secs(5));
     let started = std::time::Instant::now();
     let err = Client::new(channel)
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -106,7 +112,7 @@ async fn unix_domain_sockets() {
     ] {
         let client = Client::new(Channel::new(&target).unwrap());
         let reply: Response<StringValue> = client
-            .unary(UNARY, Request::new(s("over uds")))
+            .unary(UNARY, Request::new(s("over uds")), pb())
             .await
             .unwrap();
         assert_eq!(reply.get_ref().value, "over uds");

@@ -14,7 +14,7 @@ async fn compressed_requests_per_call_and_per_client() {
     for enc in CompressionEncoding::ALL {
         let mut request = Request::new(s(&big));
         request.set_send_compressed(enc);
-        let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
+        let reply: Response<StringValue> = srv.client().unary(UNARY, request, pb()).await.unwrap();
         assert_eq!(reply.get_ref().value, big);
 
         let client = srv
@@ -22,7 +22,7 @@ async fn compressed_requests_per_call_and_per_client() {
             .with_options(CallOptions::new().send_compressed(enc));
         let requests = futures_util::stream::iter(["a", "b"].map(s));
         let reply: Response<StringValue> = client
-            .client_streaming(CONCAT, Request::new(requests))
+            .client_streaming(CONCAT, Request::new(requests), pb())
             .await
             .unwrap();
         assert_eq!(reply.get_ref().value, "a,b");
@@ -34,16 +34,16 @@ async fn server_compresses_responses_when_the_client_accepts() {
     let srv = start_with(|b| b.send_compressed(CompressionEncoding::Gzip)).await;
     let reply: Response<StringValue> = srv
         .client()
-        .unary(UNARY, Request::new(s("big:100000")))
+        .unary(UNARY, Request::new(s("big:100000")), pb())
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value.len(), 100_000);
-    let reply: Response<Streaming<UInt32Value>> = srv
+    let reply: Streaming<UInt32Value> = srv
         .client()
-        .server_streaming(COUNT, Request::new(n(3)))
+        .server_streaming(COUNT, Request::new(n(3)), pb())
         .await
         .unwrap();
-    let mut stream = reply.into_inner();
+    let mut stream = reply;
     let mut got = Vec::new();
     while let Some(m) = stream.message().await.unwrap() {
         got.push(m.value);
@@ -58,7 +58,7 @@ async fn server_refusing_an_encoding_answers_unimplemented() {
     request.set_send_compressed(CompressionEncoding::Gzip);
     let err = srv
         .client()
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
@@ -66,7 +66,7 @@ async fn server_refusing_an_encoding_answers_unimplemented() {
     // The one it accepts works.
     let mut request = Request::new(s("x"));
     request.set_send_compressed(CompressionEncoding::Deflate);
-    let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
+    let reply: Response<StringValue> = srv.client().unary(UNARY, request, pb()).await.unwrap();
     assert_eq!(reply.get_ref().value, "x");
 }
 
@@ -78,7 +78,7 @@ async fn compressed_size_limit_is_on_the_decompressed_size() {
     request.set_send_compressed(CompressionEncoding::Gzip);
     let err = srv
         .client()
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -160,7 +160,7 @@ async fn each_side_sees_which_messages_were_compressed() {
         if compress {
             request.set_send_compressed(CompressionEncoding::Gzip);
         }
-        let reply: Response<StringValue> = client.unary(UNARY, request).await.unwrap();
+        let reply: Response<StringValue> = client.unary(UNARY, request, pb()).await.unwrap();
         assert_eq!(reply.get_ref().value, expect);
         // The server did not compress its answer.
         assert!(reply.extensions().get::<MessageCompressed>().is_none());
@@ -177,7 +177,10 @@ async fn each_side_sees_which_messages_were_compressed() {
         .insert("x-report-compression", "1")
         .unwrap();
     request.set_send_compressed(CompressionEncoding::Gzip);
-    let reply: Response<StringValue> = client.client_streaming(CONCAT, request).await.unwrap();
+    let reply: Response<StringValue> = client
+        .client_streaming(CONCAT, request, pb::<StringValue, StringValue>())
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().value, "a:z,b:p,c:z");
     // Client side, unary: a handler compresses its one response.
     let mut request = Request::new(s("x"));
@@ -185,7 +188,7 @@ async fn each_side_sees_which_messages_were_compressed() {
         .metadata_mut()
         .insert("x-compress-response", "1")
         .unwrap();
-    let reply: Response<StringValue> = client.unary(UNARY, request).await.unwrap();
+    let reply: Response<StringValue> = client.unary(UNARY, request, pb()).await.unwrap();
     assert!(reply.extensions().get::<MessageCompressed>().is_some());
     // Client side, streams: the handler compresses all but every other message.
     let mut request = Request::new(n(4));
@@ -194,9 +197,9 @@ async fn each_side_sees_which_messages_were_compressed() {
         .insert("x-compress-response", "1")
         .unwrap();
     request.metadata_mut().insert("x-alternate", "1").unwrap();
-    let reply: Response<Streaming<UInt32Value>> =
-        client.server_streaming(COUNT, request).await.unwrap();
-    let mut stream = reply.into_inner();
+    let reply: Streaming<UInt32Value> =
+        client.server_streaming(COUNT, request, pb()).await.unwrap();
+    let mut stream = reply;
     let mut flags = Vec::new();
     while let Some(m) = stream.message().await.unwrap() {
         flags.push((m.value, stream.last_message_compressed()));

@@ -19,7 +19,7 @@ async fn client_deadline_exceeded_and_server_handler_dropped() {
     let started = Instant::now();
     let err = srv
         .client()
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
@@ -73,9 +73,12 @@ async fn deadline_applies_to_the_whole_stream() {
     let mut request = Request::new(n(3));
     request.metadata_mut().insert("x-hang", "1").unwrap();
     request.set_timeout(Duration::from_millis(200));
-    let reply: Response<Streaming<UInt32Value>> =
-        srv.client().server_streaming(COUNT, request).await.unwrap();
-    let mut stream = reply.into_inner();
+    let reply: Streaming<UInt32Value> = srv
+        .client()
+        .server_streaming(COUNT, request, pb())
+        .await
+        .unwrap();
+    let mut stream = reply;
     for i in 0..3 {
         assert_eq!(stream.message().await.unwrap().unwrap().value, i);
     }
@@ -90,14 +93,14 @@ async fn default_timeout_from_call_options() {
         .client()
         .with_options(CallOptions::new().timeout(Duration::from_millis(50)));
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("sleep:2000")))
+        .unary(UNARY, Request::new(s("sleep:2000")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
     // A per-call timeout overrides the default.
     let mut request = Request::new(s("sleep:100"));
     request.set_timeout(Duration::from_secs(5));
-    let reply: Response<StringValue> = client.unary(UNARY, request).await.unwrap();
+    let reply: Response<StringValue> = client.unary(UNARY, request, pb()).await.unwrap();
     assert_eq!(reply.get_ref().value, "sleep:100");
 }
 
@@ -105,7 +108,7 @@ async fn default_timeout_from_call_options() {
 async fn dropping_a_unary_call_cancels_the_handler() {
     let srv = start().await;
     let client = srv.client();
-    let call = client.unary::<_, StringValue>(UNARY, Request::new(s("sleep:5000")));
+    let call = client.unary(UNARY, Request::new(s("sleep:5000")), pb::<_, StringValue>());
     let observed = srv.echo.observed.clone();
     let _ = tokio::time::timeout(Duration::from_millis(200), call).await;
     assert_eq!(observed.started.load(Ordering::SeqCst), 1);
@@ -118,14 +121,11 @@ async fn dropping_a_unary_call_cancels_the_handler() {
 #[tokio::test]
 async fn dropping_a_bidi_stream_cancels_the_handler() {
     let srv = start().await;
-    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<StringValue>(4);
-    let requests = futures_util::stream::poll_fn(move |cx| rx2.poll_recv(cx));
-    let reply: Response<Streaming<StringValue>> = srv
+    let (mut tx2, mut stream) = srv
         .client()
-        .streaming(CHAT, Request::new(requests))
+        .bidi_streaming(CHAT, Request::new(()), pb::<StringValue, StringValue>())
         .await
         .unwrap();
-    let mut stream = reply.into_inner();
     tx2.send(s("one")).await.unwrap();
     assert_eq!(stream.message().await.unwrap().unwrap().value, "one");
     let observed = srv.echo.observed.clone();
@@ -135,7 +135,8 @@ async fn dropping_a_bidi_stream_cancels_the_handler() {
     })
     .await;
     assert_eq!(observed.finished.load(Ordering::SeqCst), 0);
-    drop(tx2);
+    // The call is over: the sender, still alive, cannot send on it.
+    assert!(tx2.send(s("two")).await.is_err());
 }
 
 #[tokio::test]
@@ -145,7 +146,7 @@ async fn dropping_a_client_streaming_call_cancels_the_handler() {
     // A request stream that never ends: only dropping the call can end it.
     let requests =
         futures_util::stream::iter(vec![s("one")]).chain(futures_util::stream::pending());
-    let call = client.client_streaming::<_, _, StringValue>(CONCAT, Request::new(requests));
+    let call = client.client_streaming(CONCAT, Request::new(requests), pb::<_, StringValue>());
     let observed = srv.echo.observed.clone();
     let _ = tokio::time::timeout(Duration::from_millis(200), call).await;
     assert_eq!(observed.started.load(Ordering::SeqCst), 1);

@@ -170,7 +170,7 @@ fn client(addr: SocketAddr) -> Client {
 async fn large_unary(client: &Client) -> Result<Response<StringValue>, grpc_runtime::Status> {
     let mut request = Request::new(s(&"\0".repeat(271_828)));
     request.set_timeout(Duration::from_secs(5));
-    client.unary(UNARY, request).await
+    client.unary(UNARY, request, pb()).await
 }
 
 #[tokio::test]
@@ -225,15 +225,19 @@ async fn max_streams() {
     // Our server, limiting each connection to one stream at a time.
     let srv = start_with(|b| b.max_concurrent_streams(1)).await;
     let client = srv.client();
-    let first: Response<StringValue> = client.unary(UNARY, Request::new(s("first"))).await.unwrap();
+    let first: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("first")), pb())
+        .await
+        .unwrap();
     assert_eq!(first.get_ref().value, "first");
     let started = Instant::now();
     let calls: Vec<_> = (0..10)
         .map(|i| {
             let client = client.clone();
             tokio::spawn(async move {
-                let reply: Response<StringValue> =
-                    client.unary(UNARY, Request::new(s("sleep:50"))).await?;
+                let reply: Response<StringValue> = client
+                    .unary(UNARY, Request::new(s("sleep:50")), pb())
+                    .await?;
                 assert_eq!(reply.get_ref().value, "sleep:50", "call {i}");
                 Ok::<_, grpc_runtime::Status>(())
             })

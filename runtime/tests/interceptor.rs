@@ -77,7 +77,10 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
         .unwrap();
     let client = Client::new(channel);
 
-    let reply: Response<StringValue> = client.unary(UNARY, Request::new(s("x"))).await.unwrap();
+    let reply: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("x")), pb())
+        .await
+        .unwrap();
     // "b" ran last, so its value is what went out.
     assert_eq!(reply.metadata().get("x-echo"), Some("b"));
     assert_eq!(
@@ -91,7 +94,11 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
     );
 
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("fail:5:gone")))
+        .unary(
+            UNARY,
+            Request::new(s("fail:5:gone")),
+            pb::<_, StringValue>(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -107,7 +114,7 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
     let mut request = Request::new(s("x"));
     request.metadata_mut().insert("x-reject", "b").unwrap();
     let err = client
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -129,11 +136,11 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
     );
 
     // Streaming: the outcome is reported when the stream ends.
-    let reply: Response<Streaming<UInt32Value>> = client
-        .server_streaming(COUNT, Request::new(n(2)))
+    let reply: Streaming<UInt32Value> = client
+        .server_streaming(COUNT, Request::new(n(2)), pb())
         .await
         .unwrap();
-    let mut stream = reply.into_inner();
+    let mut stream = reply;
     assert_eq!(take(&log).len(), 2, "no end before the stream ends");
     while stream.message().await.unwrap().is_some() {}
     assert_eq!(
@@ -142,8 +149,8 @@ async fn client_interceptors_run_in_order_and_see_outcomes() {
     );
 
     // A dropped stream reports CANCELLED.
-    let reply: Response<Streaming<UInt32Value>> = client
-        .server_streaming(COUNT, Request::new(n(2)))
+    let reply: Streaming<UInt32Value> = client
+        .server_streaming(COUNT, Request::new(n(2)), pb())
         .await
         .unwrap();
     drop(reply);
@@ -174,7 +181,10 @@ async fn server_interceptors_change_metadata_and_reject() {
     .await;
     let client = srv.client();
     // The handler sees the metadata the interceptors set.
-    let reply: Response<StringValue> = client.unary(UNARY, Request::new(s("x"))).await.unwrap();
+    let reply: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("x")), pb())
+        .await
+        .unwrap();
     assert_eq!(reply.metadata().get("x-echo"), Some("inner"));
     assert_eq!(
         take(&log),
@@ -188,7 +198,7 @@ async fn server_interceptors_change_metadata_and_reject() {
     let mut request = Request::new(n(3));
     request.metadata_mut().insert("x-reject", "outer").unwrap();
     let err = client
-        .server_streaming::<_, UInt32Value>(COUNT, request)
+        .server_streaming(COUNT, request, pb::<_, UInt32Value>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -217,7 +227,7 @@ async fn sync_closure_interceptor() {
         .build()
         .unwrap();
     let reply: Response<StringValue> = Client::new(channel)
-        .unary(UNARY, Request::new(s("x")))
+        .unary(UNARY, Request::new(s("x")), pb())
         .await
         .unwrap();
     assert_eq!(reply.metadata().get("x-echo"), Some("from closure"));

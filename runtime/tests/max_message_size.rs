@@ -12,14 +12,22 @@ async fn server_default_limit_is_4_mib() {
     let srv = start().await;
     let client = srv.client();
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s(&"x".repeat(4 * 1024 * 1024 + 1))))
+        .unary(
+            UNARY,
+            Request::new(s(&"x".repeat(4 * 1024 * 1024 + 1))),
+            pb::<_, StringValue>(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(err.message().contains("larger than max"), "{err}");
     // Just under the limit passes, on the same channel.
     let ok: Response<StringValue> = client
-        .unary(UNARY, Request::new(s(&"x".repeat(4 * 1024 * 1024 - 10))))
+        .unary(
+            UNARY,
+            Request::new(s(&"x".repeat(4 * 1024 * 1024 - 10))),
+            pb(),
+        )
         .await
         .unwrap();
     assert_eq!(ok.get_ref().value.len(), 4 * 1024 * 1024 - 10);
@@ -30,11 +38,18 @@ async fn server_configured_limit() {
     let srv = start_with(|b| b.max_recv_message_size(1000)).await;
     let client = srv.client();
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s(&"x".repeat(1000))))
+        .unary(
+            UNARY,
+            Request::new(s(&"x".repeat(1000))),
+            pb::<_, StringValue>(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
-    let ok: Response<StringValue> = client.unary(UNARY, Request::new(s("small"))).await.unwrap();
+    let ok: Response<StringValue> = client
+        .unary(UNARY, Request::new(s("small")), pb())
+        .await
+        .unwrap();
     assert_eq!(ok.get_ref().value, "small");
 }
 
@@ -47,7 +62,7 @@ async fn client_receive_limits_per_channel_and_per_call() {
         .unwrap();
     let client = Client::new(channel.clone());
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("big:2000")))
+        .unary(UNARY, Request::new(s("big:2000")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -55,7 +70,7 @@ async fn client_receive_limits_per_channel_and_per_call() {
     let client =
         Client::new(channel).with_options(CallOptions::new().max_recv_message_size(10_000));
     let ok: Response<StringValue> = client
-        .unary(UNARY, Request::new(s("big:2000")))
+        .unary(UNARY, Request::new(s("big:2000")), pb())
         .await
         .unwrap();
     assert_eq!(ok.get_ref().value.len(), 2000);
@@ -63,21 +78,25 @@ async fn client_receive_limits_per_channel_and_per_call() {
     let mut request = Request::new(s("big:2000"));
     request.set_max_recv_message_size(100);
     let err = client
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     let mut request = Request::new(s(&"x".repeat(200)));
     request.set_max_send_message_size(100);
     let err = client
-        .unary::<_, StringValue>(UNARY, request)
+        .unary(UNARY, request, pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     // The default client limit is 4 MiB.
     let err = srv
         .client()
-        .unary::<_, StringValue>(UNARY, Request::new(s("big:5000000")))
+        .unary(
+            UNARY,
+            Request::new(s("big:5000000")),
+            pb::<_, StringValue>(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -88,7 +107,7 @@ async fn send_limits() {
     let srv = start_with(|b| b.max_send_message_size(100)).await;
     let err = srv
         .client()
-        .unary::<_, StringValue>(UNARY, Request::new(s("big:200")))
+        .unary(UNARY, Request::new(s("big:200")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -96,13 +115,17 @@ async fn send_limits() {
         .client()
         .with_options(CallOptions::new().max_send_message_size(10));
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s(&"x".repeat(20))))
+        .unary(
+            UNARY,
+            Request::new(s(&"x".repeat(20))),
+            pb::<_, StringValue>(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     let requests = futures_util::stream::iter(vec![s("ok"), s(&"x".repeat(20))]);
     let err = client
-        .client_streaming::<_, _, StringValue>(CONCAT, Request::new(requests))
+        .client_streaming(CONCAT, Request::new(requests), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");

@@ -12,12 +12,12 @@ use protobuf::well_known_types::wrappers::StringValue;
 async fn graceful_stop_lets_in_flight_calls_finish_and_refuses_new_ones() {
     let srv = start().await;
     let client = srv.client();
-    client.channel().connect().await.unwrap();
+    client.invoker().connect().await.unwrap();
     let slow = tokio::spawn({
         let client = client.clone();
         async move {
             client
-                .unary::<_, StringValue>(UNARY, Request::new(s("sleep:300")))
+                .unary(UNARY, Request::new(s("sleep:300")), pb::<_, StringValue>())
                 .await
         }
     });
@@ -39,7 +39,7 @@ async fn graceful_stop_lets_in_flight_calls_finish_and_refuses_new_ones() {
         .unwrap();
     // New calls fail: the listener is closed.
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("late")))
+        .unary(UNARY, Request::new(s("late")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
@@ -53,7 +53,11 @@ async fn graceful_stop_with_a_hard_deadline() {
         let client = client.clone();
         async move {
             client
-                .unary::<_, StringValue>(UNARY, Request::new(s("sleep:60000")))
+                .unary(
+                    UNARY,
+                    Request::new(s("sleep:60000")),
+                    pb::<_, StringValue>(),
+                )
                 .await
         }
     });
@@ -95,7 +99,11 @@ async fn stop_is_immediate() {
         let client = client.clone();
         async move {
             client
-                .unary::<_, StringValue>(UNARY, Request::new(s("sleep:60000")))
+                .unary(
+                    UNARY,
+                    Request::new(s("sleep:60000")),
+                    pb::<_, StringValue>(),
+                )
                 .await
         }
     });
@@ -134,7 +142,7 @@ async fn server_keeps_serving_other_connections_after_one_breaks() {
         .unwrap();
     let reply: Response<StringValue> = srv
         .client()
-        .unary(UNARY, Request::new(s("still here")))
+        .unary(UNARY, Request::new(s("still here")), pb())
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value, "still here");

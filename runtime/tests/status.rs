@@ -13,7 +13,11 @@ async fn every_code_and_a_hard_message_round_trip() {
     let message = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈 and 100%\t\n";
     for code in 1..=16 {
         let err = client
-            .unary::<_, StringValue>(UNARY, Request::new(s(&format!("fail:{code}:{message}"))))
+            .unary(
+                UNARY,
+                Request::new(s(&format!("fail:{code}:{message}"))),
+                pb::<_, StringValue>(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::from_i32(code));
@@ -37,7 +41,7 @@ async fn metadata_headers_and_trailers_both_ways() {
         .metadata_mut()
         .insert("x-echo-trailer", "at the end")
         .unwrap();
-    let reply: Response<StringValue> = srv.client().unary(UNARY, request).await.unwrap();
+    let reply: Response<StringValue> = srv.client().unary(UNARY, request, pb()).await.unwrap();
     assert_eq!(reply.metadata().get("x-echo"), Some("ascii value"));
     assert_eq!(
         reply.metadata().get_bin("x-echo-bin").unwrap(),
@@ -58,10 +62,15 @@ async fn streaming_headers_and_trailers() {
         .metadata_mut()
         .insert("x-echo-trailer", "t")
         .unwrap();
-    let reply: Response<Streaming<UInt32Value>> =
-        srv.client().server_streaming(COUNT, request).await.unwrap();
-    assert_eq!(reply.metadata().get("x-echo"), Some("h"));
-    let mut stream = reply.into_inner();
+    let reply: Streaming<UInt32Value> = srv
+        .client()
+        .server_streaming(COUNT, request, pb())
+        .await
+        .unwrap();
+    // Headers and trailers live on the stream, as on every kind of call's result.
+    let mut stream = reply;
+    assert_eq!(stream.headers_now().unwrap().get("x-echo"), Some("h"));
+    assert_eq!(stream.headers().await.unwrap().get("x-echo"), Some("h"));
     assert!(stream.trailers().is_none());
     while stream.message().await.unwrap().is_some() {}
     assert_eq!(stream.trailers().unwrap().get("x-echo-trailer"), Some("t"));
@@ -76,9 +85,12 @@ async fn error_after_messages_arrives_after_them() {
         .metadata_mut()
         .insert("x-echo-trailer", "kept")
         .unwrap();
-    let reply: Response<Streaming<UInt32Value>> =
-        srv.client().server_streaming(COUNT, request).await.unwrap();
-    let mut stream = reply.into_inner();
+    let reply: Streaming<UInt32Value> = srv
+        .client()
+        .server_streaming(COUNT, request, pb())
+        .await
+        .unwrap();
+    let mut stream = reply;
     for i in 0..3 {
         assert_eq!(stream.message().await.unwrap().unwrap().value, i);
     }
@@ -96,7 +108,7 @@ async fn error_before_messages_is_trailers_only_with_status_on_the_call() {
     let requests = futures_util::stream::iter(["ok", "fail:9:bad input", "never"].map(s));
     let err = srv
         .client()
-        .client_streaming::<_, _, StringValue>(CONCAT, Request::new(requests))
+        .client_streaming(CONCAT, Request::new(requests), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -115,7 +127,7 @@ async fn status_details_travel() {
             &DESCRIPTOR
         }
         fn call(&self, _: &str, call: ServerCall) {
-            call.unary(|_: Request<StringValue>| async {
+            call.unary(UNARY, pb(), |_: Request<StringValue>| async {
                 let mut status = Status::with_details(
                     Code::InvalidArgument,
                     "see details",
@@ -137,7 +149,7 @@ async fn status_details_travel() {
         grpc_runtime::client::Channel::new(&addr.to_string()).unwrap(),
     );
     let err = client
-        .unary::<_, StringValue>(UNARY, Request::new(s("x")))
+        .unary(UNARY, Request::new(s("x")), pb::<_, StringValue>())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{COUNT, UNARY, n, s};
+use common::{COUNT, UNARY, n, pb, s};
 use grpc_runtime::client::{CallOptions, Channel, Client};
 use grpc_runtime::{Code, CompressionEncoding, Request, Response, Status, Streaming};
 use h2::server::SendResponse;
@@ -133,7 +133,7 @@ async fn answer_ok(stream: &mut SendResponse<Bytes>, message: &impl Message) {
 }
 
 async fn unary(client: &Client, request: Request<StringValue>) -> Result<StringValue, Status> {
-    within(client.unary::<_, StringValue>(UNARY, request))
+    within(client.unary(UNARY, request, pb::<_, StringValue>()))
         .await
         .map(Response::into_inner)
 }
@@ -144,12 +144,12 @@ async fn streaming(
     request: Request<UInt32Value>,
 ) -> (Vec<u32>, Result<(), Status>) {
     within(async {
-        let reply: Response<Streaming<UInt32Value>> =
-            match client.server_streaming(COUNT, request).await {
+        let reply: Streaming<UInt32Value> =
+            match client.server_streaming(COUNT, request, pb()).await {
                 Ok(reply) => reply,
                 Err(status) => return (Vec::new(), Err(status)),
             };
-        let mut stream = reply.into_inner();
+        let mut stream = reply;
         let mut got = Vec::new();
         loop {
             match stream.message().await {
@@ -326,11 +326,11 @@ async fn trailers_only_ok_without_message() {
     let err = unary(&client, case("0", s("x"))).await.unwrap_err();
     assert_eq!(err.code(), Code::Internal, "{err}");
     // A server-streaming call may end with none; the status' metadata are the trailers.
-    let reply: Response<Streaming<UInt32Value>> =
-        within(client.server_streaming(COUNT, case("0", n(3))))
+    let reply: Streaming<UInt32Value> =
+        within(client.server_streaming(COUNT, case("0", n(3)), pb()))
             .await
             .unwrap();
-    let mut stream = reply.into_inner();
+    let mut stream = reply;
     assert!(within(stream.message()).await.unwrap().is_none());
     assert_eq!(stream.trailers().unwrap().get("x-extra"), Some("yes"));
 }
@@ -447,7 +447,7 @@ async fn malformed_response_shapes_are_errors() {
 async fn rst_handler(request: Incoming, mut respond: SendResponse<Bytes>) {
     let (phase, reason) = header(&request, "x-case").split_once(',').unwrap();
     let reason = Reason::from(reason.parse::<u32>().unwrap());
-    let message = if request.uri().path() == UNARY {
+    let message = if request.uri().path() == UNARY.path {
         msg_frame(&s("done"))
     } else {
         [msg_frame(&n(0)), msg_frame(&n(1))].concat().into()
@@ -822,7 +822,7 @@ async fn compression_errors_in_responses() {
 }
 
 async fn truncated_handler(request: Incoming, mut respond: SendResponse<Bytes>) {
-    let whole = if request.uri().path() == UNARY {
+    let whole = if request.uri().path() == UNARY.path {
         msg_frame(&s("hello world"))
     } else {
         [msg_frame(&n(1)), msg_frame(&n(300))].concat().into()
@@ -839,7 +839,7 @@ async fn truncated_handler(request: Incoming, mut respond: SendResponse<Bytes>) 
         }
         "trailers-mid-prefix" => {
             // Only part of a 5-byte prefix (of the only, or the second, message).
-            let first = if request.uri().path() == UNARY {
+            let first = if request.uri().path() == UNARY.path {
                 0
             } else {
                 msg_frame(&n(1)).len()
@@ -874,7 +874,7 @@ async fn split_frames_handler(request: Incoming, mut respond: SendResponse<Bytes
         .headers_mut()
         .insert("x-header", HeaderValue::from_static("h"));
     let mut body = respond.send_response(response, false).unwrap();
-    if request.uri().path() == UNARY {
+    if request.uri().path() == UNARY.path {
         // One message, one byte per DATA frame.
         let whole = msg_frame(&s("split into pieces"));
         for i in 0..whole.len() {
@@ -897,7 +897,7 @@ async fn split_frames_handler(request: Incoming, mut respond: SendResponse<Bytes
 #[tokio::test]
 async fn messages_are_reassembled_across_and_split_within_data_frames() {
     let client = client(raw_server(split_frames_handler).await);
-    let reply = within(client.unary::<_, StringValue>(UNARY, Request::new(s("x"))))
+    let reply = within(client.unary(UNARY, Request::new(s("x")), pb::<_, StringValue>()))
         .await
         .unwrap();
     assert_eq!(reply.get_ref().value, "split into pieces");
@@ -983,11 +983,11 @@ async fn dropping_a_stream_resets_it_with_cancel() {
         raw_server(move |request, respond| endless_stream_handler(request, respond, tx.clone()))
             .await;
     let client = client(addr);
-    let reply: Response<Streaming<UInt32Value>> =
-        within(client.server_streaming(COUNT, Request::new(n(1))))
+    let reply: Streaming<UInt32Value> =
+        within(client.server_streaming(COUNT, Request::new(n(1)), pb()))
             .await
             .unwrap();
-    let mut stream = reply.into_inner();
+    let mut stream = reply;
     assert_eq!(within(stream.message()).await.unwrap().unwrap().value, 0);
     drop(stream);
     assert_eq!(within(resets.recv()).await, Some(Reason::CANCEL));
@@ -1050,7 +1050,7 @@ async fn request_headers_and_bytes_are_exact() {
     let Seen { parts, body } = within(seen.recv()).await.unwrap();
     assert_eq!(parts.method, http::Method::POST);
     assert_eq!(parts.uri.scheme_str(), Some("http"));
-    assert_eq!(parts.uri.path(), UNARY);
+    assert_eq!(parts.uri.path(), UNARY.path);
     assert_eq!(parts.uri.authority().unwrap().as_str(), addr.to_string());
     let h = &parts.headers;
     assert_eq!(h["content-type"], "application/grpc");
@@ -1112,7 +1112,7 @@ async fn request_headers_and_bytes_are_exact() {
     // Streaming calls carry the same headers.
     let _ = streaming(&client, Request::new(n(3))).await;
     let Seen { parts, body } = within(seen.recv()).await.unwrap();
-    assert_eq!(parts.uri.path(), COUNT);
+    assert_eq!(parts.uri.path(), COUNT.path);
     assert_eq!(parts.headers["content-type"], "application/grpc");
     assert_eq!(parts.headers["te"], "trailers");
     assert_eq!(body, [0, 0, 0, 0, 2, 0x08, 3]);

@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{CHAT, CONCAT, COUNT, MISSING, Running, UNARY, eventually, n, s, start, start_with};
+use common::{
+    CHAT, CONCAT, COUNT, MISSING, Running, UNARY, eventually, n, pb, s, start, start_with,
+};
 use grpc_runtime::CompressionEncoding;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{Reason, SendStream};
@@ -181,7 +183,7 @@ async fn call(send: &SendRequest<Bytes>, request: http::Request<()>, body: &[Byt
 async fn still_serving(srv: &Running, send: &SendRequest<Bytes>) {
     let got = call(
         send,
-        request(srv.addr, UNARY, &[]),
+        request(srv.addr, UNARY.path, &[]),
         &[msg_frame(&s("still here"))],
     )
     .await;
@@ -202,7 +204,7 @@ async fn unknown_grpc_encoding_is_trailers_only_unimplemented_listing_gzip() {
     let send = connect(srv.addr).await;
     let got = call(
         &send,
-        request(srv.addr, UNARY, &[("grpc-encoding", Some("br"))]),
+        request(srv.addr, UNARY.path, &[("grpc-encoding", Some("br"))]),
         &[frame(1, b"whatever brotli makes")],
     )
     .await;
@@ -220,7 +222,7 @@ async fn unknown_grpc_encoding_is_trailers_only_unimplemented_listing_gzip() {
     let send = connect(srv.addr).await;
     let got = call(
         &send,
-        request(srv.addr, UNARY, &[("grpc-encoding", Some("gzip"))]),
+        request(srv.addr, UNARY.path, &[("grpc-encoding", Some("gzip"))]),
         &[frame(1, &gzip(&s("x").write_to_bytes().unwrap()))],
     )
     .await;
@@ -253,7 +255,7 @@ async fn compressed_flag_errors_are_internal() {
     for (what, encoding, body) in cases {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("grpc-encoding", encoding)]),
+            request(srv.addr, UNARY.path, &[("grpc-encoding", encoding)]),
             &[body],
         )
         .await;
@@ -265,7 +267,7 @@ async fn compressed_flag_errors_are_internal() {
     for body in [frame(1, &gzip(&proto)), frame(0, &proto)] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("grpc-encoding", Some("gzip"))]),
+            request(srv.addr, UNARY.path, &[("grpc-encoding", Some("gzip"))]),
             &[body],
         )
         .await;
@@ -290,7 +292,7 @@ async fn announced_oversized_message_is_resource_exhausted_before_the_body() {
         let started = Instant::now();
         let (response, _stream) = open(
             &send,
-            request(srv.addr, path, &[]),
+            request(srv.addr, path.path, &[]),
             &[prefix.freeze()],
             false,
         )
@@ -311,7 +313,7 @@ async fn announced_oversized_message_is_resource_exhausted_before_the_body() {
         prefix.put_u32(len);
         let (response, _stream) = open(
             &send,
-            request(srv.addr, UNARY, &[]),
+            request(srv.addr, UNARY.path, &[]),
             &[prefix.freeze()],
             false,
         )
@@ -324,7 +326,7 @@ async fn announced_oversized_message_is_resource_exhausted_before_the_body() {
     assert!(bomb.len() < 64 * 1024);
     let got = call(
         &send,
-        request(srv.addr, UNARY, &[("grpc-encoding", Some("gzip"))]),
+        request(srv.addr, UNARY.path, &[("grpc-encoding", Some("gzip"))]),
         &[frame(1, &bomb)],
     )
     .await;
@@ -345,7 +347,7 @@ async fn truncated_request_message_is_internal() {
     for (what, partial) in cases {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[]),
+            request(srv.addr, UNARY.path, &[]),
             std::slice::from_ref(&partial),
         )
         .await;
@@ -353,7 +355,7 @@ async fn truncated_request_message_is_internal() {
         // Client streaming: a whole message, then the partial one.
         let got = call(
             &send,
-            request(srv.addr, CONCAT, &[]),
+            request(srv.addr, CONCAT.path, &[]),
             &[msg_frame(&s("a")), partial],
         )
         .await;
@@ -368,23 +370,23 @@ async fn wrong_number_of_messages_to_a_single_request_method_is_an_error() {
     let srv = start().await;
     let send = connect(srv.addr).await;
     let two = [msg_frame(&s("one")), msg_frame(&s("two"))];
-    let got = call(&send, request(srv.addr, UNARY, &[]), &two).await;
+    let got = call(&send, request(srv.addr, UNARY.path, &[]), &two).await;
     assert_eq!(got.grpc_status(), "13", "{got:?}");
     assert!(got.messages().is_empty(), "{got:?}");
     // Both in one DATA frame.
     let joined: Bytes = two.concat().into();
-    let got = call(&send, request(srv.addr, UNARY, &[]), &[joined]).await;
+    let got = call(&send, request(srv.addr, UNARY.path, &[]), &[joined]).await;
     assert_eq!(got.grpc_status(), "13", "{got:?}");
     // Two to a server-streaming method.
     let got = call(
         &send,
-        request(srv.addr, COUNT, &[]),
+        request(srv.addr, COUNT.path, &[]),
         &[msg_frame(&n(1)), msg_frame(&n(2))],
     )
     .await;
     assert_eq!(got.grpc_status(), "13", "{got:?}");
     // None at all.
-    let got = call(&send, request(srv.addr, UNARY, &[]), &[]).await;
+    let got = call(&send, request(srv.addr, UNARY.path, &[]), &[]).await;
     assert_eq!(got.grpc_status(), "13", "{got:?}");
     assert!(got.trailers_only, "{got:?}");
     assert_eq!(srv.echo.observed.started.load(Ordering::SeqCst), 0);
@@ -412,7 +414,7 @@ async fn malformed_grpc_timeout_is_an_error_status() {
     ] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("grpc-timeout", Some(bad))]),
+            request(srv.addr, UNARY.path, &[("grpc-timeout", Some(bad))]),
             &[msg_frame(&s("x"))],
         )
         .await;
@@ -429,7 +431,7 @@ async fn malformed_grpc_timeout_is_an_error_status() {
     for huge in ["99999999H", "99999999M", "99999999S"] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("grpc-timeout", Some(huge))]),
+            request(srv.addr, UNARY.path, &[("grpc-timeout", Some(huge))]),
             &[msg_frame(&s("x"))],
         )
         .await;
@@ -439,7 +441,7 @@ async fn malformed_grpc_timeout_is_an_error_status() {
     for tiny in ["0n", "1n", "1u", "20m"] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("grpc-timeout", Some(tiny))]),
+            request(srv.addr, UNARY.path, &[("grpc-timeout", Some(tiny))]),
             &[msg_frame(&s("sleep:2000"))],
         )
         .await;
@@ -454,7 +456,7 @@ async fn non_post_is_405_and_non_grpc_content_type_is_415() {
     let srv = start().await;
     let send = connect(srv.addr).await;
     for method in ["GET", "PUT", "DELETE"] {
-        let mut req = request(srv.addr, UNARY, &[]);
+        let mut req = request(srv.addr, UNARY.path, &[]);
         *req.method_mut() = method.parse().unwrap();
         let end = method != "PUT";
         let body: &[Bytes] = if end {
@@ -474,7 +476,7 @@ async fn non_post_is_405_and_non_grpc_content_type_is_415() {
     ] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("content-type", ct)]),
+            request(srv.addr, UNARY.path, &[("content-type", ct)]),
             &[msg_frame(&s("x"))],
         )
         .await;
@@ -485,7 +487,7 @@ async fn non_post_is_405_and_non_grpc_content_type_is_415() {
     for ct in ["application/grpc+proto", "application/grpc;charset=utf-8"] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("content-type", Some(ct))]),
+            request(srv.addr, UNARY.path, &[("content-type", Some(ct))]),
             &[msg_frame(&s("x"))],
         )
         .await;
@@ -505,7 +507,7 @@ async fn grpc_web_content_type_is_415() {
     ] {
         let got = call(
             &send,
-            request(srv.addr, UNARY, &[("content-type", Some(ct))]),
+            request(srv.addr, UNARY.path, &[("content-type", Some(ct))]),
             &[msg_frame(&s("x"))],
         )
         .await;
@@ -527,7 +529,7 @@ async fn client_reset_drops_the_handler_promptly() {
     let observed = &srv.echo.observed;
     let (_response, mut stream) = open(
         &send,
-        request(srv.addr, UNARY, &[]),
+        request(srv.addr, UNARY.path, &[]),
         &[msg_frame(&s("sleep:5000"))],
         true,
     )
@@ -552,7 +554,7 @@ async fn client_reset_drops_the_handler_promptly() {
     // A bidi handler mid-sleep, after a first response: dropped the same way.
     let (response, mut stream) = open(
         &send,
-        request(srv.addr, CHAT, &[]),
+        request(srv.addr, CHAT.path, &[]),
         &[msg_frame(&s("first"))],
         false,
     )
@@ -576,7 +578,7 @@ async fn client_reset_drops_the_handler_promptly() {
     .await;
 
     // A reset before any message: nothing runs, nothing breaks.
-    let (_response, mut stream) = open(&send, request(srv.addr, UNARY, &[]), &[], false).await;
+    let (_response, mut stream) = open(&send, request(srv.addr, UNARY.path, &[]), &[], false).await;
     stream.send_reset(Reason::CANCEL);
     still_serving(&srv, &send).await;
     assert_eq!(observed.dropped.load(Ordering::SeqCst), 2);
@@ -603,10 +605,11 @@ async fn garbage_instead_of_a_preface_closes_only_that_connection() {
     // Fresh connections and the old one still work.
     still_serving(&srv, &connect(srv.addr).await).await;
     still_serving(&srv, &send).await;
-    let reply: grpc_runtime::Response<StringValue> = within(
-        srv.client()
-            .unary(UNARY, grpc_runtime::Request::new(s("ok"))),
-    )
+    let reply: grpc_runtime::Response<StringValue> = within(srv.client().unary(
+        UNARY,
+        grpc_runtime::Request::new(s("ok")),
+        pb(),
+    ))
     .await
     .unwrap();
     assert_eq!(reply.get_ref().value, "ok");
@@ -623,7 +626,7 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
     // OK: headers (no status), one message, trailers with grpc-status 0.
     let got = call(
         &send,
-        request(srv.addr, UNARY, &[("x-echo-trailer", Some("t"))]),
+        request(srv.addr, UNARY.path, &[("x-echo-trailer", Some("t"))]),
         &[msg_frame(&s("hi"))],
     )
     .await;
@@ -639,7 +642,7 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
     // A handler error: trailers-only, with a percent-encoded message.
     let got = call(
         &send,
-        request(srv.addr, UNARY, &[]),
+        request(srv.addr, UNARY.path, &[]),
         &[msg_frame(&s("fail:3:100% é\nnext"))],
     )
     .await;
@@ -653,7 +656,7 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
     // Messages, then an error: the status is in the trailers.
     let got = call(
         &send,
-        request(srv.addr, COUNT, &[("x-fail-after", Some("1"))]),
+        request(srv.addr, COUNT.path, &[("x-fail-after", Some("1"))]),
         &[msg_frame(&n(2))],
     )
     .await;
@@ -668,12 +671,17 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
     assert!(got.headers.get("grpc-status").is_none());
 
     // Zero messages, OK: a status either way.
-    let got = call(&send, request(srv.addr, COUNT, &[]), &[msg_frame(&n(0))]).await;
+    let got = call(
+        &send,
+        request(srv.addr, COUNT.path, &[]),
+        &[msg_frame(&n(0))],
+    )
+    .await;
     assert_eq!(got.grpc_status(), "0", "{got:?}");
     assert!(got.messages().is_empty());
 
     // Unknown method, unknown service, malformed path: trailers-only UNIMPLEMENTED.
-    for path in [MISSING, "/nope.Nope/Call", "/nopath", "/"] {
+    for path in [MISSING.path, "/nope.Nope/Call", "/nopath", "/"] {
         let got = call(&send, request(srv.addr, path, &[]), &[msg_frame(&s("x"))]).await;
         assert!(got.trailers_only, "{path}: {got:?}");
         assert_eq!(got.grpc_status(), "12", "{path}: {got:?}");
@@ -686,7 +694,7 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
     let dropped = observed.dropped.load(Ordering::SeqCst);
     let got = call(
         &send,
-        request(srv.addr, UNARY, &[("grpc-timeout", Some("100m"))]),
+        request(srv.addr, UNARY.path, &[("grpc-timeout", Some("100m"))]),
         &[msg_frame(&s("sleep:5000"))],
     )
     .await;

@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `test.services.CrossPackage` service.
 pub mod cross_package {
@@ -25,45 +25,48 @@ pub mod cross_package {
     pub const COLLECT: &str = "/test.services.CrossPackage/Collect";
     /// Path of the `Exchange` method.
     pub const EXCHANGE: &str = "/test.services.CrossPackage/Exchange";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "FetchHTTPRequest",
-                path: FETCH_HTTP_REQUEST,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "StreamInner",
-                path: STREAM_INNER,
-                kind: ::grpc_runtime::codegen::MethodKind::ServerStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Collect",
-                path: COLLECT,
-                kind: ::grpc_runtime::codegen::MethodKind::ClientStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Exchange",
-                path: EXCHANGE,
-                kind: ::grpc_runtime::codegen::MethodKind::BidiStreaming,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "FetchHTTPRequest",
+                    FETCH_HTTP_REQUEST,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "StreamInner",
+                    STREAM_INNER,
+                    ::grpc_runtime::codegen::MethodKind::ServerStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Collect",
+                    COLLECT,
+                    ::grpc_runtime::codegen::MethodKind::ClientStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Exchange",
+                    EXCHANGE,
+                    ::grpc_runtime::codegen::MethodKind::BidiStreaming,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::cross::file_descriptor);
 }
 
 /// Client for the `test.services.CrossPackage` service.
 ///
 /// Uses types of another package, nested types and acronym names.
 #[derive(Debug, Clone)]
-pub struct CrossPackageClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct CrossPackageClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl CrossPackageClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> CrossPackageClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -87,20 +90,28 @@ impl CrossPackageClient {
         ::grpc_runtime::codegen::Response<super::common::httprequest::HTTPHeader>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(cross_package::FETCH_HTTP_REQUEST, request.into_request()).await
+        self.inner
+            .unary(
+                &cross_package::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn stream_inner(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::common::Outer>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
-            ::grpc_runtime::codegen::Streaming<super::common::outer::Inner>,
-        >,
+        ::grpc_runtime::codegen::Streaming<super::common::outer::Inner>,
         ::grpc_runtime::codegen::Status,
     > {
         self.inner
-            .server_streaming(cross_package::STREAM_INNER, request.into_request())
+            .server_streaming(
+                &cross_package::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
             .await
     }
 
@@ -114,23 +125,30 @@ impl CrossPackageClient {
         ::grpc_runtime::codegen::Status,
     > {
         self.inner
-            .client_streaming(cross_package::COLLECT, request.into_streaming_request())
+            .client_streaming(
+                &cross_package::DESCRIPTOR.methods[2],
+                request.into_streaming_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
             .await
     }
 
     pub async fn exchange(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
-            Message = super::cross::summary::Part,
-        >,
+        request: impl ::grpc_runtime::codegen::IntoRequest<()>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
+        (
+            ::grpc_runtime::codegen::RequestSender<super::cross::summary::Part>,
             ::grpc_runtime::codegen::Streaming<super::cross::summary::Part>,
-        >,
+        ),
         ::grpc_runtime::codegen::Status,
     > {
         self.inner
-            .streaming(cross_package::EXCHANGE, request.into_streaming_request())
+            .bidi_streaming(
+                &cross_package::DESCRIPTOR.methods[3],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
             .await
     }
 }
@@ -262,42 +280,63 @@ impl<T: CrossPackage> ::grpc_runtime::codegen::Service for CrossPackageServer<T>
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "FetchHTTPRequest" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        super::common::HTTPRequest,
-                    >|
-                async move {
-                    <T as CrossPackage>::fetch_http_request(&inner, request).await
-                })
+                call.unary(
+                    &cross_package::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            super::common::HTTPRequest,
+                        >|
+                    async move {
+                        <T as CrossPackage>::fetch_http_request(&inner, request).await
+                    },
+                )
             }
             "StreamInner" => {
-                call.server_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<super::common::Outer>,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::common::outer::Inner,
-                    >|
-                async move {
-                    <T as CrossPackage>::stream_inner(&inner, request, responses).await
-                })
+                call.server_streaming(
+                    &cross_package::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::common::Outer>,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::common::outer::Inner,
+                        >|
+                    async move {
+                        <T as CrossPackage>::stream_inner(&inner, request, responses)
+                            .await
+                    },
+                )
             }
             "Collect" => {
-                call.client_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<super::common::outer::Inner>,
-                    >|
-                async move { <T as CrossPackage>::collect(&inner, request).await })
+                call.client_streaming(
+                    &cross_package::DESCRIPTOR.methods[2],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<
+                                super::common::outer::Inner,
+                            >,
+                        >|
+                    async move { <T as CrossPackage>::collect(&inner, request).await },
+                )
             }
             "Exchange" => {
-                call.streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<super::cross::summary::Part>,
-                    >,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::cross::summary::Part,
-                    >|
-                async move {
-                    <T as CrossPackage>::exchange(&inner, request, responses).await
-                })
+                call.bidi_streaming(
+                    &cross_package::DESCRIPTOR.methods[3],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<
+                                super::cross::summary::Part,
+                            >,
+                        >,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::cross::summary::Part,
+                        >|
+                    async move {
+                        <T as CrossPackage>::exchange(&inner, request, responses).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }

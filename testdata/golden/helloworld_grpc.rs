@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `helloworld.Greeter` service.
 pub mod greeter {
@@ -25,45 +25,48 @@ pub mod greeter {
     pub const LOTS_OF_GREETINGS: &str = "/helloworld.Greeter/LotsOfGreetings";
     /// Path of the `BidiHello` method.
     pub const BIDI_HELLO: &str = "/helloworld.Greeter/BidiHello";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "SayHello",
-                path: SAY_HELLO,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "LotsOfReplies",
-                path: LOTS_OF_REPLIES,
-                kind: ::grpc_runtime::codegen::MethodKind::ServerStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "LotsOfGreetings",
-                path: LOTS_OF_GREETINGS,
-                kind: ::grpc_runtime::codegen::MethodKind::ClientStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "BidiHello",
-                path: BIDI_HELLO,
-                kind: ::grpc_runtime::codegen::MethodKind::BidiStreaming,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "SayHello",
+                    SAY_HELLO,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "LotsOfReplies",
+                    LOTS_OF_REPLIES,
+                    ::grpc_runtime::codegen::MethodKind::ServerStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "LotsOfGreetings",
+                    LOTS_OF_GREETINGS,
+                    ::grpc_runtime::codegen::MethodKind::ClientStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "BidiHello",
+                    BIDI_HELLO,
+                    ::grpc_runtime::codegen::MethodKind::BidiStreaming,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::helloworld::file_descriptor);
 }
 
 /// Client for the `helloworld.Greeter` service.
 ///
 /// The greeting service.
 #[derive(Debug, Clone)]
-pub struct GreeterClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct GreeterClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl GreeterClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> GreeterClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -89,7 +92,13 @@ impl GreeterClient {
         ::grpc_runtime::codegen::Response<super::helloworld::HelloReply>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(greeter::SAY_HELLO, request.into_request()).await
+        self.inner
+            .unary(
+                &greeter::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn lots_of_replies(
@@ -98,13 +107,15 @@ impl GreeterClient {
             super::helloworld::HelloRequest,
         >,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
-            ::grpc_runtime::codegen::Streaming<super::helloworld::HelloReply>,
-        >,
+        ::grpc_runtime::codegen::Streaming<super::helloworld::HelloReply>,
         ::grpc_runtime::codegen::Status,
     > {
         self.inner
-            .server_streaming(greeter::LOTS_OF_REPLIES, request.into_request())
+            .server_streaming(
+                &greeter::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
             .await
     }
 
@@ -119,24 +130,30 @@ impl GreeterClient {
     > {
         self.inner
             .client_streaming(
-                greeter::LOTS_OF_GREETINGS,
+                &greeter::DESCRIPTOR.methods[2],
                 request.into_streaming_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
             )
             .await
     }
 
     pub async fn bidi_hello(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
-            Message = super::helloworld::HelloRequest,
-        >,
+        request: impl ::grpc_runtime::codegen::IntoRequest<()>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
+        (
+            ::grpc_runtime::codegen::RequestSender<super::helloworld::HelloRequest>,
             ::grpc_runtime::codegen::Streaming<super::helloworld::HelloReply>,
-        >,
+        ),
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.streaming(greeter::BIDI_HELLO, request.into_streaming_request()).await
+        self.inner
+            .bidi_streaming(
+                &greeter::DESCRIPTOR.methods[3],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -267,46 +284,64 @@ impl<T: Greeter> ::grpc_runtime::codegen::Service for GreeterServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "SayHello" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        super::helloworld::HelloRequest,
-                    >|
-                async move { <T as Greeter>::say_hello(&inner, request).await })
+                call.unary(
+                    &greeter::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            super::helloworld::HelloRequest,
+                        >|
+                    async move { <T as Greeter>::say_hello(&inner, request).await },
+                )
             }
             "LotsOfReplies" => {
-                call.server_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        super::helloworld::HelloRequest,
-                    >,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::helloworld::HelloReply,
-                    >|
-                async move {
-                    <T as Greeter>::lots_of_replies(&inner, request, responses).await
-                })
+                call.server_streaming(
+                    &greeter::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            super::helloworld::HelloRequest,
+                        >,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::helloworld::HelloReply,
+                        >|
+                    async move {
+                        <T as Greeter>::lots_of_replies(&inner, request, responses).await
+                    },
+                )
             }
             "LotsOfGreetings" => {
-                call.client_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<
-                            super::helloworld::HelloRequest,
-                        >,
-                    >|
-                async move { <T as Greeter>::lots_of_greetings(&inner, request).await })
+                call.client_streaming(
+                    &greeter::DESCRIPTOR.methods[2],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<
+                                super::helloworld::HelloRequest,
+                            >,
+                        >|
+                    async move {
+                        <T as Greeter>::lots_of_greetings(&inner, request).await
+                    },
+                )
             }
             "BidiHello" => {
-                call.streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<
-                            super::helloworld::HelloRequest,
+                call.bidi_streaming(
+                    &greeter::DESCRIPTOR.methods[3],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<
+                                super::helloworld::HelloRequest,
+                            >,
                         >,
-                    >,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::helloworld::HelloReply,
-                    >|
-                async move {
-                    <T as Greeter>::bidi_hello(&inner, request, responses).await
-                })
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::helloworld::HelloReply,
+                        >|
+                    async move {
+                        <T as Greeter>::bidi_hello(&inner, request, responses).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }

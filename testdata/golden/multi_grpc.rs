@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `test.multi.Alpha` service.
 pub mod alpha {
@@ -21,22 +21,24 @@ pub mod alpha {
     pub const GET: &str = "/test.multi.Alpha/Get";
     /// Path of the `List` method.
     pub const LIST: &str = "/test.multi.Alpha/List";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Get",
-                path: GET,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "List",
-                path: LIST,
-                kind: ::grpc_runtime::codegen::MethodKind::ServerStreaming,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Get",
+                    GET,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "List",
+                    LIST,
+                    ::grpc_runtime::codegen::MethodKind::ServerStreaming,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::multi::file_descriptor);
 }
 
 /// Client for the `test.multi.Alpha` service.
@@ -56,13 +58,14 @@ pub mod alpha {
 /// also not rust {
 /// ```
 #[derive(Debug, Clone)]
-pub struct AlphaClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct AlphaClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl AlphaClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> AlphaClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -86,7 +89,13 @@ impl AlphaClient {
         ::grpc_runtime::codegen::Response<super::multi::Item>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(alpha::GET, request.into_request()).await
+        self.inner
+            .unary(
+                &alpha::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     /// Lists items.
@@ -95,12 +104,16 @@ impl AlphaClient {
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
-            ::grpc_runtime::codegen::Streaming<super::multi::ItemList>,
-        >,
+        ::grpc_runtime::codegen::Streaming<super::multi::ItemList>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.server_streaming(alpha::LIST, request.into_request()).await
+        self.inner
+            .server_streaming(
+                &alpha::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -206,17 +219,25 @@ impl<T: Alpha> ::grpc_runtime::codegen::Service for AlphaServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Get" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
-                async move { <T as Alpha>::get(&inner, request).await })
+                call.unary(
+                    &alpha::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
+                        <T as Alpha>::get(&inner, request).await
+                    },
+                )
             }
             "List" => {
-                call.server_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<super::multi::Item>,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::multi::ItemList,
-                    >|
-                async move { <T as Alpha>::list(&inner, request, responses).await })
+                call.server_streaming(
+                    &alpha::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::multi::Item>,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::multi::ItemList,
+                        >|
+                    async move { <T as Alpha>::list(&inner, request, responses).await },
+                )
             }
             _ => call.unimplemented(),
         }
@@ -231,35 +252,38 @@ pub mod beta {
     pub const GET: &str = "/test.multi.Beta/Get";
     /// Path of the `List` method.
     pub const LIST: &str = "/test.multi.Beta/List";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Get",
-                path: GET,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "List",
-                path: LIST,
-                kind: ::grpc_runtime::codegen::MethodKind::ServerStreaming,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Get",
+                    GET,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "List",
+                    LIST,
+                    ::grpc_runtime::codegen::MethodKind::ServerStreaming,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::multi::file_descriptor);
 }
 
 /// Client for the `test.multi.Beta` service.
 ///
 /// The second service, with the same method names.
 #[derive(Debug, Clone)]
-pub struct BetaClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct BetaClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl BetaClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> BetaClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -282,19 +306,29 @@ impl BetaClient {
         ::grpc_runtime::codegen::Response<super::multi::Item>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(beta::GET, request.into_request()).await
+        self.inner
+            .unary(
+                &beta::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn list(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
-            ::grpc_runtime::codegen::Streaming<super::multi::ItemList>,
-        >,
+        ::grpc_runtime::codegen::Streaming<super::multi::ItemList>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.server_streaming(beta::LIST, request.into_request()).await
+        self.inner
+            .server_streaming(
+                &beta::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -384,17 +418,25 @@ impl<T: Beta> ::grpc_runtime::codegen::Service for BetaServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Get" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
-                async move { <T as Beta>::get(&inner, request).await })
+                call.unary(
+                    &beta::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
+                        <T as Beta>::get(&inner, request).await
+                    },
+                )
             }
             "List" => {
-                call.server_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<super::multi::Item>,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::multi::ItemList,
-                    >|
-                async move { <T as Beta>::list(&inner, request, responses).await })
+                call.server_streaming(
+                    &beta::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::multi::Item>,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::multi::ItemList,
+                        >|
+                    async move { <T as Beta>::list(&inner, request, responses).await },
+                )
             }
             _ => call.unimplemented(),
         }
@@ -405,24 +447,27 @@ impl<T: Beta> ::grpc_runtime::codegen::Service for BetaServer<T> {
 pub mod nothing {
     /// Fully-qualified name of the service.
     pub const SERVICE_NAME: &str = "test.multi.Nothing";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[],
+        )
+        .with_file_descriptor(super::super::multi::file_descriptor);
 }
 
 /// Client for the `test.multi.Nothing` service.
 ///
 /// A service without methods.
 #[derive(Debug, Clone)]
-pub struct NothingClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct NothingClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl NothingClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> NothingClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -499,22 +544,24 @@ pub mod legacy {
     pub const OLD_GET: &str = "/test.multi.Legacy/OldGet";
     /// Path of the `StillFine` method.
     pub const STILL_FINE: &str = "/test.multi.Legacy/StillFine";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "OldGet",
-                path: OLD_GET,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "StillFine",
-                path: STILL_FINE,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "OldGet",
+                    OLD_GET,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "StillFine",
+                    STILL_FINE,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::multi::file_descriptor);
 }
 
 /// Client for the `test.multi.Legacy` service.
@@ -522,13 +569,14 @@ pub mod legacy {
 /// A deprecated service.
 #[deprecated]
 #[derive(Debug, Clone)]
-pub struct LegacyClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct LegacyClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl LegacyClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> LegacyClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -553,7 +601,13 @@ impl LegacyClient {
         ::grpc_runtime::codegen::Response<super::multi::Item>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(legacy::OLD_GET, request.into_request()).await
+        self.inner
+            .unary(
+                &legacy::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn still_fine(
@@ -563,7 +617,13 @@ impl LegacyClient {
         ::grpc_runtime::codegen::Response<super::multi::Item>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(legacy::STILL_FINE, request.into_request()).await
+        self.inner
+            .unary(
+                &legacy::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -659,14 +719,22 @@ impl<T: Legacy> ::grpc_runtime::codegen::Service for LegacyServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "OldGet" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
-                async move { <T as Legacy>::old_get(&inner, request).await })
+                call.unary(
+                    &legacy::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
+                        <T as Legacy>::old_get(&inner, request).await
+                    },
+                )
             }
             "StillFine" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::multi::Item>|
-                async move { <T as Legacy>::still_fine(&inner, request).await })
+                call.unary(
+                    &legacy::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
+                        <T as Legacy>::still_fine(&inner, request).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }

@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `test.legacy.Legacy2` service.
 pub mod legacy2 {
@@ -19,28 +19,31 @@ pub mod legacy2 {
     pub const SERVICE_NAME: &str = "test.legacy.Legacy2";
     /// Path of the `Lookup` method.
     pub const LOOKUP: &str = "/test.legacy.Legacy2/Lookup";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Lookup",
-                path: LOOKUP,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Lookup",
+                    LOOKUP,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::proto2::file_descriptor);
 }
 
 /// Client for the `test.legacy.Legacy2` service.
 #[derive(Debug, Clone)]
-pub struct Legacy2Client {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct Legacy2Client<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl Legacy2Client {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> Legacy2Client<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -63,7 +66,13 @@ impl Legacy2Client {
         ::grpc_runtime::codegen::Response<super::proto2::Response>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(legacy2::LOOKUP, request.into_request()).await
+        self.inner
+            .unary(
+                &legacy2::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -134,9 +143,15 @@ impl<T: Legacy2> ::grpc_runtime::codegen::Service for Legacy2Server<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Lookup" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::proto2::Request>|
-                async move { <T as Legacy2>::lookup(&inner, request).await })
+                call.unary(
+                    &legacy2::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            super::proto2::Request,
+                        >|
+                    async move { <T as Legacy2>::lookup(&inner, request).await },
+                )
             }
             _ => call.unimplemented(),
         }

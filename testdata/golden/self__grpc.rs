@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `test.keywords.services.Type` service.
 pub mod r#type {
@@ -19,28 +19,31 @@ pub mod r#type {
     pub const SERVICE_NAME: &str = "test.keywords.services.Type";
     /// Path of the `Type` method.
     pub const TYPE: &str = "/test.keywords.services.Type/Type";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Type",
-                path: TYPE,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Type",
+                    TYPE,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::self_::file_descriptor);
 }
 
 /// Client for the `test.keywords.services.Type` service.
 #[derive(Debug, Clone)]
-pub struct TypeClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct TypeClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl TypeClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> TypeClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -63,7 +66,13 @@ impl TypeClient {
         ::grpc_runtime::codegen::Response<super::type_::type_::Inner>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(r#type::TYPE, request.into_request()).await
+        self.inner
+            .unary(
+                &r#type::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -134,9 +143,13 @@ impl<T: Type> ::grpc_runtime::codegen::Service for TypeServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Type" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Type>::r#type(&inner, request).await })
+                call.unary(
+                    &r#type::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Type>::r#type(&inner, request).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }
@@ -149,28 +162,31 @@ pub mod self_ {
     pub const SERVICE_NAME: &str = "test.keywords.services.Self";
     /// Path of the `Super` method.
     pub const SUPER: &str = "/test.keywords.services.Self/Super";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Super",
-                path: SUPER,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Super",
+                    SUPER,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::self_::file_descriptor);
 }
 
 /// Client for the `test.keywords.services.Self` service.
 #[derive(Debug, Clone)]
-pub struct SelfClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct SelfClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl SelfClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> SelfClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -193,7 +209,13 @@ impl SelfClient {
         ::grpc_runtime::codegen::Response<super::type_::Self_>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(self_::SUPER, request.into_request()).await
+        self.inner
+            .unary(
+                &self_::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -264,9 +286,13 @@ impl<T: Self_> ::grpc_runtime::codegen::Service for SelfServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Super" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Self_>|
-                async move { <T as Self_>::super_(&inner, request).await })
+                call.unary(
+                    &self_::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::type_::Self_>|
+                    async move { <T as Self_>::super_(&inner, request).await },
+                )
             }
             _ => call.unimplemented(),
         }
@@ -279,28 +305,31 @@ pub mod result {
     pub const SERVICE_NAME: &str = "test.keywords.services.Result";
     /// Path of the `Ok` method.
     pub const OK: &str = "/test.keywords.services.Result/Ok";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Ok",
-                path: OK,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Ok",
+                    OK,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::self_::file_descriptor);
 }
 
 /// Client for the `test.keywords.services.Result` service.
 #[derive(Debug, Clone)]
-pub struct ResultClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct ResultClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl ResultClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> ResultClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -323,7 +352,13 @@ impl ResultClient {
         ::grpc_runtime::codegen::Response<super::type_::Result>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(result::OK, request.into_request()).await
+        self.inner
+            .unary(
+                &result::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -394,9 +429,13 @@ impl<T: Result> ::grpc_runtime::codegen::Service for ResultServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Ok" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Result>|
-                async move { <T as Result>::ok(&inner, request).await })
+                call.unary(
+                    &result::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::type_::Result>|
+                    async move { <T as Result>::ok(&inner, request).await },
+                )
             }
             _ => call.unimplemented(),
         }
@@ -409,28 +448,31 @@ pub mod r#box {
     pub const SERVICE_NAME: &str = "test.keywords.services.Box";
     /// Path of the `Get` method.
     pub const GET: &str = "/test.keywords.services.Box/Get";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Get",
-                path: GET,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Get",
+                    GET,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::self_::file_descriptor);
 }
 
 /// Client for the `test.keywords.services.Box` service.
 #[derive(Debug, Clone)]
-pub struct BoxClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct BoxClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl BoxClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> BoxClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -453,7 +495,13 @@ impl BoxClient {
         ::grpc_runtime::codegen::Response<super::type_::Box>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(r#box::GET, request.into_request()).await
+        self.inner
+            .unary(
+                &r#box::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -524,9 +572,13 @@ impl<T: Box> ::grpc_runtime::codegen::Service for BoxServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Get" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Box>|
-                async move { <T as Box>::get(&inner, request).await })
+                call.unary(
+                    &r#box::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Box>| async move {
+                        <T as Box>::get(&inner, request).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }
@@ -539,30 +591,33 @@ pub mod t {
     pub const SERVICE_NAME: &str = "test.keywords.services.T";
     /// Path of the `Call` method.
     pub const CALL: &str = "/test.keywords.services.T/Call";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Call",
-                path: CALL,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Call",
+                    CALL,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::self_::file_descriptor);
 }
 
 /// Client for the `test.keywords.services.T` service.
 ///
 /// A service named like the server's type parameter.
 #[derive(Debug, Clone)]
-pub struct TClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct TClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl TClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> TClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -585,7 +640,13 @@ impl TClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(t::CALL, request.into_request()).await
+        self.inner
+            .unary(
+                &t::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -658,9 +719,13 @@ impl<U: T> ::grpc_runtime::codegen::Service for TServer<U> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Call" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <U as T>::call(&inner, request).await })
+                call.unary(
+                    &t::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <U as T>::call(&inner, request).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }

@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `test.keywords.Keywords` service.
 pub mod keywords {
@@ -45,95 +45,98 @@ pub mod keywords {
     pub const DESCRIPTOR_METHOD: &str = "/test.keywords.Keywords/Descriptor";
     /// Path of the `ServiceName` method.
     pub const SERVICE_NAME_METHOD: &str = "/test.keywords.Keywords/ServiceName";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Type",
-                path: TYPE,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Self",
-                path: SELF,
-                kind: ::grpc_runtime::codegen::MethodKind::ServerStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Result",
-                path: RESULT,
-                kind: ::grpc_runtime::codegen::MethodKind::ClientStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Box",
-                path: BOX,
-                kind: ::grpc_runtime::codegen::MethodKind::BidiStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Option",
-                path: OPTION,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "String",
-                path: STRING,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "connect",
-                path: CONNECT,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "new",
-                path: NEW,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "WithOptions",
-                path: WITH_OPTIONS,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Clone",
-                path: CLONE,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Match",
-                path: MATCH,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Async",
-                path: ASYNC,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Descriptor",
-                path: DESCRIPTOR_METHOD,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "ServiceName",
-                path: SERVICE_NAME_METHOD,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Type",
+                    TYPE,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Self",
+                    SELF,
+                    ::grpc_runtime::codegen::MethodKind::ServerStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Result",
+                    RESULT,
+                    ::grpc_runtime::codegen::MethodKind::ClientStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Box",
+                    BOX,
+                    ::grpc_runtime::codegen::MethodKind::BidiStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Option",
+                    OPTION,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "String",
+                    STRING,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "connect",
+                    CONNECT,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "new",
+                    NEW,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "WithOptions",
+                    WITH_OPTIONS,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Clone",
+                    CLONE,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Match",
+                    MATCH,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Async",
+                    ASYNC,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Descriptor",
+                    DESCRIPTOR_METHOD,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "ServiceName",
+                    SERVICE_NAME_METHOD,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::type_::file_descriptor);
 }
 
 /// Client for the `test.keywords.Keywords` service.
 ///
 /// Methods named after keywords, std types and generated items.
 #[derive(Debug, Clone)]
-pub struct KeywordsClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct KeywordsClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl KeywordsClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -156,19 +159,29 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::type_::Inner>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::TYPE, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn self_(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Self_>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
-            ::grpc_runtime::codegen::Streaming<super::type_::Self_>,
-        >,
+        ::grpc_runtime::codegen::Streaming<super::type_::Self_>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.server_streaming(keywords::SELF, request.into_request()).await
+        self.inner
+            .server_streaming(
+                &keywords::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn result(
@@ -181,22 +194,31 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Status,
     > {
         self.inner
-            .client_streaming(keywords::RESULT, request.into_streaming_request())
+            .client_streaming(
+                &keywords::DESCRIPTOR.methods[2],
+                request.into_streaming_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
             .await
     }
 
     pub async fn r#box(
         &self,
-        request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
-            Message = super::type_::Box,
-        >,
+        request: impl ::grpc_runtime::codegen::IntoRequest<()>,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
+        (
+            ::grpc_runtime::codegen::RequestSender<super::type_::Box>,
             ::grpc_runtime::codegen::Streaming<super::type_::Box>,
-        >,
+        ),
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.streaming(keywords::BOX, request.into_streaming_request()).await
+        self.inner
+            .bidi_streaming(
+                &keywords::DESCRIPTOR.methods[3],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn option(
@@ -206,7 +228,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Option>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::OPTION, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[4],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn string(
@@ -216,7 +244,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::String>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::STRING, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[5],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn connect(
@@ -226,7 +260,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::CONNECT, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[6],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn new_(
@@ -236,7 +276,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::NEW, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[7],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn with_options_(
@@ -246,7 +292,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::WITH_OPTIONS, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[8],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn clone(
@@ -256,7 +308,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::CLONE, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[9],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn r#match(
@@ -266,7 +324,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::MATCH, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[10],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn r#async(
@@ -276,7 +340,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::ASYNC, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[11],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn descriptor(
@@ -286,7 +356,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::DESCRIPTOR_METHOD, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[12],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn service_name(
@@ -296,7 +372,13 @@ impl KeywordsClient {
         ::grpc_runtime::codegen::Response<super::type_::Type>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(keywords::SERVICE_NAME_METHOD, request.into_request()).await
+        self.inner
+            .unary(
+                &keywords::DESCRIPTOR.methods[13],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -616,84 +698,144 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Type" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::r#type(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::r#type(&inner, request).await
+                    },
+                )
             }
             "Self" => {
-                call.server_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Self_>,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::type_::Self_,
-                    >|
-                async move { <T as Keywords>::self_(&inner, request, responses).await })
+                call.server_streaming(
+                    &keywords::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::type_::Self_>,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::type_::Self_,
+                        >|
+                    async move {
+                        <T as Keywords>::self_(&inner, request, responses).await
+                    },
+                )
             }
             "Result" => {
-                call.client_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<super::type_::Result>,
-                    >|
-                async move { <T as Keywords>::result(&inner, request).await })
+                call.client_streaming(
+                    &keywords::DESCRIPTOR.methods[2],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<super::type_::Result>,
+                        >|
+                    async move { <T as Keywords>::result(&inner, request).await },
+                )
             }
             "Box" => {
-                call.streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<super::type_::Box>,
-                    >,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        super::type_::Box,
-                    >|
-                async move { <T as Keywords>::r#box(&inner, request, responses).await })
+                call.bidi_streaming(
+                    &keywords::DESCRIPTOR.methods[3],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<super::type_::Box>,
+                        >,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            super::type_::Box,
+                        >|
+                    async move {
+                        <T as Keywords>::r#box(&inner, request, responses).await
+                    },
+                )
             }
             "Option" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Option>|
-                async move { <T as Keywords>::option(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[4],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::type_::Option>|
+                    async move { <T as Keywords>::option(&inner, request).await },
+                )
             }
             "String" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::String>|
-                async move { <T as Keywords>::string(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[5],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<super::type_::String>|
+                    async move { <T as Keywords>::string(&inner, request).await },
+                )
             }
             "connect" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::connect(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[6],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::connect(&inner, request).await
+                    },
+                )
             }
             "new" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::new_(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[7],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::new_(&inner, request).await
+                    },
+                )
             }
             "WithOptions" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::with_options_(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[8],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::with_options_(&inner, request).await
+                    },
+                )
             }
             "Clone" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::clone(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[9],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::clone(&inner, request).await
+                    },
+                )
             }
             "Match" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::r#match(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[10],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::r#match(&inner, request).await
+                    },
+                )
             }
             "Async" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::r#async(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[11],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::r#async(&inner, request).await
+                    },
+                )
             }
             "Descriptor" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::descriptor(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[12],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::descriptor(&inner, request).await
+                    },
+                )
             }
             "ServiceName" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<super::type_::Type>|
-                async move { <T as Keywords>::service_name(&inner, request).await })
+                call.unary(
+                    &keywords::DESCRIPTOR.methods[13],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
+                        <T as Keywords>::service_name(&inner, request).await
+                    },
+                )
             }
             _ => call.unimplemented(),
         }

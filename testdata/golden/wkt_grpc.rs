@@ -11,7 +11,7 @@
     clippy::all
 )]
 
-const _: () = ::grpc_runtime::codegen::assert_codegen_version(1);
+const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
 
 /// Names and descriptor of the `test.wkt.WellKnown` service.
 pub mod well_known {
@@ -33,65 +33,68 @@ pub mod well_known {
     pub const DESCRIBE: &str = "/test.wkt.WellKnown/Describe";
     /// Path of the `Nested` method.
     pub const NESTED: &str = "/test.wkt.WellKnown/Nested";
-    /// Descriptor of the service: its methods and their streaming kinds.
-    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor {
-        name: SERVICE_NAME,
-        methods: &[
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Ping",
-                path: PING,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Now",
-                path: NOW,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Wait",
-                path: WAIT,
-                kind: ::grpc_runtime::codegen::MethodKind::ServerStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Mask",
-                path: MASK,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Values",
-                path: VALUES,
-                kind: ::grpc_runtime::codegen::MethodKind::ClientStreaming,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Wrap",
-                path: WRAP,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Describe",
-                path: DESCRIBE,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-            ::grpc_runtime::codegen::MethodDescriptor {
-                name: "Nested",
-                path: NESTED,
-                kind: ::grpc_runtime::codegen::MethodKind::Unary,
-            },
-        ],
-    };
+    /// Descriptor of the service: its methods, their streaming kinds, and the
+    /// descriptor of the file declaring it.
+    pub static DESCRIPTOR: ::grpc_runtime::codegen::ServiceDescriptor = ::grpc_runtime::codegen::ServiceDescriptor::new(
+            SERVICE_NAME,
+            &[
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Ping",
+                    PING,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Now",
+                    NOW,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Wait",
+                    WAIT,
+                    ::grpc_runtime::codegen::MethodKind::ServerStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Mask",
+                    MASK,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Values",
+                    VALUES,
+                    ::grpc_runtime::codegen::MethodKind::ClientStreaming,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Wrap",
+                    WRAP,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Describe",
+                    DESCRIBE,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+                ::grpc_runtime::codegen::MethodDescriptor::new(
+                    "Nested",
+                    NESTED,
+                    ::grpc_runtime::codegen::MethodKind::Unary,
+                ),
+            ],
+        )
+        .with_file_descriptor(super::super::wkt::file_descriptor);
 }
 
 /// Client for the `test.wkt.WellKnown` service.
 ///
 /// Well-known types as request and response types.
 #[derive(Debug, Clone)]
-pub struct WellKnownClient {
-    inner: ::grpc_runtime::codegen::Client,
+pub struct WellKnownClient<C = ::grpc_runtime::codegen::Channel> {
+    inner: ::grpc_runtime::codegen::Client<C>,
 }
 
-impl WellKnownClient {
-    /// Creates a client that issues its calls on `channel`.
-    pub fn new(channel: ::grpc_runtime::codegen::Channel) -> Self {
+impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
+    /// Creates a client that issues its calls on `channel` (a `Channel`, or any
+    /// other `CallInvoker`).
+    pub fn new(channel: C) -> Self {
         Self {
             inner: ::grpc_runtime::codegen::Client::new(channel),
         }
@@ -116,7 +119,13 @@ impl WellKnownClient {
         ::grpc_runtime::codegen::Response<::protobuf::well_known_types::empty::Empty>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(well_known::PING, request.into_request()).await
+        self.inner
+            .unary(
+                &well_known::DESCRIPTOR.methods[0],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn now(
@@ -130,7 +139,13 @@ impl WellKnownClient {
         >,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(well_known::NOW, request.into_request()).await
+        self.inner
+            .unary(
+                &well_known::DESCRIPTOR.methods[1],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn wait(
@@ -139,12 +154,16 @@ impl WellKnownClient {
             ::protobuf::well_known_types::duration::Duration,
         >,
     ) -> ::std::result::Result<
-        ::grpc_runtime::codegen::Response<
-            ::grpc_runtime::codegen::Streaming<::protobuf::well_known_types::any::Any>,
-        >,
+        ::grpc_runtime::codegen::Streaming<::protobuf::well_known_types::any::Any>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.server_streaming(well_known::WAIT, request.into_request()).await
+        self.inner
+            .server_streaming(
+                &well_known::DESCRIPTOR.methods[2],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn mask(
@@ -156,7 +175,13 @@ impl WellKnownClient {
         ::grpc_runtime::codegen::Response<::protobuf::well_known_types::struct_::Struct>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(well_known::MASK, request.into_request()).await
+        self.inner
+            .unary(
+                &well_known::DESCRIPTOR.methods[3],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn values(
@@ -171,7 +196,11 @@ impl WellKnownClient {
         ::grpc_runtime::codegen::Status,
     > {
         self.inner
-            .client_streaming(well_known::VALUES, request.into_streaming_request())
+            .client_streaming(
+                &well_known::DESCRIPTOR.methods[4],
+                request.into_streaming_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
             .await
     }
 
@@ -186,7 +215,13 @@ impl WellKnownClient {
         >,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(well_known::WRAP, request.into_request()).await
+        self.inner
+            .unary(
+                &well_known::DESCRIPTOR.methods[5],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn describe(
@@ -198,7 +233,13 @@ impl WellKnownClient {
         ::grpc_runtime::codegen::Response<::protobuf::descriptor::FileDescriptorProto>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(well_known::DESCRIBE, request.into_request()).await
+        self.inner
+            .unary(
+                &well_known::DESCRIPTOR.methods[6],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 
     pub async fn nested(
@@ -210,7 +251,13 @@ impl WellKnownClient {
         ::grpc_runtime::codegen::Response<super::wkt::Holder>,
         ::grpc_runtime::codegen::Status,
     > {
-        self.inner.unary(well_known::NESTED, request.into_request()).await
+        self.inner
+            .unary(
+                &well_known::DESCRIPTOR.methods[7],
+                request.into_request(),
+                ::grpc_runtime::codegen::ProtobufCodec::new(),
+            )
+            .await
     }
 }
 
@@ -446,65 +493,99 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             "Ping" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::well_known_types::empty::Empty,
-                    >|
-                async move { <T as WellKnown>::ping(&inner, request).await })
+                call.unary(
+                    &well_known::DESCRIPTOR.methods[0],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::well_known_types::empty::Empty,
+                        >|
+                    async move { <T as WellKnown>::ping(&inner, request).await },
+                )
             }
             "Now" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::well_known_types::empty::Empty,
-                    >|
-                async move { <T as WellKnown>::now(&inner, request).await })
+                call.unary(
+                    &well_known::DESCRIPTOR.methods[1],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::well_known_types::empty::Empty,
+                        >|
+                    async move { <T as WellKnown>::now(&inner, request).await },
+                )
             }
             "Wait" => {
-                call.server_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::well_known_types::duration::Duration,
-                    >,
-                    responses: ::grpc_runtime::codegen::ResponseSender<
-                        ::protobuf::well_known_types::any::Any,
-                    >|
-                async move { <T as WellKnown>::wait(&inner, request, responses).await })
+                call.server_streaming(
+                    &well_known::DESCRIPTOR.methods[2],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::well_known_types::duration::Duration,
+                        >,
+                        responses: ::grpc_runtime::codegen::ResponseSender<
+                            ::protobuf::well_known_types::any::Any,
+                        >|
+                    async move {
+                        <T as WellKnown>::wait(&inner, request, responses).await
+                    },
+                )
             }
             "Mask" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::well_known_types::field_mask::FieldMask,
-                    >|
-                async move { <T as WellKnown>::mask(&inner, request).await })
+                call.unary(
+                    &well_known::DESCRIPTOR.methods[3],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::well_known_types::field_mask::FieldMask,
+                        >|
+                    async move { <T as WellKnown>::mask(&inner, request).await },
+                )
             }
             "Values" => {
-                call.client_streaming(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::grpc_runtime::codegen::Streaming<
-                            ::protobuf::well_known_types::struct_::Value,
-                        >,
-                    >|
-                async move { <T as WellKnown>::values(&inner, request).await })
+                call.client_streaming(
+                    &well_known::DESCRIPTOR.methods[4],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::grpc_runtime::codegen::Streaming<
+                                ::protobuf::well_known_types::struct_::Value,
+                            >,
+                        >|
+                    async move { <T as WellKnown>::values(&inner, request).await },
+                )
             }
             "Wrap" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::well_known_types::wrappers::StringValue,
-                    >|
-                async move { <T as WellKnown>::wrap(&inner, request).await })
+                call.unary(
+                    &well_known::DESCRIPTOR.methods[5],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::well_known_types::wrappers::StringValue,
+                        >|
+                    async move { <T as WellKnown>::wrap(&inner, request).await },
+                )
             }
             "Describe" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::well_known_types::type_::Type,
-                    >|
-                async move { <T as WellKnown>::describe(&inner, request).await })
+                call.unary(
+                    &well_known::DESCRIPTOR.methods[6],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::well_known_types::type_::Type,
+                        >|
+                    async move { <T as WellKnown>::describe(&inner, request).await },
+                )
             }
             "Nested" => {
-                call.unary(move |
-                    request: ::grpc_runtime::codegen::Request<
-                        ::protobuf::descriptor::descriptor_proto::ExtensionRange,
-                    >|
-                async move { <T as WellKnown>::nested(&inner, request).await })
+                call.unary(
+                    &well_known::DESCRIPTOR.methods[7],
+                    ::grpc_runtime::codegen::ProtobufCodec::new(),
+                    move |
+                        request: ::grpc_runtime::codegen::Request<
+                            ::protobuf::descriptor::descriptor_proto::ExtensionRange,
+                        >|
+                    async move { <T as WellKnown>::nested(&inner, request).await },
+                )
             }
             _ => call.unimplemented(),
         }

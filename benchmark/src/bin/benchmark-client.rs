@@ -11,7 +11,6 @@ use benchmark::proto::messages::{Payload, SimpleRequest, SimpleResponse};
 use grpc_runtime::Status;
 use grpc_runtime::client::Channel;
 use protobuf::Message;
-use tokio::sync::mpsc;
 
 fn request(cfg: &LoadConfig) -> SimpleRequest {
     let mut payload = Payload::new();
@@ -57,19 +56,19 @@ async fn streaming_worker(
     phases: Phases,
 ) -> Worker {
     let mut w = Worker::new();
-    let (tx, mut rx) = mpsc::channel::<SimpleRequest>(1);
-    let requests = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    // The first request is queued before the call opens: a server may hold its response
-    // headers until the first message, and tonic's client waits for them.
     let mut started = Instant::now();
-    let _ = tx.send(req.clone()).await;
-    let mut responses = match client.streaming_call(requests).await {
-        Ok(r) => r.into_inner(),
+    // Requests are written by this task through the sender: no task in between.
+    let (mut tx, mut responses) = match client.streaming_call(()).await {
+        Ok(call) => call,
         Err(s) => {
             w.fail(format!("opening the stream: {}", status_text(&s)));
             return w;
         }
     };
+    if let Err(s) = tx.send(req.clone()).await {
+        w.fail(format!("first request: {}", status_text(&s)));
+        return w;
+    }
     loop {
         let result = match responses.message().await {
             Ok(Some(resp)) => check_size(payload_len(&resp), want),

@@ -32,6 +32,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stopper.graceful_stop().await;
     });
     println!("greeter listening on {addr}");
-    server.serve(addr.as_str()).await?;
+    server.serve(addr).await?;
     Ok(())
 }

@@ -240,7 +240,13 @@ impl CallInvoker for Channel {
         let mut response = H2Response::new(response, call.max_recv);
         // Aborted however this call ends, dropped mid-call included: the sender holds the
         // stream open, so a detached sender would keep the call alive on the server.
-        let task = spawn_sender(messages, send, &call, codec.encoder(), Arc::clone(&send_error));
+        let task = spawn_sender(
+            messages,
+            send,
+            &call,
+            codec.encoder(),
+            Arc::clone(&send_error),
+        );
         response.set_sender(task, Some(send_error));
         let result = with_deadline(&call, single_response(&mut response, codec.decoder())).await;
         drop(response);
@@ -255,6 +261,9 @@ impl CallInvoker for Channel {
         mut codec: C,
     ) -> Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status> {
         let (mut call, response, send) = self.open(method, request).await?;
+        let send = Arc::new(Mutex::new(send));
+        let mut response = H2Response::new(response, call.max_recv);
+        response.reset_on_drop(Arc::clone(&send));
         let sender = RequestSender::h2(H2Sender {
             stream: send,
             encoder: Box::new(codec.encoder()),
@@ -262,7 +271,6 @@ impl CallInvoker for Channel {
             max_send: call.max_send,
             scratch: BytesMut::new(),
         });
-        let mut response = H2Response::new(response, call.max_recv);
         response.watch(call.deadline, call.cancellation.take());
         response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
         let stream = Streaming::from_response(Box::new(response), Box::new(codec.decoder()));

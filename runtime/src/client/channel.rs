@@ -22,9 +22,8 @@ use crate::transport::{self, BoxedIo, Http2Settings};
 
 /// Makes a channel's connections instead of TCP or a Unix socket: see
 /// [`ChannelBuilder::dialer`].
-type DialFn = dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<BoxedIo>> + Send>>
-    + Send
-    + Sync;
+type DialFn =
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<BoxedIo>> + Send>> + Send + Sync;
 
 /// A client connection to one target, shared by every client made from it.
 ///

@@ -10,6 +10,7 @@ use h2::client::ResponseFuture;
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::sender::{self, SharedSend};
 use crate::codec::framing::{FrameDecoder, Kind};
 use crate::compression::{self, CompressionEncoding};
 use crate::interceptor::EndGuard;
@@ -45,6 +46,8 @@ pub(crate) struct H2Response {
     end: EndGuard,
     send_error: Option<SendError>,
     send_task: Option<tokio::task::JoinHandle<()>>,
+    /// A bidi call's send stream: reset if this response is dropped before the call ends.
+    reset_on_drop: Option<SharedSend>,
 }
 
 impl H2Response {
@@ -59,6 +62,7 @@ impl H2Response {
             end: EndGuard::none(),
             send_error: None,
             send_task: None,
+            reset_on_drop: None,
         }
     }
 
@@ -84,6 +88,10 @@ impl H2Response {
     ) {
         self.send_task = Some(task);
         self.send_error = send_error;
+    }
+
+    pub(crate) fn reset_on_drop(&mut self, send: SharedSend) {
+        self.reset_on_drop = Some(send);
     }
 
     fn h2_status(&self, e: &h2::Error) -> Status {
@@ -260,6 +268,11 @@ impl Drop for H2Response {
     fn drop(&mut self) {
         if let Some(task) = &self.send_task {
             task.abort();
+        }
+        if let Some(send) = &self.reset_on_drop
+            && !matches!(self.state, State::Done)
+        {
+            sender::lock(send).send_reset(h2::Reason::CANCEL);
         }
     }
 }

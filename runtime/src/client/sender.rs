@@ -1,6 +1,8 @@
 //! [`RequestSender`]: the request half of a bidi call.
 
 use std::fmt;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use h2::SendStream;
@@ -44,8 +46,16 @@ enum Inner<T> {
     Closed,
 }
 
+/// A bidi call's send stream, shared with its response: dropping the response stream
+/// before the call ends resets the call even while the sender lives.
+pub(crate) type SharedSend = Arc<Mutex<SendStream<Bytes>>>;
+
+pub(crate) fn lock(send: &SharedSend) -> MutexGuard<'_, SendStream<Bytes>> {
+    send.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub(crate) struct H2Sender<T> {
-    pub(crate) stream: SendStream<Bytes>,
+    pub(crate) stream: SharedSend,
     pub(crate) encoder: Box<dyn Encoder<Item = T>>,
     pub(crate) compression: Option<CompressionEncoding>,
     pub(crate) max_send: usize,
@@ -121,15 +131,16 @@ impl<T: Send + 'static> RequestSender<T> {
                     Kind::Request,
                     &mut sender.scratch,
                 );
-                let frame = match frame {
+                let mut frame = match frame {
                     Ok(frame) => frame,
                     Err(status) => {
-                        sender.stream.send_reset(h2::Reason::CANCEL);
+                        lock(&sender.stream).send_reset(h2::Reason::CANCEL);
                         self.inner = Inner::Closed;
                         return Err(status);
                     }
                 };
-                transport::send_data(&mut sender.stream, frame, false)
+                let stream = &sender.stream;
+                poll_fn(|cx| transport::poll_send(&mut lock(stream), &mut frame, false, cx))
                     .await
                     .map_err(|e| transport::status_from_h2(&e))
             }
@@ -144,8 +155,7 @@ impl<T: Send + 'static> RequestSender<T> {
     /// Ends the request stream (gRPC-Go's `CloseSend`); later sends fail.
     pub fn close(&mut self) {
         if let Inner::H2(sender) = std::mem::replace(&mut self.inner, Inner::Closed) {
-            let mut sender = sender;
-            let _ = sender.stream.send_data(Bytes::new(), true);
+            let _ = lock(&sender.stream).send_data(Bytes::new(), true);
         }
     }
 }
@@ -153,7 +163,7 @@ impl<T: Send + 'static> RequestSender<T> {
 impl<T> Drop for RequestSender<T> {
     fn drop(&mut self) {
         if let Inner::H2(sender) = &mut self.inner {
-            let _ = sender.stream.send_data(Bytes::new(), true);
+            let _ = lock(&sender.stream).send_data(Bytes::new(), true);
         }
     }
 }

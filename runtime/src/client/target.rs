@@ -154,7 +154,12 @@ mod tests {
     /// port silently used 443.
     #[test]
     fn ports() {
-        for bad in ["127.0.0.1:99999", "localhost:0", "localhost:x", "localhost:-1"] {
+        for bad in [
+            "127.0.0.1:99999",
+            "localhost:0",
+            "localhost:x",
+            "localhost:-1",
+        ] {
             let err = parse(bad).unwrap_err();
             assert!(err.is_invalid_target(), "{bad}");
             assert!(err.to_string().contains("invalid port"), "{bad}: {err}");

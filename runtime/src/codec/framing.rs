@@ -311,7 +311,11 @@ mod tests {
         .unwrap();
         assert_eq!(frame[0], 1);
         assert!(frame.len() < 200);
-        let mut dec = FrameDecoder::new(10_000, Received::Known(CompressionEncoding::Gzip), Kind::Request);
+        let mut dec = FrameDecoder::new(
+            10_000,
+            Received::Known(CompressionEncoding::Gzip),
+            Kind::Request,
+        );
         dec.push(frame.clone());
         let body = dec.next_message().unwrap().unwrap();
         assert_eq!(decode::<StringValue>(body).unwrap().value, text);

@@ -129,7 +129,10 @@ impl<'a> EncodeBuf<'a> {
     /// `buf` must be empty.
     pub(crate) fn new(buf: &'a mut Vec<u8>) -> EncodeBuf<'a> {
         debug_assert!(buf.is_empty());
-        EncodeBuf { buf, started: false }
+        EncodeBuf {
+            buf,
+            started: false,
+        }
     }
 
     fn start(&mut self, additional: usize) {

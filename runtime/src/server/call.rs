@@ -212,9 +212,7 @@ impl ServerCall {
     fn drive<C, W, Fut>(self, method: MethodRef, mut codec: C, work: W)
     where
         C: Codec,
-        W: FnOnce(Request<Streaming<C::Decode>>, ResponseSender<C::Encode>) -> Fut
-            + Send
-            + 'static,
+        W: FnOnce(Request<Streaming<C::Decode>>, ResponseSender<C::Encode>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
         self.launch(method, move |responder, mut call| async move {
@@ -278,21 +276,21 @@ impl ServerCall {
         Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send + 'static,
     {
         self.launch(MethodRef::Known(method), move |responder, call| {
-            OneResponse::client_streaming(responder, call, codec.decoder(), codec.encoder(), handler)
+            OneResponse::client_streaming(
+                responder,
+                call,
+                codec.decoder(),
+                codec.encoder(),
+                handler,
+            )
         });
     }
 
     /// Runs a bidi-streaming handler.
-    pub fn bidi_streaming<C, F, Fut>(
-        self,
-        method: &'static MethodDescriptor,
-        codec: C,
-        handler: F,
-    ) where
+    pub fn bidi_streaming<C, F, Fut>(self, method: &'static MethodDescriptor, codec: C, handler: F)
+    where
         C: Codec,
-        F: FnOnce(Request<Streaming<C::Decode>>, ResponseSender<C::Encode>) -> Fut
-            + Send
-            + 'static,
+        F: FnOnce(Request<Streaming<C::Decode>>, ResponseSender<C::Encode>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
         self.drive(MethodRef::Known(method), codec, handler);

@@ -150,4 +150,3 @@ where
         Poll::Ready(Ok(cx.waker().clone()))
     }
 }
-

@@ -171,5 +171,4 @@ impl Server {
         let mut serving = self.control.serving.subscribe();
         let _ = serving.wait_for(|n| *n == 0).await;
     }
-
 }

@@ -175,16 +175,14 @@ where
                         break None;
                     }
                     Poll::Ready(Err(status)) => break Some(status),
-                    Poll::Ready(Ok(response)) => match queue_response(
-                        this.responder,
-                        this.encoder,
-                        response,
-                    ) {
-                        Ok(trailers) => this.stage.set(Stage::Sending {
-                            trailers: Some(trailers),
-                        }),
-                        Err(status) => break Some(status),
-                    },
+                    Poll::Ready(Ok(response)) => {
+                        match queue_response(this.responder, this.encoder, response) {
+                            Ok(trailers) => this.stage.set(Stage::Sending {
+                                trailers: Some(trailers),
+                            }),
+                            Err(status) => break Some(status),
+                        }
+                    }
                 },
                 StageProj::Sending { trailers } => match this.responder.poll_flush(cx) {
                     Poll::Pending => break None,

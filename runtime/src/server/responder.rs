@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use crate::codec::Encoder;
 use crate::codec::framing::{self, Kind};
 use crate::compression::{AcceptSet, CompressionEncoding};
-use crate::streaming::Streaming;
 use crate::metadata::MetadataMap;
 use crate::status::Status;
+use crate::streaming::Streaming;
 use crate::transport;
 
 enum State {

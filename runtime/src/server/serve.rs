@@ -25,11 +25,15 @@ trait Listener: Send + 'static {
 impl Listener for tokio::net::TcpListener {
     type Io = tokio::net::TcpStream;
     async fn accept(&mut self) -> Option<std::io::Result<(Self::Io, Peer)>> {
-        Some(tokio::net::TcpListener::accept(self).await.map(|(stream, addr)| {
-            transport::set_nodelay(&stream);
-            let local = stream.local_addr().ok();
-            (stream, Peer::new(Some(addr), local))
-        }))
+        Some(
+            tokio::net::TcpListener::accept(self)
+                .await
+                .map(|(stream, addr)| {
+                    transport::set_nodelay(&stream);
+                    let local = stream.local_addr().ok();
+                    (stream, Peer::new(Some(addr), local))
+                }),
+        )
     }
 }
 
@@ -55,7 +59,10 @@ where
 {
     type Io = IO;
     async fn accept(&mut self) -> Option<std::io::Result<(IO, Peer)>> {
-        self.0.next().await.map(|io| io.map(|io| (io, Peer::default())))
+        self.0
+            .next()
+            .await
+            .map(|io| io.map(|io| (io, Peer::default())))
     }
 }
 
@@ -176,7 +183,6 @@ impl Drop for ServingGuard<'_> {
     }
 }
 
-
 impl Server {
     /// Serves one connection in a task of its own (an in-process pipe's server end).
     pub(crate) fn spawn_connection<IO>(&self, io: IO)
@@ -185,6 +191,11 @@ impl Server {
     {
         let shared = Arc::clone(&self.shared);
         let mode = self.control.mode.subscribe();
-        tokio::spawn(serve_connection(io, Arc::new(Peer::default()), shared, mode));
+        tokio::spawn(serve_connection(
+            io,
+            Arc::new(Peer::default()),
+            shared,
+            mode,
+        ));
     }
 }

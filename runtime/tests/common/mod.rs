@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use grpc_runtime::client::{Channel, Client};
-use grpc_runtime::codec::MessageCompressed;
+use grpc_runtime::codec::{MessageCompressed, ProtobufCodec};
 use grpc_runtime::server::{Server, ServerBuilder, ServerCall};
 use grpc_runtime::service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
 use grpc_runtime::{
@@ -16,37 +16,53 @@ use grpc_runtime::{
 };
 use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
 
-pub const UNARY: &str = "/test.Echo/Unary";
-pub const COUNT: &str = "/test.Echo/Count";
-pub const CONCAT: &str = "/test.Echo/Concat";
-pub const CHAT: &str = "/test.Echo/Chat";
-pub const MISSING: &str = "/test.Echo/Missing";
+const M_UNARY: MethodDescriptor =
+    MethodDescriptor::new("Unary", "/test.Echo/Unary", MethodKind::Unary);
+const M_COUNT: MethodDescriptor =
+    MethodDescriptor::new("Count", "/test.Echo/Count", MethodKind::ServerStreaming);
+const M_CONCAT: MethodDescriptor =
+    MethodDescriptor::new("Concat", "/test.Echo/Concat", MethodKind::ClientStreaming);
+const M_CHAT: MethodDescriptor =
+    MethodDescriptor::new("Chat", "/test.Echo/Chat", MethodKind::BidiStreaming);
 
-pub static DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
-    name: "test.Echo",
-    methods: &[
-        MethodDescriptor {
-            name: "Unary",
-            path: UNARY,
-            kind: MethodKind::Unary,
-        },
-        MethodDescriptor {
-            name: "Count",
-            path: COUNT,
-            kind: MethodKind::ServerStreaming,
-        },
-        MethodDescriptor {
-            name: "Concat",
-            path: CONCAT,
-            kind: MethodKind::ClientStreaming,
-        },
-        MethodDescriptor {
-            name: "Chat",
-            path: CHAT,
-            kind: MethodKind::BidiStreaming,
-        },
-    ],
-};
+pub static DESCRIPTOR: ServiceDescriptor =
+    ServiceDescriptor::new("test.Echo", &[M_UNARY, M_COUNT, M_CONCAT, M_CHAT]);
+
+pub const UNARY: &MethodDescriptor = &DESCRIPTOR.methods[0];
+pub const COUNT: &MethodDescriptor = &DESCRIPTOR.methods[1];
+pub const CONCAT: &MethodDescriptor = &DESCRIPTOR.methods[2];
+pub const CHAT: &MethodDescriptor = &DESCRIPTOR.methods[3];
+/// A method the service does not have.
+pub const MISSING: &MethodDescriptor =
+    &MethodDescriptor::new("Missing", "/test.Echo/Missing", MethodKind::Unary);
+
+/// The protobuf codec, its message types inferred.
+pub fn pb<E, D>() -> ProtobufCodec<E, D> {
+    ProtobufCodec::new()
+}
+
+/// Opens the echo service's bidi call and feeds it `request`'s stream from a task of its own
+/// (what a stream-taking bidi call did before the sender-based API).
+pub async fn chat<S>(client: &Client, request: Request<S>) -> Result<Streaming<StringValue>, Status>
+where
+    S: futures_core::Stream<Item = StringValue> + Send + 'static,
+{
+    let (head, messages) = {
+        let mut messages = None;
+        let head = request.map(|m| messages = Some(m));
+        (head, messages.unwrap())
+    };
+    let (mut tx, rx) = client.bidi_streaming(CHAT, head, pb()).await?;
+    tokio::spawn(async move {
+        let mut messages = std::pin::pin!(messages);
+        while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
 
 pub fn s(value: &str) -> StringValue {
     let mut m = StringValue::new();
@@ -244,10 +260,10 @@ impl Service for Echo {
     fn call(&self, method: &str, call: ServerCall) {
         let this = self.clone();
         match method {
-            "Unary" => call.unary(move |r| this.unary(r)),
-            "Count" => call.server_streaming(move |r, tx| this.count(r, tx)),
-            "Concat" => call.client_streaming(move |r| this.concat(r)),
-            "Chat" => call.streaming(move |r, tx| this.chat(r, tx)),
+            "Unary" => call.unary(UNARY, pb(), move |r| this.unary(r)),
+            "Count" => call.server_streaming(COUNT, pb(), move |r, tx| this.count(r, tx)),
+            "Concat" => call.client_streaming(CONCAT, pb(), move |r| this.concat(r)),
+            "Chat" => call.bidi_streaming(CHAT, pb(), move |r, tx| this.chat(r, tx)),
             _ => call.unimplemented(),
         }
     }

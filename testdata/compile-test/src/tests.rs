@@ -119,15 +119,20 @@ mod helloworld_tests {
         let _ = client.say_hello(HelloRequest::new()).await?;
         let mut replies = client
             .lots_of_replies(Request::new(HelloRequest::new()))
-            .await?
-            .into_inner();
+            .await?;
         let _ = replies.message().await?;
         let _ = client.lots_of_greetings(NoMessages::new()).await?;
-        let _ = client
-            // A `Request` around a stream needs no type annotations.
-            .bidi_hello(Request::new(NoMessages::new()))
-            .await?;
+        // A bidi call takes call options (metadata, timeout) and gives a sender and a stream.
+        let (mut tx, mut rx) = client.bidi_hello(Request::new(())).await?;
+        tx.send(HelloRequest::new()).await?;
+        let _ = rx.message().await?;
         Ok(())
+    }
+
+    /// Generated clients run over any `CallInvoker`, not only a `Channel`.
+    #[allow(dead_code)]
+    fn generic_client<C: grpc_runtime::client::CallInvoker>(invoker: C) -> GreeterClient<C> {
+        GreeterClient::new(invoker)
     }
 }
 
@@ -171,7 +176,8 @@ mod cross_tests {
         let _ = client
             .collect(NoMessages::<crate::common::outer::Inner>::new())
             .await?;
-        let _ = client.exchange(NoMessages::<Part>::new()).await?;
+        let (tx, _rx) = client.exchange(()).await?;
+        drop::<grpc_runtime::RequestSender<Part>>(tx);
         Ok(())
     }
 }
@@ -315,7 +321,8 @@ mod keyword_tests {
         let _ = client
             .result(NoMessages::<crate::type_::Result>::new())
             .await?;
-        let _ = client.r#box(NoMessages::<crate::type_::Box>::new()).await?;
+        let (tx, _rx) = client.r#box(()).await?;
+        drop::<grpc_runtime::RequestSender<crate::type_::Box>>(tx);
         let _ = client.string(crate::type_::String::new()).await?;
         let _ = client.connect(Type::new()).await?;
         let _ = client.new_(Type::new()).await?;
