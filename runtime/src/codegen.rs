@@ -4,8 +4,8 @@
 pub use crate::client::{CallInvoker, CallOptions, Channel, Client, RequestSender};
 pub use crate::codec::{Outbound, ProtobufCodec};
 pub use crate::request::{IntoRequest, IntoStreamingRequest, Request, Response};
-pub use crate::server::{ResponseSender, ServerCall};
-pub use crate::service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
+pub use crate::server::{ResponseSender, ServerCall, Service};
+pub use crate::service::{MethodDescriptor, MethodKind, ServiceDescriptor};
 pub use crate::status::Status;
 pub use crate::streaming::Streaming;
 pub use futures_core::Stream;

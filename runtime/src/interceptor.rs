@@ -9,6 +9,22 @@
 //!
 //! Interceptors run in the order they were added: the first added is the outermost, so its
 //! `on_call` runs first and its `on_end` last (gRPC-Go's chaining order).
+//!
+//! An [`Around`] interceptor wraps the call instead (gRPC-Go's interceptors with their
+//! `invoker` / `handler` argument): it runs code before and after [`Next::run`], which runs
+//! the rest of the chain and then the call, so it can time the call, hold a `tracing` span
+//! around it, retry it, or answer without it. What it wraps:
+//!
+//! | side | kind | [`Next::run`] runs | and resolves to |
+//! | --- | --- | --- | --- |
+//! | server | all four | the handler | the handler's result (`Ok` if it returned a response) |
+//! | client | unary | one attempt: send the request, read the response | the call's status |
+//! | client | streaming | opening the call | whether it opened |
+//!
+//! On the client, a unary call's `run` may be called again (a retry sends the same encoded
+//! request anew); elsewhere a second `run` fails with `INTERNAL`. An `Around` that returns
+//! `Err` fails the call with that status. Observing interceptors' `on_call` run before any
+//! `Around`, and their `on_end` after the call.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,25 +32,18 @@ use std::time::Duration;
 
 use crate::metadata::MetadataMap;
 use crate::peer::Peer;
-use crate::service::{MethodDescriptor, MethodKind};
+use crate::service::{MethodDescriptor, MethodKind, MethodRef};
 use crate::status::Status;
 
 /// The future an [`Interceptor::on_call`] returns.
 pub type InterceptFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Status>> + Send + 'a>>;
 
-/// The method of a call: its static descriptor, or only its path (a call routed to an
-/// unknown-service handler).
-#[derive(Clone, Debug)]
-pub(crate) enum MethodRef {
-    Known(&'static MethodDescriptor),
-    Path(http::uri::PathAndQuery),
-}
-
 /// What an interceptor sees of a call.
 #[derive(Debug)]
 pub struct CallInfo {
     pub(crate) method: MethodRef,
+    pub(crate) kind: MethodKind,
     pub(crate) metadata: MetadataMap,
     pub(crate) extensions: http::Extensions,
     pub(crate) timeout: Option<Duration>,
@@ -45,27 +54,23 @@ impl CallInfo {
     /// The method's descriptor (`None` for a call to a method the server does not know,
     /// handed to its unknown-service handler).
     pub fn method(&self) -> Option<&'static MethodDescriptor> {
-        match &self.method {
-            MethodRef::Known(method) => Some(method),
-            MethodRef::Path(_) => None,
-        }
+        self.method.descriptor()
+    }
+
+    /// The method, declared or known by its path only.
+    pub fn method_ref(&self) -> &MethodRef {
+        &self.method
     }
 
     /// The method path (`"/helloworld.Greeter/SayHello"`).
     pub fn path(&self) -> &str {
-        match &self.method {
-            MethodRef::Known(method) => method.path,
-            MethodRef::Path(path) => path.path(),
-        }
+        self.method.path()
     }
 
-    /// The method's streaming kind ([`MethodKind::BidiStreaming`] for an unknown method:
-    /// that is how unknown-service handlers see every call).
+    /// The call's streaming kind (on a server, [`MethodKind::BidiStreaming`] for a call to
+    /// an unknown method: that is how unknown-service handlers see every call).
     pub fn kind(&self) -> MethodKind {
-        match &self.method {
-            MethodRef::Known(method) => method.kind,
-            MethodRef::Path(_) => MethodKind::BidiStreaming,
-        }
+        self.kind
     }
 
     /// The request metadata.
@@ -193,31 +198,181 @@ where
     }
 }
 
-/// An ordered list of interceptors.
+/// The future an [`Around::around`] returns and [`Next::run`] gives.
+pub type AroundFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Status>> + Send + 'a>>;
+
+/// Wraps calls: see the [module docs](self).
+///
+/// # Examples
+///
+/// Times every call:
+///
+/// ```
+/// use grpc_runtime::interceptor::{Around, AroundFuture, CallInfo, Next};
+///
+/// struct Timer;
+///
+/// impl Around for Timer {
+///     fn around<'a>(&'a self, call: &'a CallInfo, mut next: Next<'a>) -> AroundFuture<'a> {
+///         Box::pin(async move {
+///             let started = std::time::Instant::now();
+///             let result = next.run().await;
+///             println!("{} took {:?}: {:?}", call.path(), started.elapsed(), result);
+///             result
+///         })
+///     }
+/// }
+/// ```
+pub trait Around: Send + Sync + 'static {
+    /// Runs the call through `next`, with code of its own before and after.
+    fn around<'a>(&'a self, call: &'a CallInfo, next: Next<'a>) -> AroundFuture<'a>;
+}
+
+impl<A: Around> Around for Arc<A> {
+    fn around<'a>(&'a self, call: &'a CallInfo, next: Next<'a>) -> AroundFuture<'a> {
+        (**self).around(call, next)
+    }
+}
+
+/// What runs the rest of the call inside an [`Around`].
+pub type NextFn = dyn FnMut() -> AroundFuture<'static> + Send;
+
+/// The rest of the chain and the call, for an [`Around`] to run.
+pub struct Next<'a> {
+    rest: &'a [Arc<dyn Around>],
+    call: &'a CallInfo,
+    core: &'a mut NextFn,
+}
+
+impl fmt::Debug for Next<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Next")
+            .field("remaining", &self.rest.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Next<'_> {
+    /// Runs the rest of the chain, then the call.
+    pub fn run(&mut self) -> AroundFuture<'_> {
+        match self.rest.split_first() {
+            Some((first, rest)) => first.around(
+                self.call,
+                Next {
+                    rest,
+                    call: self.call,
+                    core: &mut *self.core,
+                },
+            ),
+            None => (self.core)(),
+        }
+    }
+}
+
+/// Runs `fut` (a handler, or one client call) inside the chain's `Around`s. The typed
+/// result of `fut` passes through a slot; the `Around`s see `Ok(())` or its error.
+pub(crate) async fn wrap<T, F>(
+    arounds: &[Arc<dyn Around>],
+    call: &CallInfo,
+    fut: F,
+) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Status>> + Send + 'static,
+{
+    let slot: Arc<std::sync::Mutex<Option<Result<T, Status>>>> = Arc::default();
+    let mut fut = Some(fut);
+    let out = Arc::clone(&slot);
+    let mut core = move || -> AroundFuture<'static> {
+        match fut.take() {
+            Some(fut) => {
+                let out = Arc::clone(&out);
+                Box::pin(async move {
+                    let result = fut.await;
+                    let status = match &result {
+                        Ok(_) => Ok(()),
+                        Err(status) => Err(status.clone()),
+                    };
+                    *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    status
+                })
+            }
+            None => Box::pin(std::future::ready(Err(Status::internal(
+                "an interceptor ran a call that runs only once a second time",
+            )))),
+        }
+    };
+    run_around(arounds, call, &mut core)
+        .await
+        .map(|()| {
+            slot.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| {
+                    Status::internal("an interceptor returned OK without running the call")
+                })
+        })?
+        .and_then(|result| result)
+}
+
+/// Runs `core` (which may run several times) inside the chain's `Around`s.
+pub(crate) fn run_around<'a>(
+    arounds: &'a [Arc<dyn Around>],
+    call: &'a CallInfo,
+    core: &'a mut NextFn,
+) -> AroundFuture<'a> {
+    Box::pin(async move {
+        let mut next = Next {
+            rest: arounds,
+            call,
+            core,
+        };
+        next.run().await
+    })
+}
+
+/// An ordered list of interceptors: observers and wrappers.
 #[derive(Clone, Default)]
-pub(crate) struct Chain(Arc<[Arc<dyn Interceptor>]>);
+pub(crate) struct Chain {
+    observers: Arc<[Arc<dyn Interceptor>]>,
+    arounds: Arc<[Arc<dyn Around>]>,
+}
 
 impl fmt::Debug for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Chain({} interceptors)", self.0.len())
+        write!(
+            f,
+            "Chain({} interceptors, {} around)",
+            self.observers.len(),
+            self.arounds.len()
+        )
     }
 }
 
 impl Chain {
-    pub(crate) fn new(list: Vec<Arc<dyn Interceptor>>) -> Chain {
-        Chain(list.into())
+    pub(crate) fn new(list: Vec<Arc<dyn Interceptor>>, arounds: Vec<Arc<dyn Around>>) -> Chain {
+        Chain {
+            observers: list.into(),
+            arounds: arounds.into(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.observers.is_empty() && self.arounds.is_empty()
+    }
+
+    /// The wrapping interceptors.
+    pub(crate) fn arounds(&self) -> &[Arc<dyn Around>] {
+        &self.arounds
     }
 
     /// Runs every `on_call` in order. On a rejection, the interceptors that already ran see
     /// `on_end` with the rejecting status, and the status is returned.
     pub(crate) async fn start(&self, call: &mut CallInfo) -> Result<(), Status> {
-        for (i, interceptor) in self.0.iter().enumerate() {
+        for (i, interceptor) in self.observers.iter().enumerate() {
             if let Err(status) = interceptor.on_call(call).await {
-                for earlier in self.0[..i].iter().rev() {
+                for earlier in self.observers[..i].iter().rev() {
                     earlier.on_end(call, &status);
                 }
                 return Err(status);
@@ -228,7 +383,7 @@ impl Chain {
 
     /// Runs every `on_end` in reverse order.
     pub(crate) fn end(&self, call: &CallInfo, status: &Status) {
-        for interceptor in self.0.iter().rev() {
+        for interceptor in self.observers.iter().rev() {
             interceptor.on_end(call, status);
         }
     }

@@ -8,14 +8,14 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`client`] | [`Channel`](client::Channel) (gRPC-Go's `ClientConn`), the [`CallInvoker`](client::CallInvoker) seam, [`Client`](client::Client), [`CallOptions`](client::CallOptions), [`RequestSender`] |
-//! | [`server`] | [`Server`](server::Server) and its builder, [`ResponseSender`] |
+//! | [`server`] | [`Server`](server::Server) and its builder, the [`Service`](server::Service) trait, [`ResponseSender`] |
 //! | [`codec`] | [`Codec`](codec::Codec): rust-protobuf (default), raw bytes, prost (feature) |
 //! | [`inprocess`] | a server and a channel connected in memory (gRPC-Go's bufconn) |
 //! | [`status`] | [`Code`], [`Status`] |
 //! | [`metadata`] | [`MetadataMap`] |
 //! | [`compression`] | [`CompressionEncoding`] |
 //! | [`interceptor`] | [`Interceptor`](interceptor::Interceptor) |
-//! | [`service`] | service descriptors and the [`Service`](service::Service) trait |
+//! | [`service`] | service and method descriptors |
 //!
 //! # Example
 //!

@@ -30,6 +30,43 @@ pub(crate) fn decode_bin(value: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     BIN_DECODE.decode(value)
 }
 
+/// Checks that every `-bin` value of received `headers` is base64 (padded or not; a value
+/// may hold several, comma-separated). gRPC-Go fails a call whose binary metadata does not
+/// decode rather than drop it silently, and so do we: `INTERNAL`, naming the key.
+pub(crate) fn check_bin(headers: &HeaderMap) -> Result<(), crate::Status> {
+    for (key, value) in headers {
+        if key.as_str().ends_with("-bin")
+            && !value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .all(|part| is_base64(part.trim_ascii()))
+        {
+            return Err(crate::Status::internal(format!(
+                "malformed binary metadata: {key} is not base64"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `value` is standard base64, with or without padding (no allocation).
+fn is_base64(value: &[u8]) -> bool {
+    let data = value
+        .strip_suffix(b"==")
+        .or_else(|| value.strip_suffix(b"="))
+        .unwrap_or(value);
+    let padded = data.len() != value.len();
+    let alphabet = data
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
+    let length = if padded {
+        value.len() % 4 == 0
+    } else {
+        data.len() % 4 != 1
+    };
+    alphabet && length
+}
+
 /// Headers no user metadata may set; they belong to gRPC or HTTP/2.
 fn is_reserved(key: &str) -> bool {
     key.starts_with("grpc-")
@@ -295,6 +332,30 @@ impl fmt::Debug for MetadataMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_values_are_checked() {
+        for good in ["", "AQID", "AQI", "AQ", "AQ==", "AQI=", "AQID, AQ", "+/+/"] {
+            assert!(check_bin_value(good), "{good:?}");
+        }
+        for bad in ["A", "AQ=", "A===", "!!!!", "AQ==AQ", "AQIDA", "AQ,A"] {
+            assert!(!check_bin_value(bad), "{bad:?}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ok-bin", HeaderValue::from_static("AQID"));
+        headers.insert("x-text", HeaderValue::from_static("not base64!"));
+        assert!(check_bin(&headers).is_ok());
+        headers.insert("x-bad-bin", HeaderValue::from_static("@@@"));
+        let err = check_bin(&headers).unwrap_err();
+        assert_eq!(err.code(), crate::Code::Internal);
+        assert!(err.message().contains("x-bad-bin"), "{err}");
+    }
+
+    fn check_bin_value(value: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert("k-bin", HeaderValue::from_str(value).unwrap());
+        check_bin(&headers).is_ok()
+    }
 
     #[test]
     fn ascii_and_binary() {

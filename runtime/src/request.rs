@@ -402,4 +402,8 @@ impl<T> Response<T> {
     pub(crate) fn into_parts(self) -> (MetadataMap, T, MetadataMap) {
         (self.metadata, self.message, self.trailers)
     }
+
+    pub(crate) fn into_all_parts(self) -> (MetadataMap, T, MetadataMap, http::Extensions) {
+        (self.metadata, self.message, self.trailers, self.extensions)
+    }
 }

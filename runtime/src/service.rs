@@ -1,8 +1,8 @@
-//! Service and method descriptors, and the [`Service`] trait that generated servers implement.
+//! Service and method descriptors: what generated code declares about each service, for
+//! routing, interceptors, stats and reflection. (The [`Service`](crate::server::Service)
+//! trait servers host lives in [`server`](crate::server).)
 
 use std::fmt;
-
-use crate::server::ServerCall;
 
 /// The streaming kind of a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,6 +82,76 @@ impl fmt::Display for MethodDescriptor {
     }
 }
 
+/// The method a call is for: a generated method's static descriptor (the usual case, no
+/// allocation), or only its path, known at run time (a proxy forwarding calls for services
+/// it does not know).
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::service::{MethodDescriptor, MethodKind, MethodRef};
+///
+/// static SAY_HELLO: MethodDescriptor =
+///     MethodDescriptor::new("SayHello", "/helloworld.Greeter/SayHello", MethodKind::Unary);
+/// let known = MethodRef::from(&SAY_HELLO);
+/// let forwarded = MethodRef::from_path("/helloworld.Greeter/SayHello").unwrap();
+/// assert_eq!(known.path(), forwarded.path());
+/// assert!(forwarded.descriptor().is_none());
+/// assert!(MethodRef::from_path("no slash").is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodRef {
+    /// A method declared in a `.proto` (generated code's).
+    Known(&'static MethodDescriptor),
+    /// A method known only by its path.
+    Path(http::uri::PathAndQuery),
+}
+
+impl MethodRef {
+    /// A method known only by its path (`/<service>/<method>`); `None` if `path` is not one.
+    pub fn from_path(path: &str) -> Option<MethodRef> {
+        if !is_method_path(path) {
+            return None;
+        }
+        http::uri::PathAndQuery::try_from(path)
+            .ok()
+            .filter(|p| p.query().is_none() && p.path() == path)
+            .map(MethodRef::Path)
+    }
+
+    /// The method's path (`"/helloworld.Greeter/SayHello"`).
+    pub fn path(&self) -> &str {
+        match self {
+            MethodRef::Known(method) => method.path,
+            MethodRef::Path(path) => path.path(),
+        }
+    }
+
+    /// The method's descriptor, when it is a declared one.
+    pub fn descriptor(&self) -> Option<&'static MethodDescriptor> {
+        match self {
+            MethodRef::Known(method) => Some(method),
+            MethodRef::Path(_) => None,
+        }
+    }
+}
+
+impl From<&'static MethodDescriptor> for MethodRef {
+    fn from(method: &'static MethodDescriptor) -> MethodRef {
+        MethodRef::Known(method)
+    }
+}
+
+/// Whether `path` is `/<service>/<method>` with non-empty names.
+pub(crate) fn is_method_path(path: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .is_some_and(|(service, method)| {
+            !service.is_empty() && !method.is_empty() && !method.contains('/')
+        })
+}
+
 /// Returns the `FileDescriptor` of the `.proto` file that declares a service (rust-protobuf's
 /// generated `file_descriptor()`); it reaches its dependencies too.
 pub type FileDescriptorFn = fn() -> &'static protobuf::reflect::FileDescriptor;
@@ -152,16 +222,4 @@ impl fmt::Debug for ServiceDescriptor {
             .field("file_descriptor", &self.file_descriptor.is_some())
             .finish()
     }
-}
-
-/// A service a [`Server`](crate::server::Server) can host. Generated `FooServer<T>` types
-/// implement it; hand-written implementations can serve methods without generated code.
-pub trait Service: Send + Sync + 'static {
-    /// The service's descriptor; its `name` routes calls to it.
-    fn descriptor(&self) -> &'static ServiceDescriptor;
-
-    /// Starts one call to `method` (the name after the last `/` of the path): hands `call` to
-    /// one of [`ServerCall`]'s runners, which runs the handler in a task of its own, or answers
-    /// with [`ServerCall::unimplemented`]. Runs on the connection's task, so it must not block.
-    fn call(&self, method: &str, call: ServerCall);
 }

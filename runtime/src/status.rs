@@ -6,6 +6,7 @@
 //! `grpc-status`, a percent-encoded `grpc-message` and `grpc-status-details-bin`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -159,6 +160,8 @@ struct Inner {
     message: String,
     details: Bytes,
     metadata: MetadataMap,
+    /// The error this status was made from, if any (local only: never sent).
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 macro_rules! constructors {
@@ -180,7 +183,27 @@ impl Status {
             message: message.into(),
             details: Bytes::new(),
             metadata: MetadataMap::new(),
+            source: None,
         }))
+    }
+
+    /// Attaches the error this status was made from, returned by
+    /// [`source`](std::error::Error::source). It stays local: peers see code and message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use grpc_runtime::Status;
+    ///
+    /// let io = std::io::Error::other("disk on fire");
+    /// let status = Status::internal("cannot read the index").with_source(io);
+    /// assert_eq!(status.source().unwrap().to_string(), "disk on fire");
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Status {
+        self.0.source = Some(Arc::new(source));
+        self
     }
 
     /// Creates a status with binary `details` (sent as `grpc-status-details-bin`).
@@ -338,11 +361,49 @@ impl fmt::Display for Status {
     }
 }
 
-impl std::error::Error for Status {}
+impl std::error::Error for Status {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
+/// Maps an I/O error by its kind, keeping it as the [`source`](std::error::Error::source):
+/// `NotFound` is `NOT_FOUND`, `PermissionDenied` is `PERMISSION_DENIED`, `TimedOut` is
+/// `DEADLINE_EXCEEDED`, connection failures are `UNAVAILABLE`, running out of space or memory
+/// is `RESOURCE_EXHAUSTED`, and anything else `UNKNOWN` (as gRPC-Go reports an error that is
+/// not a status). So a retry policy retries a lost connection, not a missing file.
 impl From<std::io::Error> for Status {
     fn from(err: std::io::Error) -> Self {
-        Status::unavailable(err.to_string())
+        use std::io::ErrorKind as K;
+        let code = match err.kind() {
+            K::NotFound => Code::NotFound,
+            K::PermissionDenied => Code::PermissionDenied,
+            K::AlreadyExists => Code::AlreadyExists,
+            K::InvalidInput => Code::InvalidArgument,
+            K::InvalidData => Code::Internal,
+            K::TimedOut => Code::DeadlineExceeded,
+            K::Unsupported => Code::Unimplemented,
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::UnexpectedEof
+            | K::Interrupted
+            | K::WouldBlock => Code::Unavailable,
+            K::OutOfMemory | K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
+                Code::ResourceExhausted
+            }
+            _ => Code::Unknown,
+        };
+        Status::new(code, err.to_string()).with_source(err)
     }
 }
 
@@ -363,6 +424,29 @@ pub(crate) fn decode_message(value: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: every I/O error was UNAVAILABLE, which a retry policy would retry.
+    #[test]
+    fn io_errors_map_by_kind() {
+        use std::error::Error as _;
+        use std::io::{Error, ErrorKind};
+        for (kind, code) in [
+            (ErrorKind::NotFound, Code::NotFound),
+            (ErrorKind::PermissionDenied, Code::PermissionDenied),
+            (ErrorKind::TimedOut, Code::DeadlineExceeded),
+            (ErrorKind::ConnectionRefused, Code::Unavailable),
+            (ErrorKind::ConnectionReset, Code::Unavailable),
+            (ErrorKind::InvalidInput, Code::InvalidArgument),
+            (ErrorKind::Other, Code::Unknown),
+        ] {
+            let status = Status::from(Error::new(kind, "why"));
+            assert_eq!(status.code(), code, "{kind:?}");
+            assert_eq!(status.message(), "why");
+            let source = status.source().expect("the io::Error is kept");
+            let io = source.downcast_ref::<Error>().unwrap();
+            assert_eq!(io.kind(), kind);
+        }
+    }
 
     #[test]
     fn codes_round_trip() {

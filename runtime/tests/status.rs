@@ -118,8 +118,9 @@ async fn error_before_messages_is_trailers_only_with_status_on_the_call() {
 #[tokio::test]
 async fn status_details_travel() {
     use grpc_runtime::Status;
+    use grpc_runtime::server::Service;
     use grpc_runtime::server::{Server, ServerCall};
-    use grpc_runtime::service::{Service, ServiceDescriptor};
+    use grpc_runtime::service::ServiceDescriptor;
 
     struct Detailed;
     impl Service for Detailed {

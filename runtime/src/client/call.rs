@@ -16,12 +16,12 @@ use super::response::{H2Response, SendError};
 use super::sender::{H2Sender, RequestSender};
 use super::{CallInvoker, Channel};
 use crate::codec::framing::{self, Kind};
-use crate::codec::{Codec, Decoder, Encoder, MessageCompressed, Outbound};
+use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
 use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
-use crate::interceptor::{CallInfo, EndGuard, MethodRef};
+use crate::interceptor::{AroundFuture, CallInfo, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
-use crate::service::MethodDescriptor;
+use crate::service::{MethodKind, MethodRef};
 use crate::status::Status;
 use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
@@ -37,25 +37,32 @@ struct Call {
     max_send: usize,
 }
 
+/// What the call's own interceptors leave for the `Around`s: the call as they see it.
+type AroundInfo = Option<CallInfo>;
+
 impl Channel {
-    /// Runs interceptors and opens the HTTP/2 stream.
-    async fn open(
+    /// Runs the observing interceptors' `on_call` and builds the request headers (all but
+    /// `grpc-timeout`, which is computed when they go out).
+    async fn prepare(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
+        kind: MethodKind,
         head: Request<()>,
-    ) -> Result<(Call, ResponseFuture, SendStream<Bytes>), Status> {
-        let uri = self.uri(method.path)?;
+    ) -> Result<(Call, http::Request<()>, AroundInfo), Status> {
+        let uri = self.uri(&method)?;
         let config = self.config();
         let chain = &config.interceptors;
         let mut timeout = head.timeout;
         let mut end = EndGuard::none();
+        let mut around = None;
         // Without interceptors the metadata's header map becomes the request's headers as is;
         // with them, they see (and may change) it first and keep a copy for `on_end`.
         let metadata = if chain.is_empty() {
             head.metadata
         } else {
             let mut info = CallInfo {
-                method: MethodRef::Known(method),
+                method,
+                kind,
                 metadata: head.metadata,
                 extensions: head.extensions,
                 timeout,
@@ -64,6 +71,16 @@ impl Channel {
             chain.start(&mut info).await?;
             timeout = info.timeout;
             let metadata = info.metadata.clone();
+            if !chain.arounds().is_empty() {
+                around = Some(CallInfo {
+                    method: info.method.clone(),
+                    kind,
+                    metadata: metadata.clone(),
+                    extensions: info.extensions.clone(),
+                    timeout,
+                    peer: None,
+                });
+            }
             end = EndGuard::new(chain.clone(), info);
             metadata
         };
@@ -71,7 +88,7 @@ impl Channel {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let mut call = Call {
+        let call = Call {
             deadline,
             cancellation: head.cancellation,
             compression: head.compression,
@@ -106,35 +123,63 @@ impl Channel {
             compression::accept_list(&CompressionEncoding::ALL),
             "identity,gzip,deflate"
         );
+        Ok((call, request, around))
+    }
 
-        let opened = with_deadline(&call, async {
-            // A connection found dead since the last call is replaced once, transparently:
-            // the request has not been sent anywhere yet.
-            let mut sender = self.sender().await?;
-            sender = match sender.ready().await {
-                Ok(ready) => ready,
-                Err(e) => {
-                    tracing::debug!("connection not usable ({e}); reconnecting");
-                    self.reset_connection();
-                    self.sender()
-                        .await?
-                        .ready()
-                        .await
-                        .map_err(|e| transport::status_from_h2(&e))?
-                }
-            };
-            // What is left of the deadline once connected, as gRPC-Go sends it.
-            if let Some(deadline) = call.deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                request.headers_mut().insert(
-                    GRPC_TIMEOUT,
-                    HeaderValue::try_from(timeout::encode(left)).expect("ASCII"),
-                );
-            }
-            sender.send_request(request, false).map_err(|e| {
+    /// Sends the request headers on a live connection (connecting first if needed).
+    async fn send_headers(
+        &self,
+        deadline: Option<Instant>,
+        mut request: http::Request<()>,
+    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
+        // A connection found dead since the last call is replaced once, transparently:
+        // the request has not been sent anywhere yet.
+        let mut sender = self.sender().await?;
+        sender = match sender.ready().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::debug!("connection not usable ({e}); reconnecting");
                 self.reset_connection();
-                transport::status_from_h2(&e)
-            })
+                self.sender()
+                    .await?
+                    .ready()
+                    .await
+                    .map_err(|e| transport::status_from_h2(&e))?
+            }
+        };
+        // What is left of the deadline once connected, as gRPC-Go sends it.
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            request.headers_mut().insert(
+                GRPC_TIMEOUT,
+                HeaderValue::try_from(timeout::encode(left)).expect("ASCII"),
+            );
+        }
+        sender.send_request(request, false).map_err(|e| {
+            self.reset_connection();
+            transport::status_from_h2(&e)
+        })
+    }
+
+    /// Runs interceptors and opens the HTTP/2 stream.
+    async fn open(
+        &self,
+        method: MethodRef,
+        kind: MethodKind,
+        head: Request<()>,
+    ) -> Result<(Call, ResponseFuture, SendStream<Bytes>), Status> {
+        let (mut call, request, around) = self.prepare(method, kind, head).await?;
+        let opened = with_deadline(&call, async {
+            let deadline = call.deadline;
+            match around {
+                None => self.send_headers(deadline, request).await,
+                Some(info) => {
+                    let arounds = self.config().interceptors.arounds();
+                    let channel = self.clone();
+                    let open = async move { channel.send_headers(deadline, request).await };
+                    wrap(arounds, &info, open).await
+                }
+            }
         })
         .await;
         match opened {
@@ -145,17 +190,44 @@ impl Channel {
             }
         }
     }
+
+    /// One attempt at a unary call: the headers, the encoded request, the raw response.
+    async fn unary_attempt(
+        self,
+        deadline: Option<Instant>,
+        max_recv: usize,
+        request: http::Request<()>,
+        frame: Bytes,
+    ) -> Result<Response<Bytes>, Status> {
+        let (response, mut send) = self.send_headers(deadline, request).await?;
+        let sent = transport::send_data(&mut send, frame, true).await;
+        if let Err(e) = sent {
+            // The response (an early error status, say) explains it better if there is one.
+            tracing::trace!("request body not sent: {e}");
+        }
+        let mut response = H2Response::new(response, max_recv);
+        single_response(&mut response, BytesCodec).await
+    }
+}
+
+/// A copy of a request's head, for another attempt.
+fn copy_request(request: &http::Request<()>) -> http::Request<()> {
+    let mut copy = http::Request::new(());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 impl CallInvoker for Channel {
     async fn unary<C: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<C::Encode>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
         let (head, message) = request.split();
-        let (mut call, response, mut send) = self.open(method, head).await?;
+        let (mut call, request, around) = self.prepare(method, MethodKind::Unary, head).await?;
         let frame = framing::encode(
             &mut codec.encoder(),
             &message,
@@ -168,33 +240,75 @@ impl CallInvoker for Channel {
         let frame = match frame {
             Ok(frame) => frame,
             Err(status) => {
-                send.send_reset(h2::Reason::CANCEL);
                 call.end.finish(&status);
                 return Err(status);
             }
         };
-        let result = with_deadline(&call, async {
-            let sent = transport::send_data(&mut send, frame, true).await;
-            let mut response = H2Response::new(response, call.max_recv);
-            if let Err(e) = sent {
-                // The response (an early error status, say) explains it better if there is one.
-                tracing::trace!("request body not sent: {e}");
+        let (deadline, max_recv) = (call.deadline, call.max_recv);
+        let raw = match around {
+            None => {
+                let attempt = self
+                    .clone()
+                    .unary_attempt(deadline, max_recv, request, frame);
+                with_deadline(&call, attempt).await
             }
-            single_response(&mut response, codec.decoder()).await
-        })
-        .await;
+            Some(info) => {
+                // The request is encoded once; each run of the `Around`s' `next` sends it
+                // again as a new attempt, and the last attempt's response is kept.
+                let channel = self.clone();
+                let slot: Arc<Mutex<Option<Result<Response<Bytes>, Status>>>> = Arc::default();
+                let out = Arc::clone(&slot);
+                let mut core = move || -> AroundFuture<'static> {
+                    let attempt = channel.clone().unary_attempt(
+                        deadline,
+                        max_recv,
+                        copy_request(&request),
+                        frame.clone(),
+                    );
+                    let out = Arc::clone(&out);
+                    Box::pin(async move {
+                        let result = attempt.await;
+                        let status = result.as_ref().map(drop).map_err(Status::clone);
+                        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                        status
+                    })
+                };
+                let arounds = self.config().interceptors.arounds();
+                with_deadline(&call, async {
+                    let status = run_around(arounds, &info, &mut core).await;
+                    let kept = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    match (status, kept) {
+                        (Err(status), _) => Err(status),
+                        (Ok(()), Some(result)) => result,
+                        (Ok(()), None) => Err(Status::internal(
+                            "an interceptor returned OK without running the call",
+                        )),
+                    }
+                })
+                .await
+            }
+        };
+        let result = raw.and_then(|response| {
+            let mut decoder = codec.decoder();
+            let (metadata, bytes, trailers, extensions) = response.into_all_parts();
+            let message = decoder.decode(bytes)?;
+            let mut response = Response::from_parts(metadata, message, trailers);
+            *response.extensions_mut() = extensions;
+            Ok(response)
+        });
         call.end.finish(status_of(&result));
         result
     }
 
     async fn server_streaming<C: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<C::Encode>,
         mut codec: C,
     ) -> Result<Streaming<C::Decode>, Status> {
         let (head, message) = request.split();
-        let (mut call, response, mut send) = self.open(method, head).await?;
+        let (mut call, response, mut send) =
+            self.open(method, MethodKind::ServerStreaming, head).await?;
         let mut response = H2Response::new(response, call.max_recv);
         let frame = framing::encode(
             &mut codec.encoder(),
@@ -225,7 +339,7 @@ impl CallInvoker for Channel {
 
     async fn client_streaming<C, S>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<S>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status>
@@ -235,7 +349,8 @@ impl CallInvoker for Channel {
         S::Item: Into<Outbound<C::Encode>> + Send,
     {
         let (head, messages) = request.split();
-        let (mut call, response, send) = self.open(method, head).await?;
+        let (mut call, response, send) =
+            self.open(method, MethodKind::ClientStreaming, head).await?;
         let send_error: SendError = Arc::new(Mutex::new(None));
         let mut response = H2Response::new(response, call.max_recv);
         // Aborted however this call ends, dropped mid-call included: the sender holds the
@@ -256,11 +371,13 @@ impl CallInvoker for Channel {
 
     async fn bidi_streaming<C: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<()>,
         mut codec: C,
     ) -> Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status> {
-        let (mut call, response, send) = self.open(method, request).await?;
+        let (mut call, response, send) = self
+            .open(method, MethodKind::BidiStreaming, request)
+            .await?;
         let send = Arc::new(Mutex::new(send));
         let mut response = H2Response::new(response, call.max_recv);
         response.reset_on_drop(Arc::clone(&send));

@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::target::{self, Address};
 use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::error::Error;
-use crate::interceptor::{Chain, Interceptor};
+use crate::interceptor::{Around, Chain, Interceptor};
+use crate::service::MethodRef;
 use crate::status::Status;
 use crate::transport::{self, BoxedIo, Http2Settings};
 
@@ -103,6 +104,7 @@ impl Channel {
             connect_timeout: Duration::from_secs(20),
             user_agent: None,
             interceptors: Vec::new(),
+            arounds: Vec::new(),
             max_recv_message_size: DEFAULT_MAX_RECV_MESSAGE_SIZE,
             max_send_message_size: DEFAULT_MAX_SEND_MESSAGE_SIZE,
             http2: Http2Settings::default(),
@@ -128,26 +130,21 @@ impl Channel {
         &self.inner.config
     }
 
-    /// The request URI for a method path.
+    /// The request URI for a method.
     ///
     /// # Errors
     ///
-    /// `INTERNAL` if `path` is not a method path (`/<service>/<method>`).
-    pub(crate) fn uri(&self, path: &'static str) -> Result<Uri, Status> {
-        let valid = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .is_some_and(|(service, method)| {
-                !service.is_empty() && !method.is_empty() && !method.contains('/')
-            });
-        let path_and_query = PathAndQuery::try_from(path)
-            .ok()
-            .filter(|p| valid && p.query().is_none())
-            .ok_or_else(|| {
+    /// `INTERNAL` if the method's path is not a method path (`/<service>/<method>`).
+    pub(crate) fn uri(&self, method: &MethodRef) -> Result<Uri, Status> {
+        let path_and_query = match method {
+            MethodRef::Path(path) => path.clone(),
+            MethodRef::Known(method) => static_path(method.path).ok_or_else(|| {
                 Status::internal(format!(
-                    "invalid method path {path:?}: expected /<service>/<method>"
+                    "invalid method path {:?}: expected /<service>/<method>",
+                    method.path
                 ))
-            })?;
+            })?,
+        };
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(self.inner.authority.clone());
@@ -274,6 +271,25 @@ impl Channel {
     }
 }
 
+/// A declared method's path as a URI path, without copying it when it is made of the usual
+/// characters (generated paths are), else checked and copied; `None` if it is not a method
+/// path.
+fn static_path(path: &'static str) -> Option<PathAndQuery> {
+    if !crate::service::is_method_path(path) {
+        return None;
+    }
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'));
+    if plain {
+        // Cannot panic: every byte is one `from_static` accepts in a path.
+        return Some(PathAndQuery::from_static(path));
+    }
+    PathAndQuery::try_from(path)
+        .ok()
+        .filter(|p| p.query().is_none() && p.path() == path)
+}
+
 /// Configures a [`Channel`]; made by [`Channel::builder`].
 #[must_use]
 pub struct ChannelBuilder {
@@ -281,6 +297,7 @@ pub struct ChannelBuilder {
     connect_timeout: Duration,
     user_agent: Option<String>,
     interceptors: Vec<Arc<dyn Interceptor>>,
+    arounds: Vec<Arc<dyn Around>>,
     max_recv_message_size: usize,
     max_send_message_size: usize,
     http2: Http2Settings,
@@ -319,6 +336,13 @@ impl ChannelBuilder {
     /// Adds an interceptor; they run in the order added. See [`crate::interceptor`].
     pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
         self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// Adds an interceptor that wraps calls; they nest in the order added (the first is
+    /// outermost). See [`Around`].
+    pub fn around(mut self, around: impl Around) -> Self {
+        self.arounds.push(Arc::new(around));
         self
     }
 
@@ -405,7 +429,7 @@ impl ChannelBuilder {
                 config: Config {
                     connect_timeout: self.connect_timeout,
                     user_agent,
-                    interceptors: Chain::new(self.interceptors),
+                    interceptors: Chain::new(self.interceptors, self.arounds),
                     max_recv_message_size: self.max_recv_message_size,
                     max_send_message_size: self.max_send_message_size,
                     http2: self.http2,

@@ -8,7 +8,7 @@ use futures_core::Stream;
 use super::{CallOptions, Channel, RequestSender};
 use crate::codec::{Codec, Outbound};
 use crate::request::{Request, Response};
-use crate::service::MethodDescriptor;
+use crate::service::MethodRef;
 use crate::status::Status;
 use crate::streaming::Streaming;
 
@@ -33,7 +33,7 @@ use crate::streaming::Streaming;
 /// use futures_core::Stream;
 /// use grpc_runtime::client::{CallInvoker, RequestSender};
 /// use grpc_runtime::codec::{Codec, Outbound};
-/// use grpc_runtime::service::MethodDescriptor;
+/// use grpc_runtime::service::MethodRef;
 /// use grpc_runtime::{Request, Response, Status, Streaming};
 ///
 /// #[derive(Clone)]
@@ -42,7 +42,7 @@ use crate::streaming::Streaming;
 /// impl CallInvoker for Echo {
 ///     async fn unary<C: Codec>(
 ///         &self,
-///         _method: &'static MethodDescriptor,
+///         _method: MethodRef,
 ///         request: Request<C::Encode>,
 ///         _codec: C,
 ///     ) -> Result<Response<C::Decode>, Status> {
@@ -55,7 +55,7 @@ use crate::streaming::Streaming;
 ///
 ///     async fn server_streaming<C: Codec>(
 ///         &self,
-///         _: &'static MethodDescriptor,
+///         _: MethodRef,
 ///         _: Request<C::Encode>,
 ///         _: C,
 ///     ) -> Result<Streaming<C::Decode>, Status> {
@@ -64,7 +64,7 @@ use crate::streaming::Streaming;
 ///
 ///     async fn client_streaming<C, S>(
 ///         &self,
-///         _: &'static MethodDescriptor,
+///         _: MethodRef,
 ///         _: Request<S>,
 ///         _: C,
 ///     ) -> Result<Response<C::Decode>, Status>
@@ -78,7 +78,7 @@ use crate::streaming::Streaming;
 ///
 ///     async fn bidi_streaming<C: Codec>(
 ///         &self,
-///         _: &'static MethodDescriptor,
+///         _: MethodRef,
 ///         _: Request<()>,
 ///         _: C,
 ///     ) -> Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status> {
@@ -90,7 +90,7 @@ pub trait CallInvoker: Clone + Send + Sync + 'static {
     /// Calls a unary method.
     fn unary<C: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<C::Encode>,
         codec: C,
     ) -> impl Future<Output = Result<Response<C::Decode>, Status>> + Send;
@@ -98,7 +98,7 @@ pub trait CallInvoker: Clone + Send + Sync + 'static {
     /// Calls a server-streaming method; ready once the response headers have arrived.
     fn server_streaming<C: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<C::Encode>,
         codec: C,
     ) -> impl Future<Output = Result<Streaming<C::Decode>, Status>> + Send;
@@ -107,7 +107,7 @@ pub trait CallInvoker: Clone + Send + Sync + 'static {
     /// waits for the one response.
     fn client_streaming<C, S>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<S>,
         codec: C,
     ) -> impl Future<Output = Result<Response<C::Decode>, Status>> + Send
@@ -121,14 +121,15 @@ pub trait CallInvoker: Clone + Send + Sync + 'static {
     /// come in on the [`Streaming`].
     fn bidi_streaming<C: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: MethodRef,
         request: Request<()>,
         codec: C,
     ) -> impl Future<Output = Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status>> + Send;
 }
 
 /// Issues calls on a [`CallInvoker`] (a [`Channel`] by default), with default
-/// [`CallOptions`]. Generated clients (`GreeterClient`) wrap one; it also calls methods
+/// [`CallOptions`]. Calls name their method by its `&'static MethodDescriptor` (what
+/// generated code passes) or a [`MethodRef`] made at run time (a proxy). Generated clients (`GreeterClient`) wrap one; it also calls methods
 /// without generated code, with any [`Codec`].
 ///
 /// # Examples
@@ -184,12 +185,12 @@ impl<C: CallInvoker> Client<C> {
     /// message over a limit, ...).
     pub async fn unary<K: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: impl Into<MethodRef>,
         mut request: Request<K::Encode>,
         codec: K,
     ) -> Result<Response<K::Decode>, Status> {
         self.options.apply(&mut request);
-        self.invoker.unary(method, request, codec).await
+        self.invoker.unary(method.into(), request, codec).await
     }
 
     /// Calls a server-streaming method; the stream carries the response headers, messages
@@ -201,12 +202,14 @@ impl<C: CallInvoker> Client<C> {
     /// from the [`Streaming`].
     pub async fn server_streaming<K: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: impl Into<MethodRef>,
         mut request: Request<K::Encode>,
         codec: K,
     ) -> Result<Streaming<K::Decode>, Status> {
         self.options.apply(&mut request);
-        self.invoker.server_streaming(method, request, codec).await
+        self.invoker
+            .server_streaming(method.into(), request, codec)
+            .await
     }
 
     /// Calls a client-streaming method: sends every message of `request`, then waits for the
@@ -217,7 +220,7 @@ impl<C: CallInvoker> Client<C> {
     /// As [`unary`](Client::unary).
     pub async fn client_streaming<K, S>(
         &self,
-        method: &'static MethodDescriptor,
+        method: impl Into<MethodRef>,
         mut request: Request<S>,
         codec: K,
     ) -> Result<Response<K::Decode>, Status>
@@ -227,7 +230,9 @@ impl<C: CallInvoker> Client<C> {
         S::Item: Into<Outbound<K::Encode>> + Send,
     {
         self.options.apply(&mut request);
-        self.invoker.client_streaming(method, request, codec).await
+        self.invoker
+            .client_streaming(method.into(), request, codec)
+            .await
     }
 
     /// Opens a bidi-streaming call: requests go out through the [`RequestSender`]
@@ -240,11 +245,13 @@ impl<C: CallInvoker> Client<C> {
     /// As [`unary`](Client::unary), for failures opening the call.
     pub async fn bidi_streaming<K: Codec>(
         &self,
-        method: &'static MethodDescriptor,
+        method: impl Into<MethodRef>,
         mut request: Request<()>,
         codec: K,
     ) -> Result<(RequestSender<K::Encode>, Streaming<K::Decode>), Status> {
         self.options.apply(&mut request);
-        self.invoker.bidi_streaming(method, request, codec).await
+        self.invoker
+            .bidi_streaming(method.into(), request, codec)
+            .await
     }
 }

@@ -130,6 +130,7 @@ impl H2Response {
 
     fn parse(&mut self, response: http::Response<h2::RecvStream>) -> Result<(), Status> {
         let (parts, recv) = response.into_parts();
+        crate::metadata::check_bin(&parts.headers)?;
         let trailers_only = Status::from_trailers(&parts.headers);
         if parts.status != http::StatusCode::OK {
             return Err(trailers_only
@@ -170,9 +171,12 @@ impl H2Response {
             _ => return Poll::Ready(Ok(None)),
         };
         let status = match trailers {
-            Ok(Some(trailers)) => Status::from_trailers(&trailers).unwrap_or_else(|| {
-                Status::internal("server closed the stream without a grpc-status trailer")
-            }),
+            Ok(Some(trailers)) => match crate::metadata::check_bin(&trailers) {
+                Err(status) => status,
+                Ok(()) => Status::from_trailers(&trailers).unwrap_or_else(|| {
+                    Status::internal("server closed the stream without a grpc-status trailer")
+                }),
+            },
             Ok(None) => Status::internal("server closed the stream without sending trailers"),
             Err(e) => self.h2_status(&e),
         };

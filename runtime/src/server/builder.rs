@@ -9,11 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::{Config, Control, Mode, ResponseSender, Server, Shared, UnknownHandler};
+use super::{Config, Control, Mode, ResponseSender, Server, Service, Shared, UnknownHandler};
 use crate::compression::CompressionEncoding;
-use crate::interceptor::{Chain, Interceptor};
+use crate::interceptor::{Around, Chain, Interceptor};
 use crate::request::Request;
-use crate::service::Service;
 use crate::status::Status;
 use crate::streaming::Streaming;
 
@@ -23,6 +22,7 @@ pub struct ServerBuilder {
     pub(super) services: HashMap<&'static str, Arc<dyn Service>>,
     pub(super) unknown: Option<Arc<UnknownHandler>>,
     pub(super) interceptors: Vec<Arc<dyn Interceptor>>,
+    pub(super) arounds: Vec<Arc<dyn Around>>,
     pub(super) config: Config,
 }
 
@@ -85,6 +85,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds an interceptor that wraps calls; they nest in the order added (the first is
+    /// outermost). See [`Around`].
+    pub fn around(mut self, around: impl Around) -> Self {
+        self.arounds.push(Arc::new(around));
+        self
+    }
+
     /// The largest request message accepted; larger ones fail with `RESOURCE_EXHAUSTED`.
     /// Default: 4 MiB.
     pub fn max_recv_message_size(mut self, limit: usize) -> Self {
@@ -143,7 +150,7 @@ impl ServerBuilder {
             shared: Arc::new(Shared {
                 services: self.services,
                 unknown: self.unknown,
-                interceptors: Chain::new(self.interceptors),
+                interceptors: Chain::new(self.interceptors, self.arounds),
                 config: self.config,
             }),
             control: Arc::new(Control {

@@ -1,7 +1,7 @@
 //! [`ServerCall`]: one incoming call, and the pipeline that runs a handler on it.
 
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -12,25 +12,27 @@ use futures_util::FutureExt;
 use h2::server::SendResponse;
 use http::HeaderValue;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::one_response::OneResponse;
-use super::responder::{Responder, ResponseSender, SharedResponder, lock};
+use super::responder::{Responder, ResponseSender, lock};
+use super::started::{Described, Outcome, Started, wrap_handler};
 use crate::codec::framing::{FrameDecoder, Kind};
-use crate::codec::{BytesCodec, Codec, Decoder, MessageCompressed};
+use crate::codec::{BytesCodec, Codec, MessageCompressed};
 use crate::compression;
 use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
-use crate::interceptor::{CallInfo, Chain, EndGuard, MethodRef};
+use crate::interceptor::EndGuard;
 use crate::metadata::MetadataMap;
 use crate::peer::Peer;
 use crate::request::{Request, Response};
 use crate::service::MethodDescriptor;
+use crate::service::MethodRef;
 use crate::status::Status;
 use crate::streaming::{Body, Streaming};
 use crate::timeout;
 
-/// One incoming call, handed to [`Service::call`](crate::service::Service::call).
+/// One incoming call, handed to [`Service::call`](super::Service::call).
 ///
 /// Generated servers pass it to one of [`unary`](ServerCall::unary),
 /// [`server_streaming`](ServerCall::server_streaming),
@@ -60,33 +62,6 @@ impl fmt::Debug for ServerCall {
             .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
-}
-
-/// A call past its checks, with its handler still to run.
-pub(super) struct Started {
-    body: Option<Body>,
-    metadata: MetadataMap,
-    extensions: http::Extensions,
-    pub(super) deadline: Option<Instant>,
-    peer: Arc<Peer>,
-    method: Option<&'static MethodDescriptor>,
-    cancellation: CancellationToken,
-    /// Cancels the token when the call's task ends, however it ends.
-    pub(super) cancel_on_end: DropGuard,
-    pub(super) end: EndGuard,
-}
-
-/// What the interceptors need that the call itself does not keep.
-struct Described {
-    method: MethodRef,
-    timeout: Option<Duration>,
-}
-
-/// How a handler's run ended.
-enum Outcome<T> {
-    Done(T),
-    DeadlineExceeded,
-    Cancelled,
 }
 
 impl ServerCall {
@@ -123,6 +98,9 @@ impl ServerCall {
                 }
             },
         };
+        if let Err(status) = crate::metadata::check_bin(headers) {
+            failure.get_or_insert((status, false));
+        }
         let deadline = timeout.map(|t: Duration| Instant::now() + t);
         let encoding = match compression::parse_encoding(headers.get(GRPC_ENCODING), &config.accept)
         {
@@ -170,6 +148,7 @@ impl ServerCall {
             cancel_on_end: cancellation.clone().drop_guard(),
             cancellation,
             end: EndGuard::none(),
+            around: None,
         };
         let described = Described { method, timeout };
         Some((responder, started, described))
@@ -219,7 +198,8 @@ impl ServerCall {
             let responder = Arc::new(Mutex::new(responder));
             let requests = call.take_requests(codec.decoder());
             let sender = ResponseSender::new(Arc::clone(&responder), Box::new(codec.encoder()));
-            let work = AssertUnwindSafe(work(requests, sender)).catch_unwind();
+            let work = wrap_handler(call.around.take(), work(requests, sender));
+            let work = AssertUnwindSafe(work).catch_unwind();
             let outcome = call.run(&responder, work).await;
             let outcome = match outcome {
                 Outcome::Done(Ok(result)) => Outcome::Done(result),
@@ -334,105 +314,6 @@ fn handler_panicked() -> Status {
     Status::internal("the server's handler panicked")
 }
 
-impl Started {
-    /// Runs the interceptors' `on_call`. On a rejection, the status has been sent and `None`
-    /// comes back.
-    async fn intercept(
-        self,
-        described: Described,
-        chain: &Chain,
-        responder: &mut Responder,
-    ) -> Option<Started> {
-        let Started {
-            body,
-            metadata,
-            extensions,
-            deadline,
-            peer,
-            method,
-            cancellation,
-            cancel_on_end,
-            end: _,
-        } = self;
-        let mut info = CallInfo {
-            method: described.method,
-            metadata,
-            extensions,
-            timeout: described.timeout,
-            peer: Some(Arc::clone(&peer)),
-        };
-        if let Err(status) = chain.start(&mut info).await {
-            responder.finish(&status, None);
-            return None;
-        }
-        // The guard reports the outcome; it sees what `on_call` left in the extensions (a
-        // copy: the originals go on to the handler), not the metadata, which moves on.
-        let report = CallInfo {
-            method: info.method.clone(),
-            metadata: MetadataMap::new(),
-            extensions: info.extensions.clone(),
-            timeout: described.timeout,
-            peer: info.peer.clone(),
-        };
-        Some(Started {
-            body,
-            metadata: info.metadata,
-            extensions: info.extensions,
-            deadline,
-            peer,
-            method,
-            cancellation,
-            cancel_on_end,
-            end: EndGuard::new(chain.clone(), report),
-        })
-    }
-
-    /// The request stream, as the handler sees it (with metadata, deadline, peer).
-    pub(super) fn take_requests<D: Decoder>(&mut self, decoder: D) -> Request<Streaming<D::Item>> {
-        let body = self.body.take().expect("requests taken once");
-        let mut request = Request::from_parts(
-            std::mem::take(&mut self.metadata),
-            std::mem::take(&mut self.extensions),
-            Streaming::from_body(body, Box::new(decoder)),
-        );
-        request.deadline = self.deadline;
-        request.peer = Some(Arc::clone(&self.peer));
-        request.method = self.method;
-        request.cancellation = Some(self.cancellation.clone());
-        request
-    }
-
-    /// Runs `work`, dropping it if the deadline passes or the client resets the stream.
-    async fn run<F, T>(&mut self, responder: &SharedResponder, work: F) -> Outcome<T>
-    where
-        F: Future<Output = T>,
-    {
-        let reset = poll_fn(|cx| lock(responder).poll_reset(cx));
-        let deadline = async {
-            match self.deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            result = work => Outcome::Done(result),
-            _ = reset => Outcome::Cancelled,
-            () = deadline => Outcome::DeadlineExceeded,
-        }
-    }
-
-    /// Sends the final status and reports the outcome to the interceptors.
-    fn complete(mut self, responder: &mut Responder, outcome: Outcome<Result<(), Status>>) {
-        match outcome {
-            Outcome::Done(Ok(())) => finish_ok(responder, &mut self.end, None),
-            Outcome::Done(Err(status)) => finish_err(responder, &mut self.end, status),
-            Outcome::DeadlineExceeded => deadline_exceeded(responder, &mut self.end),
-            Outcome::Cancelled => cancelled(responder, &mut self.end),
-        }
-    }
-}
-
 /// Polls `task` once here, in the connection's task, and spawns it only if it is not done:
 /// a unary call whose handler answers at once costs no task of its own, and its response
 /// goes out with the connection's next write. Only on a current-thread runtime, where a
@@ -452,36 +333,6 @@ where
         // Handlers' panics are caught inside the task; this is the runtime's own.
         Err(_) => tracing::error!("a call panicked; its stream is reset"),
     }
-}
-
-/// Ends a call with OK and `trailers`.
-pub(super) fn finish_ok(
-    responder: &mut Responder,
-    end: &mut EndGuard,
-    trailers: Option<MetadataMap>,
-) {
-    responder.finish_ok(trailers);
-    end.finish_ok();
-}
-
-/// Ends a call with a handler's (or the runtime's) error status.
-pub(super) fn finish_err(responder: &mut Responder, end: &mut EndGuard, status: Status) {
-    responder.finish(&status, None);
-    end.finish(&status);
-}
-
-/// Ends a call whose deadline passed: the status, then a reset (as gRPC-Go does).
-pub(super) fn deadline_exceeded(responder: &mut Responder, end: &mut EndGuard) {
-    let status = Status::deadline_exceeded("deadline exceeded");
-    responder.finish(&status, None);
-    responder.reset(h2::Reason::CANCEL);
-    end.finish(&status);
-}
-
-/// Ends a call the client reset.
-pub(super) fn cancelled(responder: &mut Responder, end: &mut EndGuard) {
-    responder.reset(h2::Reason::CANCEL);
-    end.finish(&Status::cancelled("call cancelled by the client"));
 }
 
 /// Reads the one request message of a unary or server-streaming call.

@@ -12,6 +12,8 @@ mod one_response;
 mod responder;
 mod routing;
 mod serve;
+mod service;
+mod started;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,12 +28,12 @@ use tokio::sync::watch;
 pub use builder::ServerBuilder;
 pub use call::ServerCall;
 pub use responder::ResponseSender;
+pub use service::Service;
 
 use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::compression::CompressionEncoding;
 use crate::interceptor::Chain;
 use crate::request::Request;
-use crate::service::Service;
 use crate::status::Status;
 use crate::streaming::Streaming;
 use crate::transport::Http2Settings;
@@ -83,7 +85,7 @@ pub(crate) struct Control {
 /// ```no_run
 /// use grpc_runtime::server::Server;
 ///
-/// # async fn f(greeter: impl grpc_runtime::service::Service) -> Result<(), grpc_runtime::Error> {
+/// # async fn f(greeter: impl grpc_runtime::server::Service) -> Result<(), grpc_runtime::Error> {
 /// let server = Server::builder().add_service(greeter).build();
 /// let handle = server.clone();
 /// tokio::spawn(async move {
@@ -118,6 +120,7 @@ impl Server {
             services: HashMap::new(),
             unknown: None,
             interceptors: Vec::new(),
+            arounds: Vec::new(),
             config: Config {
                 max_recv: DEFAULT_MAX_RECV_MESSAGE_SIZE,
                 max_send: DEFAULT_MAX_SEND_MESSAGE_SIZE,

@@ -15,8 +15,8 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tokio_util::sync::DropGuard;
 
-use super::call::{self, Started};
 use super::responder::Responder;
+use super::started::{self as call, AroundCtx, MaybeWrapped, Started, wrap_handler};
 use crate::codec::{Decoder, Encoder, MessageCompressed};
 use crate::interceptor::EndGuard;
 use crate::metadata::MetadataMap;
@@ -27,7 +27,7 @@ use crate::streaming::Streaming;
 pin_project! {
     /// One call's task: receive the request (unary), run the handler, send its response,
     /// end with the status.
-    pub(super) struct OneResponse<Req, E, F, Fut> {
+    pub(super) struct OneResponse<Req, E, F, Fut: Future> {
         #[pin]
         stage: Stage<Req, F, Fut>,
         responder: Responder,
@@ -35,13 +35,14 @@ pin_project! {
         // Boxed: most calls have no deadline, and a `Sleep` is 112 bytes.
         deadline: Option<Pin<Box<Sleep>>>,
         end: EndGuard,
+        around: Option<Box<AroundCtx>>,
         _cancel_on_end: DropGuard,
     }
 }
 
 pin_project! {
     #[project = StageProj]
-    enum Stage<Req, F, Fut> {
+    enum Stage<Req, F, Fut: Future> {
         /// Unary: reading the one request message (and the end of the stream after it).
         Receiving {
             requests: Option<Request<Streaming<Req>>>,
@@ -52,7 +53,7 @@ pin_project! {
         /// The handler runs.
         Handling {
             #[pin]
-            handler: Fut,
+            handler: MaybeWrapped<Fut>,
         },
         /// The response message is going out; these trailers follow it.
         Sending { trailers: Option<MetadataMap> },
@@ -61,7 +62,11 @@ pin_project! {
     }
 }
 
-impl<Req, E: Encoder, F, Fut> OneResponse<Req, E, F, Fut> {
+impl<Req, E: Encoder, F, Fut, T> OneResponse<Req, E, F, Fut>
+where
+    Fut: Future<Output = Result<T, Status>> + Send + 'static,
+    T: Send + 'static,
+{
     /// A unary call: the task reads the request, then calls `handler` with it.
     pub(super) fn unary<D>(
         responder: Responder,
@@ -95,12 +100,17 @@ impl<Req, E: Encoder, F, Fut> OneResponse<Req, E, F, Fut> {
                 .deadline
                 .map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
             end: call.end,
+            around: call.around,
             _cancel_on_end: call.cancel_on_end,
         }
     }
 }
 
-impl<Req, E: Encoder, Fut> OneResponse<Req, E, fn(Request<Req>) -> Fut, Fut> {
+impl<Req, E: Encoder, Fut, T> OneResponse<Req, E, fn(Request<Req>) -> Fut, Fut>
+where
+    Fut: Future<Output = Result<T, Status>> + Send + 'static,
+    T: Send + 'static,
+{
     /// A client-streaming call: the handler reads the requests itself.
     pub(super) fn client_streaming<D, H>(
         responder: Responder,
@@ -113,7 +123,7 @@ impl<Req, E: Encoder, Fut> OneResponse<Req, E, fn(Request<Req>) -> Fut, Fut> {
         D: Decoder<Item = Req>,
         H: FnOnce(Request<Streaming<Req>>) -> Fut,
     {
-        let handler = handler(call.take_requests(decoder));
+        let handler = wrap_handler(call.around.take(), handler(call.take_requests(decoder)));
         OneResponse::new(Stage::Handling { handler }, responder, encoder, call)
     }
 }
@@ -121,8 +131,9 @@ impl<Req, E: Encoder, Fut> OneResponse<Req, E, fn(Request<Req>) -> Fut, Fut> {
 impl<Req: 'static, E, F, Fut> Future for OneResponse<Req, E, F, Fut>
 where
     E: Encoder,
+    E::Item: Send + 'static,
     F: FnOnce(Request<Req>) -> Fut,
-    Fut: Future<Output = Result<Response<E::Item>, Status>>,
+    Fut: Future<Output = Result<Response<E::Item>, Status>> + Send + 'static,
 {
     type Output = ();
 
@@ -160,7 +171,7 @@ where
                             }
                             let handler = handler.take().expect("handler called once");
                             this.stage.set(Stage::Handling {
-                                handler: handler(request),
+                                handler: wrap_handler(this.around.take(), handler(request)),
                             });
                         }
                     }

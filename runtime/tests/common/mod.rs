@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use grpc_runtime::client::{Channel, Client};
 use grpc_runtime::codec::{MessageCompressed, ProtobufCodec};
+use grpc_runtime::server::Service;
 use grpc_runtime::server::{Server, ServerBuilder, ServerCall};
-use grpc_runtime::service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
+use grpc_runtime::service::{MethodDescriptor, MethodKind, ServiceDescriptor};
 use grpc_runtime::{
     Code, CompressionEncoding, MetadataMap, Request, Response, ResponseSender, Status, Streaming,
 };
