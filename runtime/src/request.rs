@@ -155,6 +155,12 @@ impl<T> Request<T> {
         self
     }
 
+    /// Client: cancels the call (`CANCELLED`, and the stream is reset) when `token` is
+    /// cancelled: gRPC-Go's cancellable context, for ending a call from elsewhere.
+    pub fn set_cancellation(&mut self, token: CancellationToken) {
+        self.cancellation = Some(token);
+    }
+
     /// Client: compresses this call's messages with `encoding`.
     pub fn set_send_compressed(&mut self, encoding: CompressionEncoding) {
         self.compression = Some(encoding);

@@ -20,7 +20,12 @@ async fn server_default_limit_is_4_mib() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
-    assert!(err.message().contains("larger than max"), "{err}");
+    // The message says which message broke which limit (regression: it did not say).
+    assert!(
+        err.message()
+            .contains("received request message larger than max"),
+        "{err}"
+    );
     // Just under the limit passes, on the same channel.
     let ok: Response<StringValue> = client
         .unary(
@@ -66,6 +71,11 @@ async fn client_receive_limits_per_channel_and_per_call() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .contains("received response message larger than max"),
+        "{err}"
+    );
     // Per-client options raise it.
     let client =
         Client::new(channel).with_options(CallOptions::new().max_recv_message_size(10_000));
@@ -111,6 +121,11 @@ async fn send_limits() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .contains("trying to send response message larger than max"),
+        "{err}"
+    );
     let client = srv
         .client()
         .with_options(CallOptions::new().max_send_message_size(10));
@@ -123,6 +138,11 @@ async fn send_limits() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .contains("trying to send request message larger than max"),
+        "{err}"
+    );
     let requests = futures_util::stream::iter(vec![s("ok"), s(&"x".repeat(20))]);
     let err = client
         .client_streaming(CONCAT, Request::new(requests), pb::<_, StringValue>())

@@ -1139,3 +1139,34 @@ async fn closed_port_is_unavailable_with_the_cause() {
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains(&addr.to_string()), "{err}");
 }
+
+async fn bad_bin_handler(request: Incoming, mut respond: SendResponse<Bytes>) {
+    let mut response = grpc_response();
+    let mut trailers = status_trailers(0);
+    match header(&request, "x-case") {
+        "header" => {
+            response
+                .headers_mut()
+                .insert("x-bad-bin", HeaderValue::from_static("***"));
+        }
+        _ => {
+            trailers.insert("x-bad-bin", HeaderValue::from_static("***"));
+        }
+    }
+    let mut body = respond.send_response(response, false).unwrap();
+    body.send_data(msg_frame(&s("x")), false).unwrap();
+    body.send_trailers(trailers).unwrap();
+}
+
+/// Regression: a response `-bin` header or trailer that is not base64 was dropped; the call
+/// fails with INTERNAL, as in gRPC-Go.
+#[tokio::test]
+async fn malformed_binary_metadata_in_the_response_is_internal() {
+    let addr = raw_server(bad_bin_handler).await;
+    let client = client(addr);
+    for place in ["header", "trailer"] {
+        let err = unary(&client, case(place, s("x"))).await.unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{place}: {err}");
+        assert!(err.message().contains("x-bad-bin"), "{place}: {err}");
+    }
+}

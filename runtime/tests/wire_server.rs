@@ -705,3 +705,44 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
     })
     .await;
 }
+
+/// Regression: a `-bin` request header that is not base64 was silently dropped (the handler
+/// saw no value); gRPC-Go fails the call with INTERNAL, and so do we, without running it.
+#[tokio::test]
+async fn malformed_binary_metadata_is_internal() {
+    let srv = start().await;
+    let send = connect(srv.addr).await;
+    let body = [msg_frame(&s("x"))];
+    let (response, _stream) = open(
+        &send,
+        request(
+            srv.addr,
+            UNARY.path,
+            &[("x-trace-bin", Some("@@not base64@@"))],
+        ),
+        &body,
+        true,
+    )
+    .await;
+    let got = answer(response).await;
+    assert_eq!(got.grpc_status(), "13", "{got:?}");
+    assert!(got.grpc_message().contains("x-trace-bin"), "{got:?}");
+    assert_eq!(
+        srv.echo
+            .observed
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    // Valid base64, padded or not, is accepted.
+    for value in ["AQID", "AQI", "AQ=="] {
+        let (response, _stream) = open(
+            &send,
+            request(srv.addr, UNARY.path, &[("x-trace-bin", Some(value))]),
+            &body,
+            true,
+        )
+        .await;
+        assert_eq!(answer(response).await.grpc_status(), "0", "{value}");
+    }
+}
