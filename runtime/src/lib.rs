@@ -35,7 +35,7 @@
 //!
 //! # Cargo features
 //!
-//! - `prost` (off by default): [`codec::ProstCodec`], for prost messages.
+//! - `prost` (off by default): `codec::ProstCodec`, the codec of prost messages.
 //!
 //! HTTP/2 over TCP and Unix sockets, gzip and deflate are always built in.
 

@@ -60,7 +60,7 @@ fn is_base64(value: &[u8]) -> bool {
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
     let length = if padded {
-        value.len() % 4 == 0
+        value.len().is_multiple_of(4)
     } else {
         data.len() % 4 != 1
     };

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::response::{H2Response, SendError};
 use super::sender::{H2Sender, RequestSender};
-use super::{CallInvoker, Channel};
+use super::{BidiCall, CallInvoker, Channel};
 use crate::codec::framing::{self, Kind};
 use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
@@ -210,6 +210,9 @@ impl Channel {
     }
 }
 
+/// Where an attempt run by the `Around`s leaves its raw response.
+type AttemptSlot = Arc<Mutex<Option<Result<Response<Bytes>, Status>>>>;
+
 /// A copy of a request's head, for another attempt.
 fn copy_request(request: &http::Request<()>) -> http::Request<()> {
     let mut copy = http::Request::new(());
@@ -256,7 +259,7 @@ impl CallInvoker for Channel {
                 // The request is encoded once; each run of the `Around`s' `next` sends it
                 // again as a new attempt, and the last attempt's response is kept.
                 let channel = self.clone();
-                let slot: Arc<Mutex<Option<Result<Response<Bytes>, Status>>>> = Arc::default();
+                let slot: AttemptSlot = Arc::default();
                 let out = Arc::clone(&slot);
                 let mut core = move || -> AroundFuture<'static> {
                     let attempt = channel.clone().unary_attempt(
@@ -374,7 +377,7 @@ impl CallInvoker for Channel {
         method: MethodRef,
         request: Request<()>,
         mut codec: C,
-    ) -> Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status> {
+    ) -> Result<BidiCall<C::Encode, C::Decode>, Status> {
         let (mut call, response, send) = self
             .open(method, MethodKind::BidiStreaming, request)
             .await?;

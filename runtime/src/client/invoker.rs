@@ -124,8 +124,11 @@ pub trait CallInvoker: Clone + Send + Sync + 'static {
         method: MethodRef,
         request: Request<()>,
         codec: C,
-    ) -> impl Future<Output = Result<(RequestSender<C::Encode>, Streaming<C::Decode>), Status>> + Send;
+    ) -> impl Future<Output = Result<BidiCall<C::Encode, C::Decode>, Status>> + Send;
 }
+
+/// An open bidi-streaming call: the request sender and the response stream.
+pub type BidiCall<Req, Resp> = (RequestSender<Req>, Streaming<Resp>);
 
 /// Issues calls on a [`CallInvoker`] (a [`Channel`] by default), with default
 /// [`CallOptions`]. Calls name their method by its `&'static MethodDescriptor` (what
@@ -248,7 +251,7 @@ impl<C: CallInvoker> Client<C> {
         method: impl Into<MethodRef>,
         mut request: Request<()>,
         codec: K,
-    ) -> Result<(RequestSender<K::Encode>, Streaming<K::Decode>), Status> {
+    ) -> Result<BidiCall<K::Encode, K::Decode>, Status> {
         self.options.apply(&mut request);
         self.invoker
             .bidi_streaming(method.into(), request, codec)

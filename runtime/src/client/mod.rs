@@ -10,6 +10,6 @@ mod sender;
 mod target;
 
 pub use channel::{Channel, ChannelBuilder};
-pub use invoker::{CallInvoker, Client};
+pub use invoker::{BidiCall, CallInvoker, Client};
 pub use options::CallOptions;
 pub use sender::RequestSender;

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | [`ProtobufCodec`] | rust-protobuf 3.x (`protobuf::Message`); what generated code uses | always |
 //! | [`BytesCodec`] | raw [`Bytes`], not decoded: a proxy forwards them as they came | always |
-//! | [`ProstCodec`] | [prost](https://docs.rs/prost) messages | `prost` |
+//! | `ProstCodec` | [prost](https://docs.rs/prost) messages | `prost` |
 //!
 //! Codecs are usually zero-sized: a call's encoder and decoder cost no allocation (the
 //! runtime keeps them in place, or boxed when zero-sized, which allocates nothing).
