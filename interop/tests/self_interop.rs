@@ -29,3 +29,50 @@ async fn every_case_passes_against_our_server() {
     );
     server.graceful_stop().await;
 }
+
+/// Regression: an error status of FullDuplexCall and StreamingOutputCall carried the echoed
+/// `x-grpc-test-echo-trailing-bin` trailer twice (once from the sender, once in the status).
+#[tokio::test]
+async fn echoed_trailer_is_sent_once_with_an_error_status() {
+    use grpc_runtime::{Code, Request};
+    use interop::proto::messages::{EchoStatus, StreamingOutputCallRequest};
+    use interop::proto::test_grpc::TestServiceClient;
+
+    let server = Server::builder()
+        .add_service(TestServiceServer::new(TestServiceImpl))
+        .build();
+    let client = TestServiceClient::new(grpc_runtime::inprocess::channel(&server));
+    let mut status = EchoStatus::new();
+    status.code = 2;
+    status.message = "asked for".into();
+    let mut message = StreamingOutputCallRequest::new();
+    message.response_status = protobuf::MessageField::some(status);
+
+    let mut request = Request::new(());
+    request
+        .metadata_mut()
+        .insert_bin("x-grpc-test-echo-trailing-bin", b"\xab\xab")
+        .unwrap();
+    let (mut tx, mut rx) = client.full_duplex_call(request).await.unwrap();
+    tx.send(message.clone()).await.unwrap();
+    let err = rx.message().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    let echoed: Vec<_> = err
+        .metadata()
+        .get_all_bin("x-grpc-test-echo-trailing-bin")
+        .collect();
+    assert_eq!(echoed, [b"\xab\xab".to_vec()]);
+
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert_bin("x-grpc-test-echo-trailing-bin", b"\xcd")
+        .unwrap();
+    // No message before the status: a trailers-only answer, the error comes at the call.
+    let err = client.streaming_output_call(request).await.unwrap_err();
+    let echoed: Vec<_> = err
+        .metadata()
+        .get_all_bin("x-grpc-test-echo-trailing-bin")
+        .collect();
+    assert_eq!(echoed, [b"\xcd".to_vec()]);
+}

@@ -70,6 +70,8 @@ impl fmt::Display for CompressionEncoding {
 pub(crate) enum Received {
     Identity,
     Known(CompressionEncoding),
+    /// An encoding this side does not support: an error only if a message is compressed.
+    Unsupported,
 }
 
 /// Parses `grpc-encoding`. An unknown or not-accepted encoding is `UNIMPLEMENTED`, naming

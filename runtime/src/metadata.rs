@@ -67,9 +67,16 @@ fn is_base64(value: &[u8]) -> bool {
     alphabet && length
 }
 
-/// Headers no user metadata may set; they belong to gRPC or HTTP/2.
+/// `grpc-` keys that applications read and write as metadata, as gRPC-Go lets them: the
+/// tracing and stats contexts (`grpc-trace-bin`, `grpc-tags-bin`) and a server's retry
+/// pushback (`grpc-retry-pushback-ms`).
+const APPLICATION_GRPC_KEYS: [&str; 3] =
+    ["grpc-trace-bin", "grpc-tags-bin", "grpc-retry-pushback-ms"];
+
+/// Headers no user metadata may set, and that received metadata leaves out; they belong to
+/// gRPC or HTTP/2.
 fn is_reserved(key: &str) -> bool {
-    key.starts_with("grpc-")
+    (key.starts_with("grpc-") && !APPLICATION_GRPC_KEYS.contains(&key))
         || key.starts_with(':')
         || matches!(
             key,
@@ -188,7 +195,16 @@ impl MetadataMap {
     }
 
     fn key(key: &str, binary: bool) -> Result<HeaderName, InvalidMetadata> {
-        let name = HeaderName::from_bytes(key.to_ascii_lowercase().as_bytes())
+        // gRPC's grammar: keys are lowercased (as gRPC-Go's metadata does) and then made of
+        // 0-9 a-z _ - . only; HTTP allows more, gRPC-Go refuses them.
+        let lower = key.to_ascii_lowercase();
+        let allowed = |b: u8| b.is_ascii_digit() || b.is_ascii_lowercase() || b"_-.".contains(&b);
+        if lower.is_empty() || !lower.bytes().all(allowed) {
+            return Err(invalid(format!(
+                "{key:?} is not a valid key (allowed: 0-9 a-z _ - .)"
+            )));
+        }
+        let name = HeaderName::from_bytes(lower.as_bytes())
             .map_err(|_| invalid(format!("{key:?} is not a valid key")))?;
         if is_reserved(name.as_str()) {
             return Err(invalid(format!("{key:?} is reserved")));
@@ -207,6 +223,12 @@ impl MetadataMap {
         if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
             return Err(invalid(format!(
                 "value {value:?} is not printable ASCII (use a -bin key)"
+            )));
+        }
+        // RFC 9113 8.2.1: a field value must not start or end with whitespace.
+        if value.starts_with(' ') || value.ends_with(' ') {
+            return Err(invalid(format!(
+                "value {value:?} starts or ends with whitespace"
             )));
         }
         HeaderValue::from_str(value).map_err(|_| invalid(format!("bad value {value:?}")))
@@ -276,15 +298,17 @@ impl MetadataMap {
 
     /// The first binary value under a `-bin` key, decoded. `None` if absent or not base64.
     pub fn get_bin(&self, key: &str) -> Option<Vec<u8>> {
-        decode_bin(self.headers.get(key)?.as_bytes()).ok()
+        self.get_all_bin(key).next()
     }
 
-    /// All binary values under a `-bin` key, decoded (values that are not base64 are skipped).
+    /// All binary values under a `-bin` key, decoded. A received header may carry several,
+    /// comma-separated (as HTTP joins repeated fields): each is a value of its own.
     pub fn get_all_bin<'a>(&'a self, key: &str) -> impl Iterator<Item = Vec<u8>> + 'a {
         self.headers
             .get_all(key)
             .into_iter()
-            .filter_map(|v| decode_bin(v.as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .filter_map(|part| decode_bin(part.trim_ascii()).ok())
     }
 
     /// Whether `key` has a value.
@@ -332,6 +356,38 @@ impl fmt::Debug for MetadataMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Item 8 of the wire-conformance issue: keys outside gRPC's `[0-9a-z_.-]` and values
+    /// with surrounding whitespace are refused (gRPC-Go, RFC 9113); the `grpc-` keys that
+    /// gRPC-Go leaves to applications are allowed and kept on receipt.
+    #[test]
+    fn keys_values_and_application_grpc_keys() {
+        let mut md = MetadataMap::new();
+        for bad in ["x!y", "x y", "x#", "x$", "x%", "x&", "x~", "", "x:y"] {
+            assert!(md.insert(bad, "v").is_err(), "{bad:?}");
+        }
+        for good in ["x-y", "x_y", "x.y", "x0", "X-Upper"] {
+            assert!(md.insert(good, "v").is_ok(), "{good:?}");
+        }
+        assert_eq!(md.get("x-upper"), Some("v"));
+        for bad in [" v", "v ", " "] {
+            assert!(md.insert("k", bad).is_err(), "{bad:?}");
+        }
+        assert!(md.insert("k", "a b").is_ok());
+        assert!(md.insert_bin("grpc-trace-bin", b"\x01").is_ok());
+        assert!(md.insert_bin("grpc-tags-bin", b"\x02").is_ok());
+        assert!(md.insert("grpc-retry-pushback-ms", "10").is_ok());
+        assert!(md.insert("grpc-status", "0").is_err());
+        assert!(md.insert("grpc-custom", "x").is_err());
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-trace-bin", HeaderValue::from_static("AQ"));
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        headers.insert("grpc-timeout", HeaderValue::from_static("1S"));
+        let received = MetadataMap::from_headers(headers);
+        assert_eq!(received.get_bin("grpc-trace-bin"), Some(vec![1]));
+        assert!(!received.contains_key("grpc-status"));
+        assert!(!received.contains_key("grpc-timeout"));
+    }
 
     #[test]
     fn binary_values_are_checked() {

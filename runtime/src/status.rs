@@ -277,7 +277,8 @@ impl Status {
 
     /// Reads a status from trailers (or trailers-only headers). `None` if `grpc-status` is absent.
     pub(crate) fn from_trailers(headers: &http::HeaderMap) -> Option<Status> {
-        let code = Code::from_bytes(headers.get(GRPC_STATUS)?.as_bytes());
+        // A repeated grpc-status: the last one counts, as in gRPC-Go.
+        let code = Code::from_bytes(headers.get_all(GRPC_STATUS).iter().next_back()?.as_bytes());
         let message = headers
             .get(GRPC_MESSAGE)
             .map(|v| decode_message(v.as_bytes()))
@@ -294,7 +295,6 @@ impl Status {
 
     /// Writes `grpc-status`, `grpc-message`, `grpc-status-details-bin` and the metadata.
     pub(crate) fn write_trailers(&self, headers: &mut http::HeaderMap) {
-        self.0.metadata.write_to(headers);
         headers.insert(GRPC_STATUS, self.0.code.header_value());
         if !self.0.message.is_empty() {
             let encoded = encode_message(&self.0.message);
@@ -308,6 +308,7 @@ impl Status {
                 headers.insert(GRPC_STATUS_DETAILS_BIN, value);
             }
         }
+        self.0.metadata.write_to(headers);
     }
 
     /// The status for a response that carried no `grpc-status`, from its HTTP status.

@@ -28,6 +28,25 @@ async fn connection_refused_is_unavailable_with_the_cause() {
     assert!(err.message().to_lowercase().contains("refused"), "{err}");
 }
 
+/// A DNS target without a port uses gRPC-Go's default, 443, and the failure names the port
+/// it tried; invalid or missing ports are setup errors (regression: `127.0.0.1:99999` dialed
+/// port 443).
+#[tokio::test]
+async fn default_and_invalid_ports() {
+    let err = Channel::new("127.0.0.1:99999").unwrap_err();
+    assert!(err.is_invalid_target());
+    assert!(err.to_string().contains("invalid port \"99999\""), "{err}");
+    let err = Channel::new("localhost").unwrap_err();
+    assert!(err.to_string().contains("missing port"), "{err}");
+    let channel = Channel::builder("dns:///127.0.0.1")
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let err = channel.connect().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(err.message().contains("127.0.0.1:443"), "{err}");
+}
+
 #[tokio::test]
 async fn channel_is_lazy_and_reconnects_after_the_server_restarts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1170,3 +1170,192 @@ async fn malformed_binary_metadata_in_the_response_is_internal() {
         assert!(err.message().contains("x-bad-bin"), "{place}: {err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conformance with PROTOCOL-HTTP2 and gRPC-Go (the wire-conformance issue)
+
+async fn conformance_handler(mut request: Incoming, mut respond: SendResponse<Bytes>) {
+    let case = header(&request, "x-case").to_owned();
+    let body = read_body(request.body_mut()).await;
+    let _ = body;
+    match case.as_str() {
+        // grpc-status in headers that a body and real trailers follow.
+        "status-in-headers" => {
+            let mut response = grpc_response();
+            response
+                .headers_mut()
+                .insert("grpc-status", HeaderValue::from_static("13"));
+            let mut stream = respond.send_response(response, false).unwrap();
+            stream.send_data(msg_frame(&s("body")), false).unwrap();
+            stream.send_trailers(status_trailers(0)).unwrap();
+        }
+        // An encoding we do not support, on an uncompressed message / a compressed one.
+        "unsupported-encoding-plain" | "unsupported-encoding-compressed" => {
+            let mut response = grpc_response();
+            response
+                .headers_mut()
+                .insert("grpc-encoding", HeaderValue::from_static("br"));
+            let mut stream = respond.send_response(response, false).unwrap();
+            let flag = u8::from(case.ends_with("compressed"));
+            stream
+                .send_data(frame(flag, &s("plain").write_to_bytes().unwrap()), false)
+                .unwrap();
+            stream.send_trailers(status_trailers(0)).unwrap();
+        }
+        // grpc-status twice in the trailers: 13, then 0.
+        "two-statuses" => {
+            let mut stream = respond.send_response(grpc_response(), false).unwrap();
+            stream.send_data(msg_frame(&s("x")), false).unwrap();
+            let mut trailers = status_trailers(13);
+            trailers.append("grpc-status", HeaderValue::from_static("0"));
+            stream.send_trailers(trailers).unwrap();
+        }
+        // Trailers-only without a content-type.
+        "trailers-only-no-content-type" => {
+            let mut response = http::Response::new(());
+            response
+                .headers_mut()
+                .insert("grpc-status", HeaderValue::from_static("5"));
+            respond.send_response(response, true).unwrap();
+        }
+        // Metadata gRPC-Go lets applications see, and a comma-joined binary value.
+        "visible-metadata" => {
+            let mut response = grpc_response();
+            response
+                .headers_mut()
+                .insert("grpc-trace-bin", HeaderValue::from_static("AQID"));
+            response
+                .headers_mut()
+                .insert("x-two-bin", HeaderValue::from_static("AQ, Ag"));
+            let mut stream = respond.send_response(response, false).unwrap();
+            stream.send_data(msg_frame(&s("x")), false).unwrap();
+            let mut trailers = status_trailers(14);
+            trailers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("250"));
+            stream.send_trailers(trailers).unwrap();
+        }
+        // Echoes the request's header names, in wire order, and its grpc-timeout.
+        _ => {
+            let names: Vec<&str> = request.headers().keys().map(|k| k.as_str()).collect();
+            let timeout = header(&request, "grpc-timeout").to_owned();
+            let reply = s(&format!("{}|{timeout}", names.join(",")));
+            answer_ok(&mut respond, &reply).await;
+        }
+    }
+}
+
+/// Item 3: only a HEADERS frame that ends the stream is trailers-only; a `grpc-status` in
+/// headers followed by a body is ignored (gRPC-Go reports OK here; we reported INTERNAL).
+#[tokio::test]
+async fn grpc_status_in_headers_without_end_stream_is_not_the_status() {
+    let addr = raw_server(conformance_handler).await;
+    let reply = unary(&client(addr), case("status-in-headers", s("x"))).await;
+    assert_eq!(reply.unwrap().value, "body");
+}
+
+/// Item 7: an unsupported response `grpc-encoding` fails only a compressed message.
+#[tokio::test]
+async fn unsupported_response_encoding_fails_only_compressed_messages() {
+    let addr = raw_server(conformance_handler).await;
+    let client = client(addr);
+    let reply = unary(&client, case("unsupported-encoding-plain", s("x"))).await;
+    assert_eq!(reply.unwrap().value, "plain");
+    let err = unary(&client, case("unsupported-encoding-compressed", s("x")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+}
+
+/// Item 10: the last of two `grpc-status` trailers counts (gRPC-Go); a trailers-only
+/// response without a content-type is UNKNOWN (gRPC-Go), whatever status it carries.
+#[tokio::test]
+async fn duplicate_status_and_missing_content_type() {
+    let addr = raw_server(conformance_handler).await;
+    let client = client(addr);
+    let reply = unary(&client, case("two-statuses", s("x"))).await;
+    assert_eq!(reply.unwrap().value, "x");
+    let err = unary(&client, case("trailers-only-no-content-type", s("x")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unknown, "{err}");
+}
+
+/// Item 8: `grpc-trace-bin`, `grpc-tags-bin` and `grpc-retry-pushback-ms` reach the
+/// application (tracing interop and retry pushback need them); a comma-joined `-bin` value
+/// is split into its values.
+#[tokio::test]
+async fn application_grpc_keys_are_visible_and_bin_values_split() {
+    let addr = raw_server(conformance_handler).await;
+    let client = client(addr);
+    let mut stream = within(client.server_streaming(
+        COUNT,
+        case("visible-metadata", n(1)),
+        pb::<_, StringValue>(),
+    ))
+    .await
+    .unwrap();
+    let headers = stream.headers().await.unwrap().clone();
+    assert_eq!(headers.get_bin("grpc-trace-bin"), Some(vec![1, 2, 3]));
+    let two: Vec<_> = headers.get_all_bin("x-two-bin").collect();
+    assert_eq!(two, [vec![1], vec![2]]);
+    assert_eq!(stream.message().await.unwrap().unwrap().value, "x");
+    let err = stream.message().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(err.metadata().get("grpc-retry-pushback-ms"), Some("250"));
+    // And applications may send them.
+    let mut request = case("echo", s("x"));
+    request
+        .metadata_mut()
+        .insert_bin("grpc-trace-bin", b"\x01")
+        .unwrap();
+    let names = unary(&client, request).await.unwrap().value;
+    assert!(names.contains("grpc-trace-bin"), "{names}");
+}
+
+/// Item 9: the call-definition headers come first, then custom metadata, as the spec's
+/// grammar orders them.
+#[tokio::test]
+async fn request_headers_are_in_the_spec_order() {
+    let addr = raw_server(conformance_handler).await;
+    let mut request = case("echo", s("x"));
+    request.metadata_mut().insert("x-custom", "1").unwrap();
+    request.set_timeout(Duration::from_secs(30));
+    let names = unary(&client(addr), request).await.unwrap().value;
+    let (names, _) = names.split_once('|').unwrap();
+    let names: Vec<&str> = names.split(',').collect();
+    let position = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    for definition in [
+        "te",
+        "grpc-timeout",
+        "content-type",
+        "grpc-accept-encoding",
+        "user-agent",
+    ] {
+        assert!(position(definition) < position("x-case"), "{names:?}");
+        assert!(position(definition) < position("x-custom"), "{names:?}");
+    }
+    assert!(
+        position("grpc-timeout") < position("content-type"),
+        "{names:?}"
+    );
+}
+
+/// Item 6: `grpc-timeout` carries what is left of the deadline when the request goes out,
+/// after connecting (here a dialer that takes 400 ms), not the whole timeout.
+#[tokio::test]
+async fn grpc_timeout_is_what_is_left_after_connecting() {
+    let addr = raw_server(conformance_handler).await;
+    let channel = Channel::builder("slow.example:1")
+        .dialer(move || async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            tokio::net::TcpStream::connect(addr).await
+        })
+        .build()
+        .unwrap();
+    let mut request = case("echo", s("x"));
+    request.set_timeout(Duration::from_millis(2000));
+    let reply = unary(&Client::new(channel), request).await.unwrap().value;
+    let (_, timeout) = reply.split_once('|').unwrap();
+    let sent = parse_timeout(timeout);
+    assert!(sent <= Duration::from_millis(1650), "sent {timeout}");
+    assert!(sent >= Duration::from_millis(500), "sent {timeout}");
+}

@@ -746,3 +746,140 @@ async fn malformed_binary_metadata_is_internal() {
         assert_eq!(answer(response).await.grpc_status(), "0", "{value}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conformance with PROTOCOL-HTTP2 and gRPC-Go (the wire-conformance issue)
+
+async fn reset_of(stream: &mut SendStream<Bytes>) -> Reason {
+    within(std::future::poll_fn(|cx| stream.poll_reset(cx)))
+        .await
+        .expect("a reset")
+}
+
+/// Item 4: a call whose deadline has already passed is answered DEADLINE_EXCEEDED without
+/// running the handler (gRPC-Go); a client still sending then gets RST_STREAM(NO_ERROR)
+/// after the status, as gRPC-Go's `writeStatus` sends it.
+#[tokio::test]
+async fn expired_deadline_is_answered_without_running_the_handler() {
+    let srv = start().await;
+    let send = connect(srv.addr).await;
+    for timeout in ["0n", "1n", "0S"] {
+        let (response, mut stream) = open(
+            &send,
+            request(srv.addr, UNARY.path, &[("grpc-timeout", Some(timeout))]),
+            &[msg_frame(&s("x"))],
+            false,
+        )
+        .await;
+        let got = answer(response).await;
+        assert_eq!(got.grpc_status(), "4", "{timeout}: {got:?}");
+        assert_eq!(reset_of(&mut stream).await, Reason::NO_ERROR, "{timeout}");
+    }
+    assert_eq!(
+        srv.echo
+            .observed
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    still_serving(&srv, &send).await;
+}
+
+/// Item 5: when the deadline passes during the call, the server sends DEADLINE_EXCEEDED and,
+/// to a client still sending, a reset after it: RST_STREAM(NO_ERROR) as gRPC-Go sends (a
+/// CANCEL reset through h2 would discard the queued status; see `Responder::finish`).
+#[tokio::test]
+async fn deadline_during_the_call_sends_status_then_cancel() {
+    let srv = start().await;
+    let send = connect(srv.addr).await;
+    // The request stream stays open (no END_STREAM), so the reset is observable.
+    let (response, mut stream) = open(
+        &send,
+        request(srv.addr, UNARY.path, &[("grpc-timeout", Some("100m"))]),
+        &[msg_frame(&s("sleep:5000"))],
+        false,
+    )
+    .await;
+    let response = within(response).await.unwrap();
+    let (parts, mut body) = response.into_parts();
+    let trailers = if body.is_end_stream() {
+        parts.headers
+    } else {
+        while let Some(chunk) = body.data().await {
+            let _ = chunk;
+        }
+        body.trailers().await.unwrap().unwrap()
+    };
+    assert_eq!(trailers.get("grpc-status").unwrap(), "4");
+    assert_eq!(reset_of(&mut stream).await, Reason::NO_ERROR);
+}
+
+/// Item 9: trailers put the status first, then custom metadata.
+#[tokio::test]
+async fn trailers_put_the_status_first() {
+    let srv = start().await;
+    let send = connect(srv.addr).await;
+    let got = call(
+        &send,
+        request(srv.addr, UNARY.path, &[("x-echo-trailer", Some("t"))]),
+        &[msg_frame(&s("x"))],
+    )
+    .await;
+    let names: Vec<&str> = got
+        .trailers
+        .as_ref()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(names, ["grpc-status", "x-echo-trailer"], "{got:?}");
+}
+
+/// Item 10: the request's `application/grpc+<subtype>` is echoed; a bad content-type is a
+/// 415 that carries a gRPC status; two `host` headers are a 400 that carries one.
+#[tokio::test]
+async fn content_type_and_host_answers() {
+    let srv = start().await;
+    let send = connect(srv.addr).await;
+    let got = call(
+        &send,
+        request(
+            srv.addr,
+            UNARY.path,
+            &[("content-type", Some("application/grpc+proto"))],
+        ),
+        &[msg_frame(&s("x"))],
+    )
+    .await;
+    assert_eq!(
+        got.headers.get("content-type").unwrap(),
+        "application/grpc+proto"
+    );
+    assert_eq!(got.grpc_status(), "0");
+
+    let got = call(
+        &send,
+        request(
+            srv.addr,
+            UNARY.path,
+            &[("content-type", Some("text/plain"))],
+        ),
+        &[msg_frame(&s("x"))],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(got.grpc_status(), "3", "{got:?}");
+    assert!(got.grpc_message().contains("text/plain"), "{got:?}");
+
+    let mut twice = request(srv.addr, UNARY.path, &[]);
+    twice
+        .headers_mut()
+        .append("host", "a.example".parse().unwrap());
+    twice
+        .headers_mut()
+        .append("host", "b.example".parse().unwrap());
+    let got = call(&send, twice, &[msg_frame(&s("x"))]).await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST);
+    assert_eq!(got.grpc_status(), "13", "{got:?}");
+    still_serving(&srv, &send).await;
+}

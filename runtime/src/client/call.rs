@@ -104,14 +104,20 @@ impl Channel {
         let mut request = http::Request::new(());
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = uri;
-        *request.headers_mut() = metadata.into_headers();
+        // The call-definition headers first, then custom metadata (the spec's grammar order).
+        // `grpc-timeout` holds its place here; its value, what is left of the deadline, is
+        // set when the headers go out.
+        let metadata = metadata.into_headers();
         let headers = request.headers_mut();
+        headers.reserve(7 + metadata.len());
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        if deadline.is_some() {
+            headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("0n"));
+        }
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
         );
-        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-        headers.insert(http::header::USER_AGENT, config.user_agent.clone());
         if let Some(enc) = call.compression {
             headers.insert(GRPC_ENCODING, enc.header_value());
         }
@@ -123,6 +129,10 @@ impl Channel {
             compression::accept_list(&CompressionEncoding::ALL),
             "identity,gzip,deflate"
         );
+        headers.insert(http::header::USER_AGENT, config.user_agent.clone());
+        if !metadata.is_empty() {
+            headers.extend(metadata);
+        }
         Ok((call, request, around))
     }
 

@@ -131,13 +131,20 @@ impl H2Response {
     fn parse(&mut self, response: http::Response<h2::RecvStream>) -> Result<(), Status> {
         let (parts, recv) = response.into_parts();
         crate::metadata::check_bin(&parts.headers)?;
-        let trailers_only = Status::from_trailers(&parts.headers);
+        // Only a HEADERS frame that ends the stream is trailers-only: a `grpc-status` in
+        // headers that a body follows is not the call's status (gRPC-Go ignores it too).
+        let trailers_only = if recv.is_end_stream() {
+            Status::from_trailers(&parts.headers)
+        } else {
+            None
+        };
         if parts.status != http::StatusCode::OK {
             return Err(trailers_only
                 .filter(|s| s.code() != Code::Ok)
                 .unwrap_or_else(|| Status::from_http_status(parts.status)));
         }
-        // A trailers-only response carries its status; trust it whatever the content-type.
+        // Whatever it carries, a 200 response must be gRPC's (gRPC-Go: UNKNOWN otherwise).
+        check_content_type(&parts)?;
         if let Some(status) = trailers_only {
             self.headers = Some(MetadataMap::from_headers(parts.headers));
             if status.code() != Code::Ok {
@@ -146,12 +153,12 @@ impl H2Response {
             self.state = State::Preset(status);
             return Ok(());
         }
-        check_content_type(&parts)?;
+        // An encoding we do not support fails the call only if a message uses it (gRPC-Go).
         let encoding = compression::parse_encoding(
             parts.headers.get(crate::headers::GRPC_ENCODING),
             &CompressionEncoding::ALL,
         )
-        .map_err(|s| Status::internal(s.message().to_owned()))?;
+        .unwrap_or(compression::Received::Unsupported);
         self.headers = Some(MetadataMap::from_headers(parts.headers));
         self.state = State::Body(Body::new(
             recv,

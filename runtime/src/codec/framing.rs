@@ -203,6 +203,9 @@ impl FrameDecoder {
                 "compressed flag set on a message but no grpc-encoding was sent",
             )),
             Received::Known(enc) => compression::decompress(enc, &body, self.max_size).map(Some),
+            Received::Unsupported => Err(Status::internal(
+                "message compressed with a grpc-encoding this side does not support",
+            )),
         }
     }
 }

@@ -101,7 +101,18 @@ impl ServerCall {
         if let Err(status) = crate::metadata::check_bin(headers) {
             failure.get_or_insert((status, false));
         }
-        let deadline = timeout.map(|t: Duration| Instant::now() + t);
+        let now = Instant::now();
+        let deadline = timeout.map(|t: Duration| now + t);
+        // A deadline already passed (`grpc-timeout: 0n`, or one that ran out on the way):
+        // answer DEADLINE_EXCEEDED without running the handler, as gRPC-Go does.
+        let expired =
+            timeout.is_some_and(|t| t.is_zero() || deadline.is_some_and(|d| d <= Instant::now()));
+        if expired {
+            failure.get_or_insert((
+                Status::deadline_exceeded("deadline exceeded before the call started"),
+                false,
+            ));
+        }
         let encoding = match compression::parse_encoding(headers.get(GRPC_ENCODING), &config.accept)
         {
             Ok(encoding) => encoding,
@@ -117,6 +128,13 @@ impl ServerCall {
         }
         let mut responder = Responder::new(respond, client_accepts, config.max_send);
         let _ = responder.set_compression(config.send_compressed);
+        // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
+        // the default.
+        if let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
+            && content_type.as_bytes().starts_with(b"application/grpc+")
+        {
+            responder.set_content_type(content_type.clone());
+        }
         if let Some((status, list_accepted)) = failure {
             if list_accepted {
                 let mut md = MetadataMap::new();
@@ -128,6 +146,8 @@ impl ServerCall {
                 );
                 responder.add_headers(md);
             }
+            // The body drops with this call: if the client is still sending, h2 resets the
+            // stream (CANCEL) after the status.
             responder.finish(&status, None);
             return None;
         }

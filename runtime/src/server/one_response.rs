@@ -123,7 +123,8 @@ where
         D: Decoder<Item = Req>,
         H: FnOnce(Request<Streaming<Req>>) -> Fut,
     {
-        let handler = wrap_handler(call.around.take(), handler(call.take_requests(decoder)));
+        let requests = call.take_requests(decoder);
+        let handler = wrap_handler(call.around.take(), handler(requests));
         OneResponse::new(Stage::Handling { handler }, responder, encoder, call)
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct Responder {
     /// A write is waiting for flow-control window: the writer's waker is registered with
     /// h2, so the reset watcher must not replace it.
     writing: bool,
+    /// The request's content-type when it names a subtype (`application/grpc+proto`).
+    content_type: Option<HeaderValue>,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -75,6 +77,7 @@ impl Responder {
             scratch: BytesMut::new(),
             pending: Bytes::new(),
             writing: false,
+            content_type: None,
         }
     }
 
@@ -99,11 +102,20 @@ impl Responder {
 
     fn base_response(&self) -> http::Response<()> {
         let mut response = http::Response::new(());
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
+        let content_type = self
+            .content_type
+            .clone()
+            .unwrap_or_else(|| HeaderValue::from_static("application/grpc"));
         response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, content_type);
+        response
+    }
+
+    /// Answers with `content_type` (the request's `application/grpc+<subtype>`, echoed as
+    /// gRPC-Go does) instead of `application/grpc`.
+    pub(crate) fn set_content_type(&mut self, content_type: HeaderValue) {
+        self.content_type = Some(content_type);
     }
 
     /// Sends the response headers if they have not been sent.
@@ -197,34 +209,46 @@ impl Responder {
 
     /// Ends the call with `status`: trailers after the messages, or a trailers-only response
     /// if nothing was sent. `extra` trailers (the response's) are sent with it.
+    ///
+    /// Once the call's handles are dropped, h2 follows the status with RST_STREAM(NO_ERROR)
+    /// if the client is still sending (an implicit reset, queued behind the trailers): what
+    /// gRPC-Go's `writeStatus` sends, and RFC 9113 8.1's way to stop a request after a
+    /// complete response. An explicit `send_reset` would not do: h2 drops the frames of a
+    /// stream still queued when it is reset, the status among them.
     pub(crate) fn finish(&mut self, status: &Status, extra: Option<MetadataMap>) {
-        let mut trailers = self.take_trailers(extra);
+        // The status first, then its metadata, then the call's trailers (the spec's order).
+        let mut trailers = http::HeaderMap::new();
         status.write_trailers(&mut trailers);
+        self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
     }
 
     /// Ends the call with OK (without building a `Status`).
     pub(crate) fn finish_ok(&mut self, extra: Option<MetadataMap>) {
-        let mut trailers = self.take_trailers(extra);
+        let mut trailers = http::HeaderMap::new();
         trailers.insert(crate::headers::GRPC_STATUS, HeaderValue::from_static("0"));
+        self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
     }
 
-    fn take_trailers(&mut self, extra: Option<MetadataMap>) -> http::HeaderMap {
-        let mut trailers = std::mem::take(&mut self.trailers).into_headers();
+    fn append_trailers(&mut self, trailers: &mut http::HeaderMap, extra: Option<MetadataMap>) {
+        std::mem::take(&mut self.trailers).write_to(trailers);
         if let Some(extra) = extra {
-            extra.write_to(&mut trailers);
+            extra.write_to(trailers);
         }
-        trailers
     }
 
     fn send_trailers(&mut self, trailers: http::HeaderMap) {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Start(mut respond) => {
+                // Trailers-only: content-type, the status and trailers, then the header
+                // metadata, each value kept (a key in both keeps both).
                 let mut response = self.base_response();
                 let headers = response.headers_mut();
+                for (key, value) in &trailers {
+                    headers.append(key.clone(), value.clone());
+                }
                 std::mem::take(&mut self.headers).write_to(headers);
-                headers.extend(trailers);
                 if let Err(e) = respond.send_response(response, true) {
                     tracing::debug!("failed to send trailers-only response: {e}");
                 }

@@ -22,12 +22,31 @@ pub(super) fn dispatch(
         plain_response(&mut respond, http::StatusCode::METHOD_NOT_ALLOWED);
         return;
     }
-    let grpc_content_type = head
+    let content_type = head.headers.get(http::header::CONTENT_TYPE);
+    if !content_type.is_some_and(|ct| crate::status::is_grpc_content_type(ct.as_bytes())) {
+        // gRPC-Go: HTTP 415 with a gRPC status saying what was wrong.
+        let shown = content_type.map(|ct| String::from_utf8_lossy(ct.as_bytes()).into_owned());
+        let status = Status::invalid_argument(format!(
+            "invalid gRPC request content-type {:?}",
+            shown.unwrap_or_default()
+        ));
+        early_abort(
+            &mut respond,
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &status,
+        );
+        return;
+    }
+    // RFC 9113 8.3.1 and gRPC-Go: one `host` at most (h2 already refuses two `:authority`).
+    if head
         .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| crate::status::is_grpc_content_type(ct.as_bytes()));
-    if !grpc_content_type {
-        plain_response(&mut respond, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        let status = Status::internal("the request has more than one host header");
+        early_abort(&mut respond, http::StatusCode::BAD_REQUEST, &status);
         return;
     }
     // A clone of the URI shares its bytes: the names below borrow from it, not from `head`,
@@ -70,6 +89,28 @@ pub(super) fn dispatch(
             let status = Status::unimplemented(format!("unknown service {service_name}"));
             call.reject(status);
         }
+    }
+}
+
+/// An HTTP error answer that also carries a gRPC status, for a request that is not a gRPC
+/// call (gRPC-Go's early abort): a client reads the status either way. If the client is
+/// still sending, h2 resets the stream after the answer once its handles drop (NO_ERROR, as
+/// gRPC-Go does).
+fn early_abort(
+    respond: &mut h2::server::SendResponse<Bytes>,
+    http_status: http::StatusCode,
+    status: &Status,
+) {
+    let mut response = http::Response::new(());
+    *response.status_mut() = http_status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    status.write_trailers(headers);
+    if let Err(e) = respond.send_response(response, true) {
+        tracing::debug!("failed to send HTTP {http_status}: {e}");
     }
 }
 

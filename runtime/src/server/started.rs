@@ -232,10 +232,11 @@ pub(super) fn finish_err(responder: &mut Responder, end: &mut EndGuard, status: 
 }
 
 /// Ends a call whose deadline passed: the status, then a reset (as gRPC-Go does).
+/// Ends a call whose deadline passed: the status, followed (once the call's handles drop)
+/// by RST_STREAM(NO_ERROR) if the client is still sending; see [`Responder::finish`].
 pub(super) fn deadline_exceeded(responder: &mut Responder, end: &mut EndGuard) {
     let status = Status::deadline_exceeded("deadline exceeded");
     responder.finish(&status, None);
-    responder.reset(h2::Reason::CANCEL);
     end.finish(&status);
 }
 

@@ -166,9 +166,11 @@ pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
             h2::Reason::HTTP_1_1_REQUIRED => Code::Internal,
             _ => Code::Unknown,
         };
-        // A stream ended by GOAWAY was not processed by the server, whatever the reason
-        // code says: retrying elsewhere is safe, as UNAVAILABLE tells (gRPC-Go does the same).
-        let code = if err.is_go_away() {
+        // A stream ended by the peer's GOAWAY was not processed by it, whatever the reason
+        // code says: retrying elsewhere is safe, as UNAVAILABLE tells (gRPC-Go does the
+        // same). A GOAWAY our own side sent (a protocol error it detected, after the peer may
+        // have run the call) keeps the code of its reason: INTERNAL, not to be retried.
+        let code = if err.is_go_away() && err.is_remote() {
             Code::Unavailable
         } else {
             code
