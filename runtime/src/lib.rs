@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cancel;
 pub mod client;
 pub mod codec;
 #[doc(hidden)]
@@ -61,6 +62,7 @@ mod streaming;
 mod timeout;
 mod transport;
 
+pub use cancel::Cancellation;
 pub use client::RequestSender;
 pub use compression::CompressionEncoding;
 pub use error::Error;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cancel::Cancellation;
 use futures_core::Stream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::compression::CompressionEncoding;
 use crate::metadata::MetadataMap;
@@ -42,7 +42,7 @@ pub struct Request<T> {
     pub(crate) max_send_message_size: Option<usize>,
     pub(crate) peer: Option<Arc<Peer>>,
     pub(crate) method: Option<&'static MethodDescriptor>,
-    pub(crate) cancellation: Option<CancellationToken>,
+    pub(crate) cancellation: Option<Cancellation>,
 }
 
 impl<T> Request<T> {
@@ -155,10 +155,11 @@ impl<T> Request<T> {
         self
     }
 
-    /// Client: cancels the call (`CANCELLED`, and the stream is reset) when `token` is
-    /// cancelled: gRPC-Go's cancellable context, for ending a call from elsewhere.
-    pub fn set_cancellation(&mut self, token: CancellationToken) {
-        self.cancellation = Some(token);
+    /// Client: cancels the call (`CANCELLED`, and the stream is reset) when `cancellation`
+    /// fires (a [`CancellationToken`](crate::CancellationToken) converts into one): gRPC-Go's
+    /// cancellable context, for ending a call from elsewhere.
+    pub fn set_cancellation(&mut self, cancellation: impl Into<Cancellation>) {
+        self.cancellation = Some(cancellation.into());
     }
 
     /// Client: compresses this call's messages with `encoding`.
@@ -188,26 +189,26 @@ impl<T> Request<T> {
         self.method
     }
 
-    /// Server: a token cancelled when the call ends, whichever way: the client cancels or
-    /// disconnects, the deadline passes, or the handler returns. Work the handler spawns can
-    /// watch it and stop. (The handler's own future is simply dropped in the first two
-    /// cases.) On the client, the token of the call it was [propagated](Request::propagate)
-    /// from, if any.
+    /// Server: the call's [`Cancellation`], signalled when the call ends, whichever way: the
+    /// client cancels or disconnects, the deadline passes, or the handler returns. Work the
+    /// handler spawns can watch it and stop. (The handler's own future is simply dropped in
+    /// the first cases.) On the client, the one set with
+    /// [`set_cancellation`](Request::set_cancellation) or [propagated](Request::propagate).
     ///
     /// # Examples
     ///
     /// ```
     /// # async fn f(request: grpc_runtime::Request<()>) {
-    /// let token = request.cancellation().cloned().unwrap_or_default();
+    /// let cancelled = request.cancellation().cloned().unwrap_or_default();
     /// tokio::spawn(async move {
     ///     tokio::select! {
-    ///         _ = token.cancelled() => { /* the call is over: stop */ }
-    ///         _ = std::future::pending::<()>() => {}
+    ///         () = cancelled.cancelled() => { /* the call is over: stop */ }
+    ///         () = std::future::pending::<()>() => {}
     ///     }
     /// });
     /// # }
     /// ```
-    pub fn cancellation(&self) -> Option<&CancellationToken> {
+    pub fn cancellation(&self) -> Option<&Cancellation> {
         self.cancellation.as_ref()
     }
 

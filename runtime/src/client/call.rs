@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::cancel::Cancellation;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -10,7 +11,6 @@ use h2::SendStream;
 use h2::client::ResponseFuture;
 use http::HeaderValue;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::response::{H2Response, SendError};
 use super::sender::{H2Sender, RequestSender};
@@ -31,7 +31,7 @@ use crate::transport;
 struct Call {
     end: EndGuard,
     deadline: Option<Instant>,
-    cancellation: Option<CancellationToken>,
+    cancellation: Option<Cancellation>,
     compression: Option<CompressionEncoding>,
     max_recv: usize,
     max_send: usize,

@@ -1,6 +1,7 @@
 //! The response side of a client call: checking the headers, reading messages, trailers and
 //! the final status, for every kind of call.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -8,7 +9,6 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use h2::client::ResponseFuture;
 use tokio::time::Sleep;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::sender::{self, SharedSend};
 use crate::codec::framing::{FrameDecoder, Kind};
@@ -42,7 +42,7 @@ pub(crate) struct H2Response {
     headers: Option<MetadataMap>,
     trailers: Option<MetadataMap>,
     deadline: Option<Pin<Box<Sleep>>>,
-    cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    cancelled: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     end: EndGuard,
     send_error: Option<SendError>,
     send_task: Option<tokio::task::JoinHandle<()>>,
@@ -71,10 +71,10 @@ impl H2Response {
     pub(crate) fn watch(
         &mut self,
         deadline: Option<tokio::time::Instant>,
-        cancellation: Option<tokio_util::sync::CancellationToken>,
+        cancellation: Option<crate::cancel::Cancellation>,
     ) {
         self.deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-        self.cancelled = cancellation.map(|t| Box::pin(t.cancelled_owned()));
+        self.cancelled = cancellation.map(|c| Box::pin(c.cancelled_owned()) as Pin<Box<_>>);
     }
 
     pub(crate) fn set_end(&mut self, end: EndGuard) {

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::cancel::CallScope;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use h2::server::SendResponse;
 use http::HeaderValue;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::one_response::OneResponse;
@@ -151,7 +151,7 @@ impl ServerCall {
             responder.finish(&status, None);
             return None;
         }
-        let cancellation = CancellationToken::new();
+        let scope = CallScope::new();
         let started = Started {
             body: Some(Body::new(
                 body,
@@ -165,8 +165,7 @@ impl ServerCall {
                 MethodRef::Known(m) => Some(m),
                 MethodRef::Path(_) => None,
             },
-            cancel_on_end: cancellation.clone().drop_guard(),
-            cancellation,
+            scope,
             end: EndGuard::none(),
             around: None,
         };

@@ -11,9 +11,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::cancel::CallScope;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
-use tokio_util::sync::DropGuard;
 
 use super::responder::Responder;
 use super::started::{self as call, AroundCtx, MaybeWrapped, Started, wrap_handler};
@@ -36,7 +36,7 @@ pin_project! {
         deadline: Option<Pin<Box<Sleep>>>,
         end: EndGuard,
         around: Option<Box<AroundCtx>>,
-        _cancel_on_end: DropGuard,
+        _scope: CallScope,
     }
 }
 
@@ -101,7 +101,7 @@ where
                 .map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
             end: call.end,
             around: call.around,
-            _cancel_on_end: call.cancel_on_end,
+            _scope: call.scope,
         }
     }
 }

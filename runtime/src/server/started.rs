@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::cancel::CallScope;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::responder::{Responder, SharedResponder, lock};
 use crate::codec::Decoder;
@@ -30,9 +30,8 @@ pub(super) struct Started {
     pub(super) deadline: Option<Instant>,
     pub(super) peer: Arc<Peer>,
     pub(super) method: Option<&'static MethodDescriptor>,
-    pub(super) cancellation: CancellationToken,
-    /// Cancels the token when the call's task ends, however it ends.
-    pub(super) cancel_on_end: DropGuard,
+    /// Signals the call's `Cancellation` when the call's task ends, however it ends.
+    pub(super) scope: CallScope,
     pub(super) end: EndGuard,
     /// The call for the `Around` interceptors, when there are some.
     pub(super) around: Option<Box<AroundCtx>>,
@@ -107,8 +106,7 @@ impl Started {
             deadline,
             peer,
             method,
-            cancellation,
-            cancel_on_end,
+            scope,
             end: _,
             around: _,
         } = self;
@@ -158,8 +156,7 @@ impl Started {
             deadline,
             peer,
             method,
-            cancellation,
-            cancel_on_end,
+            scope,
             end: EndGuard::new(chain.clone(), report),
             around,
         })
@@ -176,7 +173,7 @@ impl Started {
         request.deadline = self.deadline;
         request.peer = Some(Arc::clone(&self.peer));
         request.method = self.method;
-        request.cancellation = Some(self.cancellation.clone());
+        request.cancellation = Some(self.scope.cancellation());
         request
     }
 
