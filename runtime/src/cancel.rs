@@ -1,7 +1,6 @@
 //! [`Cancellation`]: a call's "it is over" signal, as work outside the call can watch it.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -79,22 +78,20 @@ impl Cancellation {
     }
 
     /// [`cancelled`](Cancellation::cancelled), owning its handle (for `'static` futures).
-    pub fn cancelled_owned(self) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            match self.inner {
-                Inner::Never => std::future::pending().await,
-                Inner::Token(token) => token.cancelled_owned().await,
-                Inner::Call(signal) => loop {
-                    // Register before checking the flag: a signal between the two still wakes.
-                    let notified = signal.notify.notified();
-                    let mut notified = std::pin::pin!(notified);
-                    notified.as_mut().enable();
-                    if signal.cancelled.load(Ordering::Acquire) {
-                        return;
-                    }
-                    notified.await;
-                },
-            }
+    pub async fn cancelled_owned(self) {
+        match self.inner {
+            Inner::Never => std::future::pending().await,
+            Inner::Token(token) => token.cancelled_owned().await,
+            Inner::Call(signal) => loop {
+                // Register before checking the flag: a signal between the two still wakes.
+                let notified = signal.notify.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                if signal.cancelled.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            },
         }
     }
 }
@@ -165,6 +162,6 @@ mod tests {
         assert!(!cancellation.is_cancelled());
         token.cancel();
         cancellation.cancelled().await;
-        assert!(Cancellation::default().is_cancelled() == false);
+        assert!(!Cancellation::default().is_cancelled());
     }
 }

@@ -35,18 +35,22 @@ pub(crate) fn decode_bin(value: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
 /// decode rather than drop it silently, and so do we: `INTERNAL`, naming the key.
 pub(crate) fn check_bin(headers: &HeaderMap) -> Result<(), crate::Status> {
     for (key, value) in headers {
-        if key.as_str().ends_with("-bin")
-            && !value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .all(|part| is_base64(part.trim_ascii()))
-        {
-            return Err(crate::Status::internal(format!(
-                "malformed binary metadata: {key} is not base64"
-            )));
+        if key.as_str().ends_with("-bin") && !is_bin_value(value.as_bytes()) {
+            return Err(bad_bin(key.as_str()));
         }
     }
     Ok(())
+}
+
+/// Whether a received `-bin` value (one or several, comma-separated) is base64.
+fn is_bin_value(value: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .all(|part| is_base64(part.trim_ascii()))
+}
+
+fn bad_bin(key: &str) -> crate::Status {
+    crate::Status::internal(format!("malformed binary metadata: {key} is not base64"))
 }
 
 /// Whether `value` is standard base64, with or without padding (no allocation).
@@ -137,18 +141,33 @@ impl MetadataMap {
 
     /// Builds a map from received headers, leaving out reserved ones. Removes them in place
     /// (a handful of keys: `content-type`, `te`, `grpc-*`) rather than rebuilding the map.
-    pub(crate) fn from_headers(mut headers: HeaderMap) -> MetadataMap {
+    pub(crate) fn from_headers(headers: HeaderMap) -> MetadataMap {
+        Self::scan(headers, false).unwrap_or_else(|_| unreachable!("not checked"))
+    }
+
+    /// As [`from_headers`](MetadataMap::from_headers), checking in the same pass that every
+    /// `-bin` value is base64 (see [`check_bin`]).
+    pub(crate) fn from_headers_checked(headers: HeaderMap) -> Result<MetadataMap, crate::Status> {
+        Self::scan(headers, true)
+    }
+
+    fn scan(mut headers: HeaderMap, check: bool) -> Result<MetadataMap, crate::Status> {
         let mut reserved: [Option<HeaderName>; 8] = Default::default();
         let mut found = 0;
-        for key in headers.keys() {
-            if is_reserved(key.as_str()) {
+        for (key, value) in &headers {
+            let name = key.as_str();
+            if is_reserved(name) {
                 if found == reserved.len() {
                     // Unusually many: fall back to removing while scanning again below.
                     found += 1;
                     break;
                 }
-                reserved[found] = Some(key.clone());
-                found += 1;
+                if reserved[..found].iter().flatten().all(|k| k != key) {
+                    reserved[found] = Some(key.clone());
+                    found += 1;
+                }
+            } else if check && name.ends_with("-bin") && !is_bin_value(value.as_bytes()) {
+                return Err(bad_bin(name));
             }
         }
         for key in reserved.iter().flatten() {
@@ -163,8 +182,11 @@ impl MetadataMap {
             for key in rest {
                 headers.remove(&key);
             }
+            if check {
+                check_bin(&headers)?;
+            }
         }
-        MetadataMap { headers }
+        Ok(MetadataMap { headers })
     }
 
     /// The underlying header map, for sending.

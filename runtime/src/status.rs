@@ -275,6 +275,15 @@ impl Status {
         &mut self.0.metadata
     }
 
+    /// Whether trailers carry an OK status (the last `grpc-status` is 0).
+    pub(crate) fn is_ok_trailers(headers: &http::HeaderMap) -> bool {
+        headers
+            .get_all(GRPC_STATUS)
+            .iter()
+            .next_back()
+            .is_some_and(|v| v.as_bytes() == b"0")
+    }
+
     /// Reads a status from trailers (or trailers-only headers). `None` if `grpc-status` is absent.
     pub(crate) fn from_trailers(headers: &http::HeaderMap) -> Option<Status> {
         // A repeated grpc-status: the last one counts, as in gRPC-Go.

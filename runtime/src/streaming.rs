@@ -51,11 +51,11 @@ enum Source<T> {
         source: Box<dyn ResponseSource>,
         decoder: Box<dyn Decoder<Item = T>>,
     },
-    /// Messages from a stream of the user's (tests, channel implementations).
+    /// Messages from a stream of the user's (tests, channel implementations). Its metadata
+    /// is boxed: `Streaming` stays the size of the server's variant, which every call moves.
     Local {
         stream: Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>,
-        headers: MetadataMap,
-        trailers: Option<MetadataMap>,
+        metadata: Box<(MetadataMap, Option<MetadataMap>)>,
     },
 }
 
@@ -119,8 +119,7 @@ impl<T: 'static> Streaming<T> {
         Streaming {
             source: Source::Local {
                 stream: Box::pin(stream),
-                headers: MetadataMap::new(),
-                trailers: None,
+                metadata: Box::default(),
             },
             finished: false,
         }
@@ -129,8 +128,11 @@ impl<T: 'static> Streaming<T> {
     /// Sets the headers of a stream made with [`from_stream`](Streaming::from_stream).
     #[must_use]
     pub fn with_headers(mut self, metadata: MetadataMap) -> Streaming<T> {
-        if let Source::Local { headers, .. } = &mut self.source {
-            *headers = metadata;
+        if let Source::Local {
+            metadata: local, ..
+        } = &mut self.source
+        {
+            local.0 = metadata;
         }
         self
     }
@@ -139,8 +141,11 @@ impl<T: 'static> Streaming<T> {
     /// it has ended.
     #[must_use]
     pub fn with_trailers(mut self, metadata: MetadataMap) -> Streaming<T> {
-        if let Source::Local { trailers, .. } = &mut self.source {
-            *trailers = Some(metadata);
+        if let Source::Local {
+            metadata: local, ..
+        } = &mut self.source
+        {
+            local.1 = Some(metadata);
         }
         self
     }
@@ -172,7 +177,7 @@ impl<T: 'static> Streaming<T> {
     pub fn headers_now(&self) -> Option<&MetadataMap> {
         match &self.source {
             Source::Response { source, .. } => source.headers(),
-            Source::Local { headers, .. } => Some(headers),
+            Source::Local { metadata, .. } => Some(&metadata.0),
             Source::Body { .. } => Some(empty_metadata()),
         }
     }
@@ -181,7 +186,7 @@ impl<T: 'static> Streaming<T> {
     pub fn trailers(&self) -> Option<&MetadataMap> {
         match &self.source {
             Source::Response { source, .. } => source.trailers(),
-            Source::Local { trailers, .. } => trailers.as_ref().filter(|_| self.finished),
+            Source::Local { metadata, .. } => metadata.1.as_ref().filter(|_| self.finished),
             Source::Body { .. } => None,
         }
     }

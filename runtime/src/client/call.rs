@@ -109,7 +109,8 @@ impl Channel {
         // set when the headers go out.
         let metadata = metadata.into_headers();
         let headers = request.headers_mut();
-        headers.reserve(7 + metadata.len());
+        // Room for the six at most below: HeaderMap rounds 6 up to 8 slots, 7 to 16.
+        headers.reserve(6 + metadata.len());
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
         if deadline.is_some() {
             headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("0n"));

@@ -130,7 +130,6 @@ impl H2Response {
 
     fn parse(&mut self, response: http::Response<h2::RecvStream>) -> Result<(), Status> {
         let (parts, recv) = response.into_parts();
-        crate::metadata::check_bin(&parts.headers)?;
         // Only a HEADERS frame that ends the stream is trailers-only: a `grpc-status` in
         // headers that a body follows is not the call's status (gRPC-Go ignores it too).
         let trailers_only = if recv.is_end_stream() {
@@ -146,6 +145,7 @@ impl H2Response {
         // Whatever it carries, a 200 response must be gRPC's (gRPC-Go: UNKNOWN otherwise).
         check_content_type(&parts)?;
         if let Some(status) = trailers_only {
+            crate::metadata::check_bin(&parts.headers)?;
             self.headers = Some(MetadataMap::from_headers(parts.headers));
             if status.code() != Code::Ok {
                 return Err(status);
@@ -159,7 +159,7 @@ impl H2Response {
             &CompressionEncoding::ALL,
         )
         .unwrap_or(compression::Received::Unsupported);
-        self.headers = Some(MetadataMap::from_headers(parts.headers));
+        self.headers = Some(MetadataMap::from_headers_checked(parts.headers)?);
         self.state = State::Body(Body::new(
             recv,
             FrameDecoder::new(self.max_recv, encoding, Kind::Response),
@@ -180,6 +180,12 @@ impl H2Response {
         let status = match trailers {
             Ok(Some(trailers)) => match crate::metadata::check_bin(&trailers) {
                 Err(status) => status,
+                // The usual end, OK: the trailers become the call's trailer metadata as they
+                // are, without building a status (a box and two copies of the map).
+                Ok(()) if Status::is_ok_trailers(&trailers) => {
+                    self.trailers = Some(MetadataMap::from_headers(trailers));
+                    return Poll::Ready(self.finish(Ok(())));
+                }
                 Ok(()) => Status::from_trailers(&trailers).unwrap_or_else(|| {
                     Status::internal("server closed the stream without a grpc-status trailer")
                 }),

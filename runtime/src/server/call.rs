@@ -53,6 +53,8 @@ pub struct ServerCall {
     /// Set when the call may take its first step in the connection's task (a current-thread
     /// runtime): the connection task's waker, for that first poll.
     pub(crate) inline: Option<Waker>,
+    /// The request's content-type names a subtype (`application/grpc+proto`), echoed back.
+    pub(crate) subtype: bool,
 }
 
 impl fmt::Debug for ServerCall {
@@ -80,6 +82,7 @@ impl ServerCall {
             shared,
             peer,
             inline: _,
+            subtype,
         } = self;
         let config = &shared.config;
         let headers = &head.headers;
@@ -98,9 +101,6 @@ impl ServerCall {
                 }
             },
         };
-        if let Err(status) = crate::metadata::check_bin(headers) {
-            failure.get_or_insert((status, false));
-        }
         let now = Instant::now();
         let deadline = timeout.map(|t: Duration| now + t);
         // A deadline already passed (`grpc-timeout: 0n`, or one that ran out on the way):
@@ -130,9 +130,7 @@ impl ServerCall {
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
         // the default.
-        if let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
-            && content_type.as_bytes().starts_with(b"application/grpc+")
-        {
+        if subtype && let Some(content_type) = headers.get(http::header::CONTENT_TYPE) {
             responder.set_content_type(content_type.clone());
         }
         if let Some((status, list_accepted)) = failure {
@@ -151,13 +149,20 @@ impl ServerCall {
             responder.finish(&status, None);
             return None;
         }
+        let metadata = match MetadataMap::from_headers_checked(head.headers) {
+            Ok(metadata) => metadata,
+            Err(status) => {
+                responder.finish(&status, None);
+                return None;
+            }
+        };
         let scope = CallScope::new();
         let started = Started {
             body: Some(Body::new(
                 body,
                 FrameDecoder::new(config.max_recv, encoding, Kind::Request),
             )),
-            metadata: MetadataMap::from_headers(head.headers),
+            metadata,
             extensions: head.extensions,
             deadline,
             peer,

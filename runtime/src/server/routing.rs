@@ -37,6 +37,7 @@ pub(super) fn dispatch(
         );
         return;
     }
+    let subtype = content_type.is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc+"));
     // RFC 9113 8.3.1 and gRPC-Go: one `host` at most (h2 already refuses two `:authority`).
     if head
         .headers
@@ -64,6 +65,7 @@ pub(super) fn dispatch(
                 shared: Arc::clone(shared),
                 peer: Arc::clone(peer),
                 inline: None,
+                subtype,
             };
             call.reject(status);
             return;
@@ -77,6 +79,7 @@ pub(super) fn dispatch(
         shared: Arc::clone(shared),
         peer: Arc::clone(peer),
         inline,
+        subtype,
     };
     match service {
         Some(service) => service.call(method, call),

@@ -175,7 +175,9 @@ pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
         } else {
             code
         };
-        let what = if err.is_go_away() {
+        let what = if err.is_go_away() && !err.is_remote() {
+            "connection closed by our GOAWAY after a protocol error"
+        } else if err.is_go_away() {
             "connection closed by GOAWAY"
         } else if err.is_remote() {
             "stream reset by peer"
