@@ -437,8 +437,9 @@ async fn malformed_grpc_timeout_is_an_error_status() {
         .await;
         assert_eq!(got.grpc_status(), "0", "{huge}: {got:?}");
     }
-    // Tiny ones expire.
-    for tiny in ["0n", "1n", "1u", "20m"] {
+    // Tiny ones expire: already passed on arrival, DEADLINE_EXCEEDED without running the
+    // handler; passing during the call, a reset with CANCEL.
+    for tiny in ["0n", "1n"] {
         let got = call(
             &send,
             request(srv.addr, UNARY.path, &[("grpc-timeout", Some(tiny))]),
@@ -448,6 +449,15 @@ async fn malformed_grpc_timeout_is_an_error_status() {
         assert_eq!(got.grpc_status(), "4", "{tiny}: {got:?}");
         assert!(got.trailers_only, "{tiny}: {got:?}");
     }
+    let (response, _stream) = open(
+        &send,
+        request(srv.addr, UNARY.path, &[("grpc-timeout", Some("20m"))]),
+        &[msg_frame(&s("sleep:2000"))],
+        true,
+    )
+    .await;
+    let err = within(response).await.unwrap_err();
+    assert_eq!(err.reason(), Some(Reason::CANCEL), "{err}");
     still_serving(&srv, &send).await;
 }
 
@@ -688,18 +698,20 @@ async fn every_response_carries_grpc_status_and_errors_without_messages_are_trai
         assert_eq!(got.headers["content-type"], "application/grpc", "{path}");
     }
 
-    // A deadline passing in the handler: trailers-only DEADLINE_EXCEEDED, handler dropped.
-    // (Handlers that failed above count as dropped too.)
+    // A deadline passing in the handler: the stream is reset with CANCEL (no status: the
+    // client's own deadline has passed too), handler dropped. (Handlers that failed above
+    // count as dropped too.)
     let observed = &srv.echo.observed;
     let dropped = observed.dropped.load(Ordering::SeqCst);
-    let got = call(
+    let (response, _stream) = open(
         &send,
         request(srv.addr, UNARY.path, &[("grpc-timeout", Some("100m"))]),
         &[msg_frame(&s("sleep:5000"))],
+        true,
     )
     .await;
-    assert!(got.trailers_only, "{got:?}");
-    assert_eq!(got.grpc_status(), "4");
+    let err = within(response).await.unwrap_err();
+    assert_eq!(err.reason(), Some(Reason::CANCEL), "{err}");
     eventually("the handler to be dropped", || {
         observed.dropped.load(Ordering::SeqCst) == dropped + 1
     })
@@ -785,33 +797,29 @@ async fn expired_deadline_is_answered_without_running_the_handler() {
     still_serving(&srv, &send).await;
 }
 
-/// Item 5: when the deadline passes during the call, the server sends DEADLINE_EXCEEDED and,
-/// to a client still sending, a reset after it: RST_STREAM(NO_ERROR) as gRPC-Go sends (a
-/// CANCEL reset through h2 would discard the queued status; see `Responder::finish`).
+/// Item 5: when the deadline passes during the call, the server resets the stream with
+/// RST_STREAM(CANCEL), as the spec says and gRPC-Go does (we sent only a status before).
 #[tokio::test]
-async fn deadline_during_the_call_sends_status_then_cancel() {
+async fn deadline_during_the_call_resets_with_cancel() {
     let srv = start().await;
     let send = connect(srv.addr).await;
-    // The request stream stays open (no END_STREAM), so the reset is observable.
-    let (response, mut stream) = open(
-        &send,
-        request(srv.addr, UNARY.path, &[("grpc-timeout", Some("100m"))]),
-        &[msg_frame(&s("sleep:5000"))],
-        false,
-    )
-    .await;
-    let response = within(response).await.unwrap();
-    let (parts, mut body) = response.into_parts();
-    let trailers = if body.is_end_stream() {
-        parts.headers
-    } else {
-        while let Some(chunk) = body.data().await {
-            let _ = chunk;
+    for end in [true, false] {
+        let (response, mut stream) = open(
+            &send,
+            request(srv.addr, UNARY.path, &[("grpc-timeout", Some("100m"))]),
+            &[msg_frame(&s("sleep:5000"))],
+            end,
+        )
+        .await;
+        let started = Instant::now();
+        let err = within(response).await.unwrap_err();
+        assert_eq!(err.reason(), Some(Reason::CANCEL), "end={end}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        if !end {
+            assert_eq!(reset_of(&mut stream).await, Reason::CANCEL);
         }
-        body.trailers().await.unwrap().unwrap()
-    };
-    assert_eq!(trailers.get("grpc-status").unwrap(), "4");
-    assert_eq!(reset_of(&mut stream).await, Reason::NO_ERROR);
+    }
+    still_serving(&srv, &send).await;
 }
 
 /// Item 9: trailers put the status first, then custom metadata.

@@ -37,6 +37,21 @@ struct Call {
     max_send: usize,
 }
 
+impl Call {
+    /// Encodes a call's one request message as a frame (consuming it: it is not needed once
+    /// its bytes are, and a held message would make the call's future need `Sync` types).
+    fn encode<E: Encoder>(&self, mut encoder: E, message: E::Item) -> Result<Bytes, Status> {
+        framing::encode(
+            &mut encoder,
+            &message,
+            self.compression,
+            self.max_send,
+            Kind::Request,
+            &mut BytesMut::new(),
+        )
+    }
+}
+
 /// What the call's own interceptors leave for the `Around`s: the call as they see it.
 type AroundInfo = Option<CallInfo>;
 
@@ -242,16 +257,7 @@ impl CallInvoker for Channel {
     ) -> Result<Response<C::Decode>, Status> {
         let (head, message) = request.split();
         let (mut call, request, around) = self.prepare(method, MethodKind::Unary, head).await?;
-        let frame = framing::encode(
-            &mut codec.encoder(),
-            &message,
-            call.compression,
-            call.max_send,
-            Kind::Request,
-            &mut BytesMut::new(),
-        );
-        drop(message);
-        let frame = match frame {
+        let frame = match call.encode(codec.encoder(), message) {
             Ok(frame) => frame,
             Err(status) => {
                 call.end.finish(&status);
@@ -324,15 +330,7 @@ impl CallInvoker for Channel {
         let (mut call, response, mut send) =
             self.open(method, MethodKind::ServerStreaming, head).await?;
         let mut response = H2Response::new(response, call.max_recv);
-        let frame = framing::encode(
-            &mut codec.encoder(),
-            &message,
-            call.compression,
-            call.max_send,
-            Kind::Request,
-            &mut BytesMut::new(),
-        );
-        drop(message);
+        let frame = call.encode(codec.encoder(), message);
         let headers = with_deadline(&call, async {
             let frame = frame?;
             let _ = transport::send_data(&mut send, frame, true).await;

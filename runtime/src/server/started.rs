@@ -229,12 +229,13 @@ pub(super) fn finish_err(responder: &mut Responder, end: &mut EndGuard, status: 
 }
 
 /// Ends a call whose deadline passed: the status, then a reset (as gRPC-Go does).
-/// Ends a call whose deadline passed: the status, followed (once the call's handles drop)
-/// by RST_STREAM(NO_ERROR) if the client is still sending; see [`Responder::finish`].
+/// Ends a call whose deadline passed with RST_STREAM(CANCEL), as the spec asks and as
+/// gRPC-Go's server does (a timer at the received `grpc-timeout` closes the stream with
+/// CANCEL): the client, whose own deadline has passed too, reports DEADLINE_EXCEEDED.
+/// Interceptors see DEADLINE_EXCEEDED.
 pub(super) fn deadline_exceeded(responder: &mut Responder, end: &mut EndGuard) {
-    let status = Status::deadline_exceeded("deadline exceeded");
-    responder.finish(&status, None);
-    end.finish(&status);
+    responder.reset(h2::Reason::CANCEL);
+    end.finish(&Status::deadline_exceeded("deadline exceeded"));
 }
 
 /// Ends a call the client reset.
