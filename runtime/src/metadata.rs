@@ -95,6 +95,34 @@ fn is_reserved(key: &str) -> bool {
         )
 }
 
+/// The call-definition headers of a request that the server reads (the first value of each).
+#[derive(Debug, Default)]
+pub(crate) struct CallHeaders {
+    pub(crate) timeout: Option<HeaderValue>,
+    pub(crate) encoding: Option<HeaderValue>,
+    pub(crate) accept_encoding: Option<HeaderValue>,
+    /// How many `host` headers the request has (RFC 9113 8.3.1 allows one).
+    pub(crate) hosts: u8,
+}
+
+impl CallHeaders {
+    fn take(&mut self, name: &str, value: &HeaderValue) {
+        let slot = match name {
+            "grpc-timeout" => &mut self.timeout,
+            "grpc-encoding" => &mut self.encoding,
+            "grpc-accept-encoding" => &mut self.accept_encoding,
+            "host" => {
+                self.hosts = self.hosts.saturating_add(1);
+                return;
+            }
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(value.clone());
+        }
+    }
+}
+
 /// A metadata key or value was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidMetadata {
@@ -142,21 +170,38 @@ impl MetadataMap {
     /// Builds a map from received headers, leaving out reserved ones. Removes them in place
     /// (a handful of keys: `content-type`, `te`, `grpc-*`) rather than rebuilding the map.
     pub(crate) fn from_headers(headers: HeaderMap) -> MetadataMap {
-        Self::scan(headers, false).unwrap_or_else(|_| unreachable!("not checked"))
+        Self::scan(headers, false, None).unwrap_or_else(|_| unreachable!("not checked"))
     }
 
     /// As [`from_headers`](MetadataMap::from_headers), checking in the same pass that every
     /// `-bin` value is base64 (see [`check_bin`]).
     pub(crate) fn from_headers_checked(headers: HeaderMap) -> Result<MetadataMap, crate::Status> {
-        Self::scan(headers, true)
+        Self::scan(headers, true, None)
     }
 
-    fn scan(mut headers: HeaderMap, check: bool) -> Result<MetadataMap, crate::Status> {
+    /// A server's request headers: the metadata (checked), and the call-definition headers
+    /// the runtime reads, picked up in the same pass instead of one lookup each.
+    pub(crate) fn from_request(
+        headers: HeaderMap,
+    ) -> (Result<MetadataMap, crate::Status>, CallHeaders) {
+        let mut call = CallHeaders::default();
+        let metadata = Self::scan(headers, true, Some(&mut call));
+        (metadata, call)
+    }
+
+    fn scan(
+        mut headers: HeaderMap,
+        check: bool,
+        mut call: Option<&mut CallHeaders>,
+    ) -> Result<MetadataMap, crate::Status> {
         let mut reserved: [Option<HeaderName>; 8] = Default::default();
         let mut found = 0;
         for (key, value) in &headers {
             let name = key.as_str();
             if is_reserved(name) {
+                if let Some(call) = call.as_deref_mut() {
+                    call.take(name, value);
+                }
                 if found == reserved.len() {
                     // Unusually many: fall back to removing while scanning again below.
                     found += 1;

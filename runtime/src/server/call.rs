@@ -21,7 +21,6 @@ use super::started::{Described, Outcome, Started, wrap_handler};
 use crate::codec::framing::{FrameDecoder, Kind};
 use crate::codec::{BytesCodec, Codec, MessageCompressed};
 use crate::compression;
-use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
 use crate::interceptor::EndGuard;
 use crate::metadata::MetadataMap;
 use crate::peer::Peer;
@@ -53,8 +52,9 @@ pub struct ServerCall {
     /// Set when the call may take its first step in the connection's task (a current-thread
     /// runtime): the connection task's waker, for that first poll.
     pub(crate) inline: Option<Waker>,
-    /// The request's content-type names a subtype (`application/grpc+proto`), echoed back.
-    pub(crate) subtype: bool,
+    /// The request's content-type when it names a subtype (`application/grpc+proto`), to
+    /// echo back.
+    pub(crate) subtype: Option<HeaderValue>,
 }
 
 impl fmt::Debug for ServerCall {
@@ -85,10 +85,19 @@ impl ServerCall {
             subtype,
         } = self;
         let config = &shared.config;
-        let headers = &head.headers;
+        // One pass over the headers: the metadata, and the few the runtime reads.
+        let (metadata, headers) = MetadataMap::from_request(head.headers);
+        // RFC 9113 8.3.1 and gRPC-Go: one `host` at most (h2 already refuses two
+        // `:authority`); gRPC-Go answers 400 with a gRPC status.
+        if headers.hosts > 1 {
+            let mut respond = respond;
+            let status = Status::internal("the request has more than one host header");
+            super::responder::early_abort(&mut respond, http::StatusCode::BAD_REQUEST, &status);
+            return None;
+        }
 
         let mut failure: Option<(Status, bool)> = None;
-        let timeout = match headers.get(GRPC_TIMEOUT) {
+        let timeout = match &headers.timeout {
             None => None,
             Some(value) => match timeout::decode(value.as_bytes()) {
                 Some(t) => Some(t),
@@ -113,7 +122,7 @@ impl ServerCall {
                 false,
             ));
         }
-        let encoding = match compression::parse_encoding(headers.get(GRPC_ENCODING), &config.accept)
+        let encoding = match compression::parse_encoding(headers.encoding.as_ref(), &config.accept)
         {
             Ok(encoding) => encoding,
             Err(status) => {
@@ -122,7 +131,7 @@ impl ServerCall {
             }
         };
         // A client that compressed its request with an encoding can decode it too.
-        let mut client_accepts = compression::accept_set(headers.get(GRPC_ACCEPT_ENCODING));
+        let mut client_accepts = compression::accept_set(headers.accept_encoding.as_ref());
         if let compression::Received::Known(enc) = encoding {
             client_accepts.insert(enc);
         }
@@ -130,8 +139,8 @@ impl ServerCall {
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
         // the default.
-        if subtype && let Some(content_type) = headers.get(http::header::CONTENT_TYPE) {
-            responder.set_content_type(content_type.clone());
+        if let Some(content_type) = subtype {
+            responder.set_content_type(content_type);
         }
         if let Some((status, list_accepted)) = failure {
             if list_accepted {
@@ -149,7 +158,7 @@ impl ServerCall {
             responder.finish(&status, None);
             return None;
         }
-        let metadata = match MetadataMap::from_headers_checked(head.headers) {
+        let metadata = match metadata {
             Ok(metadata) => metadata,
             Err(status) => {
                 responder.finish(&status, None);

@@ -479,3 +479,25 @@ impl<T: Send + 'static> ResponseSender<T> {
         }
     }
 }
+
+/// An HTTP error answer that also carries a gRPC status, for a request that is not a gRPC
+/// call (gRPC-Go's early abort): a client reads the status either way. If the client is
+/// still sending, h2 resets the stream after the answer once its handles drop (NO_ERROR, as
+/// gRPC-Go does).
+pub(crate) fn early_abort(
+    respond: &mut h2::server::SendResponse<Bytes>,
+    http_status: http::StatusCode,
+    status: &Status,
+) {
+    let mut response = http::Response::new(());
+    *response.status_mut() = http_status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    status.write_trailers(headers);
+    if let Err(e) = respond.send_response(response, true) {
+        tracing::debug!("failed to send HTTP {http_status}: {e}");
+    }
+}

@@ -30,26 +30,16 @@ pub(super) fn dispatch(
             "invalid gRPC request content-type {:?}",
             shown.unwrap_or_default()
         ));
-        early_abort(
+        super::responder::early_abort(
             &mut respond,
             http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &status,
         );
         return;
     }
-    let subtype = content_type.is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc+"));
-    // RFC 9113 8.3.1 and gRPC-Go: one `host` at most (h2 already refuses two `:authority`).
-    if head
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
-        let status = Status::internal("the request has more than one host header");
-        early_abort(&mut respond, http::StatusCode::BAD_REQUEST, &status);
-        return;
-    }
+    let subtype = content_type
+        .filter(|ct| ct.as_bytes().starts_with(b"application/grpc+"))
+        .cloned();
     // A clone of the URI shares its bytes: the names below borrow from it, not from `head`,
     // which moves into the call.
     let uri = head.uri.clone();
@@ -65,7 +55,7 @@ pub(super) fn dispatch(
                 shared: Arc::clone(shared),
                 peer: Arc::clone(peer),
                 inline: None,
-                subtype,
+                subtype: None,
             };
             call.reject(status);
             return;
@@ -92,28 +82,6 @@ pub(super) fn dispatch(
             let status = Status::unimplemented(format!("unknown service {service_name}"));
             call.reject(status);
         }
-    }
-}
-
-/// An HTTP error answer that also carries a gRPC status, for a request that is not a gRPC
-/// call (gRPC-Go's early abort): a client reads the status either way. If the client is
-/// still sending, h2 resets the stream after the answer once its handles drop (NO_ERROR, as
-/// gRPC-Go does).
-fn early_abort(
-    respond: &mut h2::server::SendResponse<Bytes>,
-    http_status: http::StatusCode,
-    status: &Status,
-) {
-    let mut response = http::Response::new(());
-    *response.status_mut() = http_status;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/grpc"),
-    );
-    status.write_trailers(headers);
-    if let Err(e) = respond.send_response(response, true) {
-        tracing::debug!("failed to send HTTP {http_status}: {e}");
     }
 }
 
