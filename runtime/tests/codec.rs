@@ -11,7 +11,7 @@ use grpc_runtime::client::{Channel, Client};
 use grpc_runtime::codec::{BytesCodec, ProstCodec};
 use grpc_runtime::server::{Server, ServerCall, Service};
 use grpc_runtime::service::{MethodDescriptor, MethodKind, MethodRef, ServiceDescriptor};
-use grpc_runtime::{Code, MetadataMap, Request, Response, ResponseSender, Status, Streaming};
+use grpc_runtime::{Code, Request, Response, ResponseSender, Status, Streaming};
 use protobuf::well_known_types::wrappers::StringValue;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -315,5 +315,4 @@ async fn bytes_codec_is_byte_exact() {
         .await
         .unwrap();
     assert_eq!(&reply.get_ref()[..], b"\x0a\x03raw");
-    let _ = MetadataMap::new();
 }

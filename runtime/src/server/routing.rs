@@ -44,24 +44,6 @@ pub(super) fn dispatch(
     // which moves into the call.
     let uri = head.uri.clone();
     let path = uri.path();
-    let (service_name, method) = match path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
-        Some((service, method)) if !service.is_empty() && !method.is_empty() => (service, method),
-        _ => {
-            let status = Status::unimplemented(format!("malformed method name {path:?}"));
-            let call = ServerCall {
-                head,
-                body,
-                respond,
-                shared: Arc::clone(shared),
-                peer: Arc::clone(peer),
-                inline: None,
-                subtype: None,
-            };
-            call.reject(status);
-            return;
-        }
-    };
-    let service = shared.services.get(service_name);
     let call = ServerCall {
         head,
         body,
@@ -71,16 +53,27 @@ pub(super) fn dispatch(
         inline,
         subtype,
     };
-    match service {
-        Some(service) => service.call(method, call),
-        None if shared.unknown.is_some() => {
-            let handler = Arc::clone(shared.unknown.as_ref().expect("checked"));
+    let Some((service_name, method)) = path
+        .strip_prefix('/')
+        .and_then(|p| p.rsplit_once('/'))
+        .filter(|(service, method)| !service.is_empty() && !method.is_empty())
+    else {
+        call.reject(Status::unimplemented(format!(
+            "malformed method name {path:?}"
+        )));
+        return;
+    };
+    match (shared.services.get(service_name), &shared.unknown) {
+        (Some(service), _) => service.call(method, call),
+        (None, Some(handler)) => {
+            let handler = Arc::clone(handler);
             let path = path.to_owned();
             call.raw(move |requests, responses| handler(path, requests, responses));
         }
-        None => {
-            let status = Status::unimplemented(format!("unknown service {service_name}"));
-            call.reject(status);
+        (None, None) => {
+            call.reject(Status::unimplemented(format!(
+                "unknown service {service_name}"
+            )));
         }
     }
 }
