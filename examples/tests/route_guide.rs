@@ -14,7 +14,7 @@ async fn serve(server: Server) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { server.serve_tcp(listener).await.unwrap() });
-    addr.to_string()
+    format!("http://{addr}")
 }
 
 #[tokio::test]

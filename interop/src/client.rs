@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grpc_runtime::client::{Channel, Client};
+use grpc_runtime::credentials::ChannelCredentials;
 use grpc_runtime::codec::{MessageCompressed, Outbound, ProtobufCodec};
 use grpc_runtime::interceptor::{CallInfo, InterceptFuture, Interceptor};
 use grpc_runtime::{Code, CompressionEncoding, MetadataMap, Request, Response, Status, Streaming};
@@ -66,6 +67,7 @@ impl Interceptor for Outcomes {
 #[derive(Debug)]
 pub struct Cases {
     target: String,
+    credentials: ChannelCredentials,
     channel: Channel,
     outcomes: Arc<Outcomes>,
     soak_iterations: usize,
@@ -129,19 +131,25 @@ async fn read_all<T: protobuf::Message>(stream: &mut Streaming<T>) -> Result<Vec
 }
 
 impl Cases {
-    /// Cases against `host:port`.
+    /// Cases against `host:port`, secured by `credentials`.
     ///
     /// # Errors
     ///
     /// If the target is invalid.
-    pub fn new(target: &str, soak_iterations: usize) -> Result<Cases, String> {
+    pub fn new(
+        target: &str,
+        credentials: ChannelCredentials,
+        soak_iterations: usize,
+    ) -> Result<Cases, String> {
         let outcomes = Arc::new(Outcomes::default());
         let channel = Channel::builder(target)
+            .credentials(credentials.clone())
             .interceptor(Arc::clone(&outcomes))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Cases {
             target: target.to_owned(),
+            credentials,
             channel,
             outcomes,
             soak_iterations,
@@ -636,7 +644,10 @@ impl Cases {
     async fn channel_soak(&self) -> Outcome {
         for i in 0..self.soak_iterations {
             // A new channel, so a new connection, every iteration.
-            let channel = Channel::new(&self.target).map_err(|e| e.to_string())?;
+            let channel = Channel::builder(&self.target)
+                .credentials(self.credentials.clone())
+                .build()
+                .map_err(|e| e.to_string())?;
             self.large_unary_on(&TestServiceClient::new(channel))
                 .await
                 .map_err(|e| format!("iteration {i}: {e}"))?;

@@ -1,5 +1,6 @@
 //! Our interop client against our interop server, over loopback TCP, every case.
 
+use grpc_runtime::credentials::ChannelCredentials;
 use grpc_runtime::server::Server;
 use interop::client::{ALL_CASES, Cases};
 use interop::proto::test_grpc::TestServiceServer;
@@ -15,7 +16,7 @@ async fn every_case_passes_against_our_server() {
     let serving = server.clone();
     tokio::spawn(async move { serving.serve_tcp(listener).await.unwrap() });
 
-    let cases = Cases::new(&addr.to_string(), 3).unwrap();
+    let cases = Cases::new(&addr.to_string(), ChannelCredentials::insecure(), 3).unwrap();
     let mut failures = Vec::new();
     for name in ALL_CASES {
         if let Err(reason) = cases.run(name).await {

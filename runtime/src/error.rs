@@ -9,7 +9,7 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// let err = grpc_runtime::client::Channel::new("https://x:1").unwrap_err();
+/// let err = grpc_runtime::client::Channel::new("unix:").unwrap_err();
 /// assert!(err.is_invalid_target());
 /// ```
 pub struct Error {

@@ -30,6 +30,7 @@ const PIPE_BUFFER: usize = 256 * 1024;
 pub fn channel(server: &Server) -> Channel {
     let server = server.clone();
     Channel::builder("inprocess")
+        .credentials(crate::credentials::ChannelCredentials::insecure())
         .dialer(move || {
             let (client, served) = tokio::io::duplex(PIPE_BUFFER);
             server.spawn_connection(served);

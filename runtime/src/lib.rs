@@ -10,6 +10,7 @@
 //! | [`client`] | [`Channel`](client::Channel) (gRPC-Go's `ClientConn`), the [`CallInvoker`](client::CallInvoker) seam, [`Client`](client::Client), [`CallOptions`](client::CallOptions), [`RequestSender`] |
 //! | [`server`] | [`Server`](server::Server) and its builder, the [`Service`](server::Service) trait, [`ResponseSender`] |
 //! | [`codec`] | [`Codec`](codec::Codec): rust-protobuf (default), raw bytes, prost (feature) |
+//! | [`credentials`] | transport security ([TLS](credentials::tls), mutual TLS, plaintext by explicit choice) and per-call credentials (tokens) |
 //! | [`inprocess`] | a server and a channel connected in memory (gRPC-Go's bufconn) |
 //! | [`status`] | [`Code`], [`Status`] |
 //! | [`metadata`] | [`MetadataMap`] |
@@ -26,7 +27,7 @@
 //! use helloworld::HelloRequest;
 //! use helloworld_grpc::GreeterClient;
 //!
-//! let client = GreeterClient::new(grpc_runtime::client::Channel::new("localhost:50051")?);
+//! let client = GreeterClient::new(grpc_runtime::client::Channel::new("http://localhost:50051")?);
 //! let mut request = HelloRequest::new();
 //! request.name = "world".into();
 //! let reply = client.say_hello(request).await?;
@@ -48,6 +49,7 @@ pub mod codec;
 #[doc(hidden)]
 pub mod codegen;
 pub mod compression;
+pub mod credentials;
 mod error;
 mod headers;
 pub mod inprocess;

@@ -2,10 +2,14 @@
 
 use std::net::SocketAddr;
 
+use crate::credentials::tls::TlsInfo;
+
 /// The other end of a call's connection, as a server handler or an interceptor sees it.
 ///
-/// Built by the runtime for each connection and shared by its calls (no per-call copy).
-/// Grows with the transport: the TLS identity joins it when TLS lands.
+/// Built by the runtime for each connection and shared by its calls (no per-call copy): the
+/// addresses, and on a TLS connection what the handshake established ([`TlsInfo`]: the
+/// client's verified certificates, SNI, the protocol), so an interceptor can authorize by
+/// client certificate.
 ///
 /// # Examples
 ///
@@ -21,6 +25,7 @@ use std::net::SocketAddr;
 pub struct Peer {
     remote_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
+    tls: Option<TlsInfo>,
 }
 
 impl Peer {
@@ -30,7 +35,19 @@ impl Peer {
         Peer {
             remote_addr,
             local_addr,
+            tls: None,
         }
+    }
+
+    /// This peer, on a connection secured by TLS.
+    pub(crate) fn with_tls(mut self, tls: TlsInfo) -> Peer {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// What TLS established, if the connection is secured by it.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
     }
 
     /// The address of the other end, for TCP connections.

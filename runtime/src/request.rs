@@ -8,6 +8,7 @@ use futures_core::Stream;
 use tokio::time::Instant;
 
 use crate::compression::CompressionEncoding;
+use crate::credentials::CallCredentials;
 use crate::metadata::MetadataMap;
 use crate::peer::Peer;
 use crate::service::MethodDescriptor;
@@ -43,6 +44,7 @@ pub struct Request<T> {
     pub(crate) peer: Option<Arc<Peer>>,
     pub(crate) method: Option<&'static MethodDescriptor>,
     pub(crate) cancellation: Option<Cancellation>,
+    pub(crate) call_credentials: Option<Arc<dyn CallCredentials>>,
 }
 
 impl<T> Request<T> {
@@ -60,6 +62,7 @@ impl<T> Request<T> {
             peer: None,
             method: None,
             cancellation: None,
+            call_credentials: None,
         }
     }
 
@@ -162,6 +165,12 @@ impl<T> Request<T> {
         self.cancellation = Some(cancellation.into());
     }
 
+    /// Client: adds `credentials` to this call, after the channel's (gRPC-Go's
+    /// `grpc.PerRPCCredentials` call option).
+    pub fn set_call_credentials(&mut self, credentials: impl CallCredentials) {
+        self.call_credentials = Some(Arc::new(credentials));
+    }
+
     /// Client: compresses this call's messages with `encoding`.
     pub fn set_send_compressed(&mut self, encoding: CompressionEncoding) {
         self.compression = Some(encoding);
@@ -226,6 +235,7 @@ impl<T> Request<T> {
             peer: self.peer,
             method: self.method,
             cancellation: self.cancellation,
+            call_credentials: self.call_credentials,
         }
     }
 

@@ -191,7 +191,7 @@ async fn client_around_can_retry_a_unary_call() {
 
     let attempts = Arc::new(AtomicUsize::new(0));
     let log = Log::default();
-    let channel = Channel::builder(&addr.to_string())
+    let channel = Channel::builder(&format!("http://{addr}"))
         .around(Span {
             name: "client",
             log: log.clone(),
@@ -223,7 +223,7 @@ async fn client_around_can_retry_a_unary_call() {
 async fn client_around_wraps_the_opening_of_streams() {
     let srv = start().await;
     let log = Log::default();
-    let channel = Channel::builder(&srv.addr.to_string())
+    let channel = Channel::builder(&format!("http://{}", srv.addr))
         .around(Span {
             name: "open",
             log: log.clone(),
@@ -271,7 +271,7 @@ async fn per_call_state_reaches_on_end_on_both_sides() {
     })
     .await;
     let client_seen = Arc::new(Mutex::new(Vec::new()));
-    let channel = Channel::builder(&srv.addr.to_string())
+    let channel = Channel::builder(&format!("http://{}", srv.addr))
         .interceptor(Stamp {
             seen: client_seen.clone(),
         })

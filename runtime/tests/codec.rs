@@ -123,7 +123,7 @@ async fn serve(server: Server) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server.serve_tcp(listener));
-    addr.to_string()
+    format!("http://{addr}")
 }
 
 #[tokio::test]

@@ -164,7 +164,7 @@ async fn send_ping(ping_pong: &mut Option<h2::PingPong>, outstanding: &AtomicUsi
 }
 
 fn client(addr: SocketAddr) -> Client {
-    Client::new(Channel::new(&addr.to_string()).unwrap())
+    Client::new(Channel::new(&format!("http://{addr}")).unwrap())
 }
 
 async fn large_unary(client: &Client) -> Result<Response<StringValue>, grpc_runtime::Status> {

@@ -64,7 +64,7 @@ fn take(log: &Log) -> Vec<String> {
 async fn client_interceptors_run_in_order_and_see_outcomes() {
     let srv = start().await;
     let log = Log::default();
-    let channel = Channel::builder(&srv.addr.to_string())
+    let channel = Channel::builder(&format!("http://{}", srv.addr))
         .interceptor(Recorder {
             name: "a",
             log: log.clone(),
@@ -218,7 +218,7 @@ async fn server_interceptors_change_metadata_and_reject() {
 #[tokio::test]
 async fn sync_closure_interceptor() {
     let srv = start().await;
-    let channel = Channel::builder(&srv.addr.to_string())
+    let channel = Channel::builder(&format!("http://{}", srv.addr))
         .interceptor(from_fn(|call| {
             call.metadata_mut()
                 .insert("x-echo", "from closure")

@@ -61,7 +61,7 @@ async fn server_configured_limit() {
 #[tokio::test]
 async fn client_receive_limits_per_channel_and_per_call() {
     let srv = start().await;
-    let channel = Channel::builder(&srv.addr.to_string())
+    let channel = Channel::builder(&format!("http://{}", srv.addr))
         .max_recv_message_size(1000)
         .build()
         .unwrap();

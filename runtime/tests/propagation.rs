@@ -88,7 +88,7 @@ async fn start_front() -> (Running, Front, std::net::SocketAddr) {
 #[tokio::test]
 async fn a_handler_passes_its_deadline_on() {
     let (backend, _front, addr) = start_front().await;
-    let client = Client::new(Channel::new(&addr.to_string()).unwrap());
+    let client = Client::new(Channel::new(&format!("http://{addr}")).unwrap());
     let mut request = Request::new(s("sleep:2000"));
     request.set_timeout(Duration::from_millis(200));
     let started = tokio::time::Instant::now();
@@ -109,7 +109,7 @@ async fn a_handler_passes_its_deadline_on() {
 #[tokio::test]
 async fn propagation_without_a_deadline_keeps_the_call_unbounded() {
     let (_backend, _front, addr) = start_front().await;
-    let client = Client::new(Channel::new(&addr.to_string()).unwrap());
+    let client = Client::new(Channel::new(&format!("http://{addr}")).unwrap());
     let reply = client
         .unary(
             &FRONT.methods[0],
@@ -124,7 +124,7 @@ async fn propagation_without_a_deadline_keeps_the_call_unbounded() {
 #[tokio::test]
 async fn the_cancellation_token_fires_when_the_client_cancels() {
     let (_backend, front, addr) = start_front().await;
-    let client = Client::new(Channel::new(&addr.to_string()).unwrap());
+    let client = Client::new(Channel::new(&format!("http://{addr}")).unwrap());
     let call = client.unary(
         &FRONT.methods[1],
         Request::new(s("hang")),
@@ -144,7 +144,7 @@ async fn the_cancellation_token_fires_when_the_client_cancels() {
 #[tokio::test]
 async fn the_cancellation_token_fires_when_the_call_ends() {
     let (_backend, front, addr) = start_front().await;
-    let client = Client::new(Channel::new(&addr.to_string()).unwrap());
+    let client = Client::new(Channel::new(&format!("http://{addr}")).unwrap());
     let reply = client
         .unary(
             &FRONT.methods[1],
@@ -161,7 +161,7 @@ async fn the_cancellation_token_fires_when_the_call_ends() {
 #[tokio::test]
 async fn handlers_see_the_peer() {
     let (_backend, front, addr) = start_front().await;
-    let client = Client::new(Channel::new(&addr.to_string()).unwrap());
+    let client = Client::new(Channel::new(&format!("http://{addr}")).unwrap());
     client
         .unary(
             &FRONT.methods[1],

@@ -147,7 +147,7 @@ async fn status_details_travel() {
         async move { server.serve_tcp(listener).await }
     });
     let client = grpc_runtime::client::Client::new(
-        grpc_runtime::client::Channel::new(&addr.to_string()).unwrap(),
+        grpc_runtime::client::Channel::new(&format!("http://{addr}")).unwrap(),
     );
     let err = client
         .unary(UNARY, Request::new(s("x")), pb::<_, StringValue>())

@@ -59,7 +59,7 @@ where
 }
 
 fn client(addr: SocketAddr) -> Client {
-    Client::new(Channel::new(&addr.to_string()).unwrap())
+    Client::new(Channel::new(&format!("http://{addr}")).unwrap())
 }
 
 /// A request carrying `x-case: <case>` for the raw server to switch on.
@@ -726,7 +726,7 @@ async fn oversized_response_is_resource_exhausted_without_waiting_for_it() {
     let (tx, mut resets) = mpsc::unbounded_channel();
     let addr = raw_server(huge_message_server(tx)).await;
     let small = Client::new(
-        Channel::builder(&addr.to_string())
+        Channel::builder(&format!("http://{addr}"))
             .max_recv_message_size(1024)
             .build()
             .unwrap(),
@@ -1133,7 +1133,7 @@ async fn closed_port_is_unavailable_with_the_cause() {
     );
     assert_ne!(err.message(), "transport error");
     // Channel::connect says the same.
-    let err = within(Channel::new(&addr.to_string()).unwrap().connect())
+    let err = within(Channel::new(&format!("http://{addr}")).unwrap().connect())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
@@ -1344,7 +1344,7 @@ async fn request_headers_are_in_the_spec_order() {
 #[tokio::test]
 async fn grpc_timeout_is_what_is_left_after_connecting() {
     let addr = raw_server(conformance_handler).await;
-    let channel = Channel::builder("slow.example:1")
+    let channel = Channel::builder("http://slow.example:1")
         .dialer(move || async move {
             tokio::time::sleep(Duration::from_millis(400)).await;
             tokio::net::TcpStream::connect(addr).await

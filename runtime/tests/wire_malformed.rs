@@ -102,7 +102,7 @@ async fn bad_header_server() -> SocketAddr {
 #[tokio::test]
 async fn a_malformed_response_header_is_internal_on_the_client() {
     let addr = bad_header_server().await;
-    let client = Client::new(Channel::new(&addr.to_string()).unwrap());
+    let client = Client::new(Channel::new(&format!("http://{addr}")).unwrap());
     let err = tokio::time::timeout(
         Duration::from_secs(10),
         client.unary(UNARY, Request::new(s("x")), pb::<_, StringValue>()),

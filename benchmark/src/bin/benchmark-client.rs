@@ -10,6 +10,7 @@ use benchmark::proto::benchmark_service_grpc::BenchmarkServiceClient;
 use benchmark::proto::messages::{Payload, SimpleRequest, SimpleResponse};
 use grpc_runtime::Status;
 use grpc_runtime::client::Channel;
+use grpc_runtime::credentials::ChannelCredentials;
 use protobuf::Message;
 
 fn request(cfg: &LoadConfig) -> SimpleRequest {
@@ -102,7 +103,11 @@ async fn run(cfg: LoadConfig) -> i32 {
     let mut clients = Vec::new();
     for _ in 0..cfg.connections {
         // One channel per connection; connect before the clock starts.
-        let channel = match Channel::new(&cfg.target) {
+        // The harness passes host:port; this is plaintext, said explicitly.
+        let channel = match Channel::builder(&cfg.target)
+            .credentials(ChannelCredentials::insecure())
+            .build()
+        {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");

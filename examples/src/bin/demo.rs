@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         async move { server.serve_tcp(listener).await }
     });
     println!("server: route guide listening on {addr}");
-    let result = run_client(&addr.to_string()).await;
+    let result = run_client(&format!("http://{addr}")).await;
     server.graceful_stop().await;
     serving.await??;
     result?;

@@ -7,7 +7,9 @@ use grpc_runtime::client::Channel;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let target = args.next().unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+    let target = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
     let name = args.next().unwrap_or_else(|| "world".to_owned());
     let client = GreeterClient::new(Channel::new(&target)?);
     let mut request = HelloRequest::new();

@@ -4,6 +4,6 @@
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:10000".to_owned());
+        .unwrap_or_else(|| "http://127.0.0.1:10000".to_owned());
     examples::route_guide::run_client(&target).await
 }

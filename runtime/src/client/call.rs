@@ -18,6 +18,7 @@ use super::{BidiCall, CallInvoker, Channel};
 use crate::codec::framing::{self, Kind};
 use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
+use crate::credentials::{self, CallCredentials, CallCredentialsInfo};
 use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
 use crate::interceptor::{AroundFuture, CallInfo, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
@@ -35,6 +36,8 @@ struct Call {
     compression: Option<CompressionEncoding>,
     max_recv: usize,
     max_send: usize,
+    /// The call's own credentials (the channel's are the channel's).
+    credentials: Option<Arc<dyn CallCredentials>>,
 }
 
 impl Call {
@@ -113,6 +116,7 @@ impl Channel {
             max_send: head
                 .max_send_message_size
                 .unwrap_or(config.max_send_message_size),
+            credentials: head.call_credentials,
             end,
         };
 
@@ -152,10 +156,12 @@ impl Channel {
         Ok((call, request, around))
     }
 
-    /// Sends the request headers on a live connection (connecting first if needed).
+    /// Sends the request headers on a live connection (connecting first if needed), with the
+    /// call credentials' metadata.
     async fn send_headers(
         &self,
         deadline: Option<Instant>,
+        credentials: Option<Arc<dyn CallCredentials>>,
         mut request: http::Request<()>,
     ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
         // A connection found dead since the last call is replaced once, transparently:
@@ -173,6 +179,11 @@ impl Channel {
                     .map_err(|e| transport::status_from_h2(&e))?
             }
         };
+        let channel_credentials = self.call_credentials();
+        if channel_credentials.is_some() || credentials.is_some() {
+            self.add_call_credentials(channel_credentials, credentials.as_deref(), &mut request)
+                .await?;
+        }
         // What is left of the deadline once connected, as gRPC-Go sends it.
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -187,6 +198,30 @@ impl Channel {
         })
     }
 
+    /// Adds the metadata of the channel's and then the call's credentials to `request`.
+    async fn add_call_credentials(
+        &self,
+        channel: Option<&Arc<dyn CallCredentials>>,
+        call: Option<&dyn CallCredentials>,
+        request: &mut http::Request<()>,
+    ) -> Result<(), Status> {
+        let uri = request.uri();
+        let path = uri.path();
+        // The audience: the service's URL, without the method.
+        let service = path.rsplit_once('/').map_or(path, |(service, _)| service);
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let info = CallCredentialsInfo {
+            service_url: format!("https://{authority}{service}"),
+            method: path.to_owned(),
+            secure: self.is_secure(),
+        };
+        let headers = request.headers_mut();
+        for credentials in channel.map(|c| &**c).into_iter().chain(call) {
+            credentials::apply_call_credentials(credentials, &info, headers).await?;
+        }
+        Ok(())
+    }
+
     /// Runs interceptors and opens the HTTP/2 stream.
     async fn open(
         &self,
@@ -197,12 +232,14 @@ impl Channel {
         let (mut call, request, around) = self.prepare(method, kind, head).await?;
         let opened = with_deadline(&call, async {
             let deadline = call.deadline;
+            let credentials = call.credentials.clone();
             match around {
-                None => self.send_headers(deadline, request).await,
+                None => self.send_headers(deadline, credentials, request).await,
                 Some(info) => {
                     let arounds = self.config().interceptors.arounds();
                     let channel = self.clone();
-                    let open = async move { channel.send_headers(deadline, request).await };
+                    let open =
+                        async move { channel.send_headers(deadline, credentials, request).await };
                     wrap(arounds, &info, open).await
                 }
             }
@@ -222,10 +259,11 @@ impl Channel {
         self,
         deadline: Option<Instant>,
         max_recv: usize,
+        credentials: Option<Arc<dyn CallCredentials>>,
         request: http::Request<()>,
         frame: Bytes,
     ) -> Result<Response<Bytes>, Status> {
-        let (response, mut send) = self.send_headers(deadline, request).await?;
+        let (response, mut send) = self.send_headers(deadline, credentials, request).await?;
         let sent = transport::send_data(&mut send, frame, true).await;
         if let Err(e) = sent {
             // The response (an early error status, say) explains it better if there is one.
@@ -267,21 +305,27 @@ impl CallInvoker for Channel {
         let (deadline, max_recv) = (call.deadline, call.max_recv);
         let raw = match around {
             None => {
-                let attempt = self
-                    .clone()
-                    .unary_attempt(deadline, max_recv, request, frame);
+                let attempt = self.clone().unary_attempt(
+                    deadline,
+                    max_recv,
+                    call.credentials.clone(),
+                    request,
+                    frame,
+                );
                 with_deadline(&call, attempt).await
             }
             Some(info) => {
                 // The request is encoded once; each run of the `Around`s' `next` sends it
                 // again as a new attempt, and the last attempt's response is kept.
                 let channel = self.clone();
+                let credentials = call.credentials.clone();
                 let slot: AttemptSlot = Arc::default();
                 let out = Arc::clone(&slot);
                 let mut core = move || -> AroundFuture<'static> {
                     let attempt = channel.clone().unary_attempt(
                         deadline,
                         max_recv,
+                        credentials.clone(),
                         copy_request(&request),
                         frame.clone(),
                     );

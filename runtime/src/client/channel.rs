@@ -13,7 +13,9 @@ use http::HeaderValue;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::target::{self, Address};
+use super::target::{self, Address, Implied, Target};
+use crate::credentials::tls::ClientTlsConfig;
+use crate::credentials::{CallCredentials, ChannelCredentials};
 use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::error::Error;
 use crate::interceptor::{Around, Chain, Interceptor};
@@ -41,7 +43,7 @@ type DialFn =
 /// use grpc_runtime::client::Channel;
 ///
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let channel = Channel::builder("localhost:50051")
+/// let channel = Channel::builder("http://localhost:50051")
 ///     .connect_timeout(Duration::from_secs(5))
 ///     .build()?;
 /// channel.connect().await?; // optional: the first call connects too
@@ -57,6 +59,11 @@ struct Inner {
     address: Address,
     dialer: Option<Arc<DialFn>>,
     authority: Authority,
+    /// The host a TLS handshake checks the certificate against (and sends as SNI), unless
+    /// the credentials override it.
+    tls_host: String,
+    credentials: ChannelCredentials,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
     config: Config,
     current: Mutex<Option<Connection>>,
     connecting: tokio::sync::Mutex<()>,
@@ -87,17 +94,21 @@ impl fmt::Debug for Channel {
 }
 
 impl Channel {
-    /// A channel to `target` with default settings; it connects on first use.
+    /// A channel to `target` with default settings; it connects on first use. The target's
+    /// scheme gives its security: `https://` (TLS, the system's roots), `http://` or `unix:`
+    /// (plaintext); for other targets use [`builder`](Channel::builder) and set
+    /// [`credentials`](ChannelBuilder::credentials).
     ///
     /// # Errors
     ///
-    /// If `target` cannot be parsed.
+    /// If `target` cannot be parsed or does not say how to secure it.
     pub fn new(target: &str) -> Result<Channel, Error> {
         Channel::builder(target).build()
     }
 
     /// A builder for a channel to `target` (`host:port`, `dns:///host:port`,
-    /// `http://host:port`, `unix:path` or `unix:///absolute/path`).
+    /// `https://host[:port]`, `http://host[:port]`, `unix:path` or `unix:///absolute/path`).
+    /// A `host:port` or `dns:` target needs [`credentials`](ChannelBuilder::credentials).
     pub fn builder(target: &str) -> ChannelBuilder {
         ChannelBuilder {
             target: target.to_owned(),
@@ -109,6 +120,8 @@ impl Channel {
             max_send_message_size: DEFAULT_MAX_SEND_MESSAGE_SIZE,
             http2: Http2Settings::default(),
             dialer: None,
+            credentials: None,
+            call_credentials: None,
         }
     }
 
@@ -128,6 +141,16 @@ impl Channel {
 
     pub(crate) fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Whether connections are secured (TLS).
+    pub(crate) fn is_secure(&self) -> bool {
+        self.inner.credentials.is_secure()
+    }
+
+    /// The channel's own call credentials.
+    pub(crate) fn call_credentials(&self) -> Option<&Arc<dyn CallCredentials>> {
+        self.inner.call_credentials.as_ref()
     }
 
     /// The request URI for a method.
@@ -196,7 +219,7 @@ impl Channel {
         let timeout = self.inner.config.connect_timeout;
         if let Some(dialer) = &self.inner.dialer {
             let io = transport::with_connect_timeout(timeout, &self.inner.target, dialer()).await?;
-            return self.handshake(io).await;
+            return self.secure(io).await;
         }
         match &self.inner.address {
             Address::Tcp { host, port } => {
@@ -208,7 +231,7 @@ impl Channel {
                 )
                 .await?;
                 transport::set_nodelay(&stream);
-                self.handshake(stream).await
+                self.secure(stream).await
             }
             #[cfg(unix)]
             Address::Unix(path) => {
@@ -219,13 +242,31 @@ impl Channel {
                     tokio::net::UnixStream::connect(path),
                 )
                 .await?;
-                self.handshake(stream).await
+                self.secure(stream).await
             }
             #[cfg(not(unix))]
             Address::Unix(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 "Unix domain sockets are not supported on this platform",
             )),
+        }
+    }
+
+    /// The TLS handshake if the credentials call for one (within the connect timeout), then
+    /// HTTP/2's.
+    async fn secure<IO>(&self, io: IO) -> std::io::Result<Connection>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.inner.credentials.tls_state() {
+            None => self.handshake(io).await,
+            Some(tls) => {
+                let timeout = self.inner.config.connect_timeout;
+                let what = format!("TLS handshake with {}", self.inner.tls_host);
+                let connecting = tls.connect(&self.inner.tls_host, io);
+                let stream = transport::with_connect_timeout(timeout, &what, connecting).await?;
+                self.handshake(stream).await
+            }
         }
     }
 
@@ -290,6 +331,33 @@ fn static_path(path: &'static str) -> Option<PathAndQuery> {
         .filter(|p| p.query().is_none() && p.path() == path)
 }
 
+/// The channel's transport credentials: the ones set, checked against the target's scheme, or
+/// the ones the scheme implies.
+fn resolve_credentials(
+    target: &str,
+    implied: Implied,
+    set: Option<ChannelCredentials>,
+) -> Result<ChannelCredentials, Error> {
+    match (implied, set) {
+        (Implied::Tls, Some(set)) if !set.is_secure() => Err(Error::invalid_config(&format!(
+            "target {target:?} asks for TLS (https://), and the credentials set are insecure"
+        ))),
+        (Implied::Plaintext, Some(set)) if set.is_secure() => {
+            Err(Error::invalid_config(&format!(
+                "target {target:?} asks for plaintext (http://), and the credentials set are TLS"
+            )))
+        }
+        (_, Some(set)) => Ok(set),
+        (Implied::Tls, None) => ChannelCredentials::tls(ClientTlsConfig::new()),
+        (Implied::Plaintext | Implied::Local, None) => Ok(ChannelCredentials::insecure()),
+        (Implied::Nothing, None) => Err(Error::invalid_config(&format!(
+            "no transport security set for target {target:?}: use an https:// (TLS) or \
+             http:// (plaintext) target, or ChannelBuilder::credentials with \
+             ChannelCredentials::tls(..) or ChannelCredentials::insecure()"
+        ))),
+    }
+}
+
 /// Configures a [`Channel`]; made by [`Channel::builder`].
 #[must_use]
 pub struct ChannelBuilder {
@@ -302,6 +370,8 @@ pub struct ChannelBuilder {
     max_send_message_size: usize,
     http2: Http2Settings,
     dialer: Option<Arc<DialFn>>,
+    credentials: Option<ChannelCredentials>,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -310,6 +380,7 @@ impl fmt::Debug for ChannelBuilder {
             .field("target", &self.target)
             .field("connect_timeout", &self.connect_timeout)
             .field("dialer", &self.dialer.is_some())
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -380,7 +451,7 @@ impl ChannelBuilder {
     /// ```
     /// use grpc_runtime::client::Channel;
     ///
-    /// let channel = Channel::builder("localhost:50051")
+    /// let channel = Channel::builder("http://localhost:50051")
     ///     .dialer(|| async { tokio::net::TcpStream::connect("127.0.0.1:50051").await })
     ///     .build()
     ///     .unwrap();
@@ -399,21 +470,74 @@ impl ChannelBuilder {
         self
     }
 
+    /// How connections are secured: TLS ([`ChannelCredentials::tls`]) or plaintext
+    /// ([`ChannelCredentials::insecure`]), gRPC-Go's `WithTransportCredentials`. Needed unless
+    /// the target's scheme says (`https://` is TLS with the system's roots, `http://` and
+    /// `unix:` are plaintext); see [`credentials`](crate::credentials).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use grpc_runtime::client::Channel;
+    /// use grpc_runtime::credentials::ChannelCredentials;
+    ///
+    /// // Plaintext, said out loud.
+    /// let channel = Channel::builder("dns:///localhost:50051")
+    ///     .credentials(ChannelCredentials::insecure())
+    ///     .build()?;
+    /// # let _ = channel;
+    /// # Ok::<(), grpc_runtime::Error>(())
+    /// ```
+    pub fn credentials(mut self, credentials: ChannelCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Adds `credentials` to every call of this channel (gRPC-Go's `WithPerRPCCredentials`).
+    /// See [`CallCredentials`] for when they are refused.
+    pub fn call_credentials(mut self, credentials: impl CallCredentials) -> Self {
+        self.call_credentials = Some(Arc::new(credentials));
+        self
+    }
+
     /// Builds the channel. It does not connect yet.
     ///
     /// # Errors
     ///
-    /// If the target cannot be parsed, or the user agent is not a valid header value.
+    /// If the target cannot be parsed; if the transport's security is not set (a target
+    /// without `https://` or `http://` and no [`credentials`](Self::credentials)) or
+    /// contradicts the target's scheme; if call credentials that require security are set on
+    /// a plaintext channel; if the user agent is not a valid header value.
     pub fn build(self) -> Result<Channel, Error> {
-        let (address, authority) = if self.dialer.is_some() {
+        let Target {
+            address,
+            mut authority,
+            implied,
+        } = if self.dialer.is_some() {
             // Any name will do: the dialer decides where connections go.
-            target::parse(&self.target).unwrap_or((
-                Address::Unix(Default::default()),
-                Authority::from_static("localhost"),
-            ))
+            target::parse(&self.target).unwrap_or(Target {
+                address: Address::Unix(Default::default()),
+                authority: Authority::from_static("localhost"),
+                implied: Implied::Nothing,
+            })
         } else {
             target::parse(&self.target)?
         };
+        let credentials = resolve_credentials(&self.target, implied, self.credentials)?;
+        if let Some(call) = &self.call_credentials {
+            if call.requires_transport_security() && !credentials.is_secure() {
+                return Err(Error::invalid_config(
+                    "the call credentials require transport security, and the channel is                      plaintext (use TLS, or allow_insecure() on credentials meant for plaintext)",
+                ));
+            }
+        }
+        let tls_host = authority.host().to_owned();
+        if let Some(name) = credentials.tls_state().and_then(|t| t.authority_override()) {
+            // gRPC-Go sends the override as `:authority` too.
+            authority = Authority::try_from(name).map_err(|_| {
+                Error::invalid_config(&format!("TLS server name {name:?} is not a valid authority"))
+            })?;
+        }
         let ua = match &self.user_agent {
             Some(prefix) => format!("{prefix} grpc-rust/{}", env!("CARGO_PKG_VERSION")),
             None => format!("grpc-rust/{}", env!("CARGO_PKG_VERSION")),
@@ -426,6 +550,9 @@ impl ChannelBuilder {
                 address,
                 dialer: self.dialer,
                 authority,
+                tls_host,
+                credentials,
+                call_credentials: self.call_credentials,
                 config: Config {
                     connect_timeout: self.connect_timeout,
                     user_agent,

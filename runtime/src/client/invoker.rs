@@ -146,7 +146,7 @@ pub type BidiCall<Req, Resp> = (RequestSender<Req>, Streaming<Resp>);
 /// static SAY: MethodDescriptor = MethodDescriptor::new("Say", "/echo.Echo/Say", MethodKind::Unary);
 ///
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = Client::new(Channel::new("localhost:50051")?);
+/// let client = Client::new(Channel::new("http://localhost:50051")?);
 /// let reply = client
 ///     .unary(&SAY, grpc_runtime::Request::new(StringValue::new()), ProtobufCodec::<_, StringValue>::new())
 ///     .await?;

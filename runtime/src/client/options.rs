@@ -1,8 +1,10 @@
 //! [`CallOptions`]: per-client defaults for calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compression::CompressionEncoding;
+use crate::credentials::CallCredentials;
 use crate::request::Request;
 
 /// Default options for the calls of one client. Per-call settings on the [`Request`] win.
@@ -28,6 +30,7 @@ pub struct CallOptions {
     send_compressed: Option<CompressionEncoding>,
     max_recv_message_size: Option<usize>,
     max_send_message_size: Option<usize>,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
 }
 
 impl CallOptions {
@@ -60,6 +63,12 @@ impl CallOptions {
         self
     }
 
+    /// Adds `credentials` to each call, after the channel's.
+    pub fn call_credentials(mut self, credentials: impl CallCredentials) -> Self {
+        self.call_credentials = Some(Arc::new(credentials));
+        self
+    }
+
     /// Fills the settings `request` leaves unset.
     pub(crate) fn apply<T>(&self, request: &mut Request<T>) {
         request.timeout = request.timeout.or(self.timeout);
@@ -68,5 +77,8 @@ impl CallOptions {
             request.max_recv_message_size.or(self.max_recv_message_size);
         request.max_send_message_size =
             request.max_send_message_size.or(self.max_send_message_size);
+        if request.call_credentials.is_none() {
+            request.call_credentials.clone_from(&self.call_credentials);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Parsing a channel's target: `host:port`, `dns:[//authority/]host[:port]`,
-//! `passthrough:///host:port`, `http://host[:port]`, `unix:path`, `unix:///absolute/path`.
+//! `passthrough:///host:port`, `http://host[:port]`, `https://host[:port]`, `unix:path`,
+//! `unix:///absolute/path`.
 
 use std::path::PathBuf;
 
@@ -16,13 +17,37 @@ pub(crate) enum Address {
     Unix(PathBuf),
 }
 
+/// The security a target's scheme implies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Implied {
+    /// `http://`.
+    Plaintext,
+    /// `unix:`: a local socket, plaintext unless the credentials say otherwise.
+    Local,
+    /// `https://`.
+    Tls,
+    /// Any other form: the channel's credentials must say.
+    Nothing,
+}
+
+/// A parsed target.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub(crate) address: Address,
+    pub(crate) authority: Authority,
+    pub(crate) implied: Implied,
+}
+
 /// gRPC-Go's DNS resolver's port when the target names none.
 const DNS_DEFAULT_PORT: u16 = 443;
 /// The port `http://` implies.
 const HTTP_DEFAULT_PORT: u16 = 80;
+/// The port `https://` implies.
+const HTTPS_DEFAULT_PORT: u16 = 443;
 
-/// Parses a gRPC target into an address and the `:authority` to send.
-pub(crate) fn parse(target: &str) -> Result<(Address, Authority), Error> {
+/// Parses a gRPC target into an address, the `:authority` to send and the security its
+/// scheme implies.
+pub(crate) fn parse(target: &str) -> Result<Target, Error> {
     let bad = |why: &str| Error::invalid_target(target, why);
     if let Some(rest) = target.strip_prefix("unix:") {
         // unix:///abs/path and unix:/abs/path are absolute; unix:rel/path is relative.
@@ -30,19 +55,16 @@ pub(crate) fn parse(target: &str) -> Result<(Address, Authority), Error> {
         if path.is_empty() {
             return Err(bad("empty socket path"));
         }
-        return Ok((
-            Address::Unix(PathBuf::from(path)),
-            Authority::from_static("localhost"),
-        ));
-    }
-    if target.starts_with("https://") {
-        return Err(bad(
-            "TLS is not supported yet; use http:// or a plain host:port",
-        ));
+        return Ok(Target {
+            address: Address::Unix(PathBuf::from(path)),
+            authority: Authority::from_static("localhost"),
+            implied: Implied::Local,
+        });
     }
     // The scheme decides the port a target without one gets: DNS names default to 443 as
     // in gRPC-Go's resolver, `http://` to 80; a bare `host` or `passthrough:` has none
     // (gRPC-Go's dialer fails on it too).
+    let mut implied = Implied::Nothing;
     let (host_port, default_port) = if let Some(rest) = target.strip_prefix("dns:") {
         // dns:///host:port, or dns://resolver-authority/host:port (the resolver is ignored).
         let rest = match rest.strip_prefix("//") {
@@ -53,7 +75,11 @@ pub(crate) fn parse(target: &str) -> Result<(Address, Authority), Error> {
     } else if let Some(rest) = target.strip_prefix("passthrough:///") {
         (rest, None)
     } else if let Some(rest) = target.strip_prefix("http://") {
+        implied = Implied::Plaintext;
         (rest.trim_end_matches('/'), Some(HTTP_DEFAULT_PORT))
+    } else if let Some(rest) = target.strip_prefix("https://") {
+        implied = Implied::Tls;
+        (rest.trim_end_matches('/'), Some(HTTPS_DEFAULT_PORT))
     } else {
         (target, None)
     };
@@ -79,13 +105,14 @@ pub(crate) fn parse(target: &str) -> Result<(Address, Authority), Error> {
     let authority: Authority = format!("{authority_host}:{port}")
         .parse()
         .map_err(|_| bad("expected host:port"))?;
-    Ok((
-        Address::Tcp {
+    Ok(Target {
+        address: Address::Tcp {
             host: host.to_owned(),
             port,
         },
         authority,
-    ))
+        implied,
+    })
 }
 
 /// Splits `host[:port]` (with `[v6]` hosts); `None` if malformed.
@@ -114,7 +141,11 @@ mod tests {
 
     fn tcp(target: &str) -> (String, u16, String) {
         match parse(target).unwrap() {
-            (Address::Tcp { host, port }, authority) => (host, port, authority.to_string()),
+            Target {
+                address: Address::Tcp { host, port },
+                authority,
+                ..
+            } => (host, port, authority.to_string()),
             other => panic!("{other:?}"),
         }
     }
@@ -138,20 +169,34 @@ mod tests {
             ("::1".to_owned(), 80, "[::1]:80".to_owned())
         );
         assert_eq!(
-            parse("unix:///tmp/s.sock").unwrap().0,
+            parse("unix:///tmp/s.sock").unwrap().address,
             Address::Unix("/tmp/s.sock".into())
         );
         assert_eq!(
-            parse("unix:rel.sock").unwrap().0,
+            parse("unix:rel.sock").unwrap().address,
             Address::Unix("rel.sock".into())
         );
-        for bad in ["", "unix:", "https://x:1", "a b:1", ":80", "::1"] {
+        for bad in ["", "unix:", "https://", "a b:1", ":80", "::1"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
 
     /// Regression: `127.0.0.1:99999` was accepted and dialed port 443; a target without a
     /// port silently used 443.
+    #[test]
+    fn implied_security() {
+        for (target, implied) in [
+            ("http://h:1", Implied::Plaintext),
+            ("unix:/s", Implied::Local),
+            ("https://h:1", Implied::Tls),
+            ("h:1", Implied::Nothing),
+            ("dns:///h:1", Implied::Nothing),
+            ("passthrough:///h:1", Implied::Nothing),
+        ] {
+            assert_eq!(parse(target).unwrap().implied, implied, "{target}");
+        }
+    }
+
     #[test]
     fn ports() {
         for bad in [
@@ -170,6 +215,8 @@ mod tests {
         assert_eq!(tcp("dns:///example.com").1, 443);
         assert_eq!(tcp("dns:///example.com").2, "example.com:443");
         assert_eq!(tcp("http://example.com").1, 80);
+        assert_eq!(tcp("https://example.com").1, 443);
+        assert_eq!(tcp("https://example.com:8443/").2, "example.com:8443");
         assert_eq!(tcp("localhost:65535").1, 65535);
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::{Config, Control, Mode, ResponseSender, Server, Service, Shared, UnknownHandler};
 use crate::compression::CompressionEncoding;
+use crate::credentials::ServerCredentials;
 use crate::interceptor::{Around, Chain, Interceptor};
 use crate::request::Request;
 use crate::status::Status;
@@ -137,10 +138,32 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a new connection may take to complete the HTTP/2 handshake before it is
-    /// closed. Default: 120 s (gRPC-Go's `ConnectionTimeout`).
+    /// How long a new connection may take to complete its handshakes (TLS, then HTTP/2)
+    /// before it is closed. Default: 120 s (gRPC-Go's `ConnectionTimeout`).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection_timeout = timeout;
+        self
+    }
+
+    /// How connections are secured (gRPC-Go's `grpc.Creds`). Default: plaintext
+    /// ([`ServerCredentials::insecure`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use grpc_runtime::credentials::ServerCredentials;
+    /// use grpc_runtime::credentials::tls::{Identity, ServerTlsConfig};
+    /// use grpc_runtime::server::Server;
+    ///
+    /// let identity = Identity::from_pem_files("server.pem", "server.key")?;
+    /// let server = Server::builder()
+    ///     .credentials(ServerCredentials::tls(ServerTlsConfig::new(identity))?)
+    ///     .build();
+    /// # let _ = server;
+    /// # Ok::<(), grpc_runtime::Error>(())
+    /// ```
+    pub fn credentials(mut self, credentials: ServerCredentials) -> Self {
+        self.config.credentials = credentials;
         self
     }
 

@@ -7,9 +7,11 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::routing::dispatch;
 use super::{Mode, Shared};
+use crate::credentials::tls::{ServerTlsState, TlsInfo};
 use crate::peer::Peer;
 use crate::transport;
 
@@ -22,11 +24,12 @@ use crate::transport;
 /// to ~170k per second at the same CPU per call), for at most one extra write per 16.
 const ACCEPT_BURST: usize = 16;
 
-/// The HTTP/2 handshake of a new connection, within the server's connection timeout.
+/// The HTTP/2 handshake of a new connection, by the server's connection deadline.
 async fn handshake<IO>(
     io: IO,
     peer: &Peer,
     shared: &Shared,
+    deadline: Instant,
     mode: &mut watch::Receiver<Mode>,
 ) -> Option<h2::server::Connection<transport::Paced<IO>, Bytes>>
 where
@@ -36,10 +39,9 @@ where
     if let Some(limit) = shared.config.max_concurrent_streams {
         builder.max_concurrent_streams(limit);
     }
-    let timeout = shared.config.connection_timeout;
     let handshake = builder.handshake::<_, Bytes>(transport::Paced::server(io));
     let handshake = tokio::select! {
-        handshake = tokio::time::timeout(timeout, handshake) => handshake,
+        handshake = tokio::time::timeout_at(deadline, handshake) => handshake,
         _ = mode.changed() => return None,
     };
     match handshake {
@@ -51,24 +53,80 @@ where
         Err(_) => {
             tracing::debug!(
                 remote_addr = ?peer.remote_addr(),
-                "no HTTP/2 handshake within {timeout:?}; closing"
+                "no HTTP/2 handshake within {:?}; closing",
+                shared.config.connection_timeout
             );
             None
         }
     }
 }
 
+/// The TLS handshake of a new connection, by the server's connection deadline. Failures (no
+/// certificate when one is required, an unknown CA, no ALPN `h2`) are the client's to see;
+/// here they are logged at debug, and only this connection closes.
+async fn secure<IO>(
+    tls: &ServerTlsState,
+    io: IO,
+    peer: &Peer,
+    deadline: Instant,
+    mode: &mut watch::Receiver<Mode>,
+) -> Option<(tokio_rustls::server::TlsStream<IO>, TlsInfo)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let accepted = tokio::select! {
+        accepted = tokio::time::timeout_at(deadline, tls.accept(io)) => accepted,
+        _ = mode.changed() => return None,
+    };
+    match accepted {
+        Ok(Ok(secured)) => Some(secured),
+        Ok(Err(e)) => {
+            tracing::debug!(remote_addr = ?peer.remote_addr(), "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(remote_addr = ?peer.remote_addr(), "no TLS handshake in time; closing");
+            None
+        }
+    }
+}
+
+/// Serves one accepted connection: the security handshake its credentials call for, then
+/// HTTP/2, both within the server's connection timeout.
 pub(super) async fn serve_connection<IO>(
+    io: IO,
+    peer: Peer,
+    shared: Arc<Shared>,
+    mut mode: watch::Receiver<Mode>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadline = Instant::now() + shared.config.connection_timeout;
+    match shared.config.credentials.tls_state() {
+        None => serve_h2(io, Arc::new(peer), shared, deadline, mode).await,
+        Some(tls) => {
+            // Boxed for the reason `serve_h2` boxes its handshake.
+            let secured = Box::pin(secure(tls, io, &peer, deadline, &mut mode)).await;
+            if let Some((io, info)) = secured {
+                let peer = Arc::new(peer.with_tls(info));
+                serve_h2(io, peer, shared, deadline, mode).await;
+            }
+        }
+    }
+}
+
+async fn serve_h2<IO>(
     io: IO,
     peer: Arc<Peer>,
     shared: Arc<Shared>,
+    deadline: Instant,
     mut mode: watch::Receiver<Mode>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Boxed: the handshake's state is as large as the connection's, and a connection's task
     // keeps its largest state for its whole life (idle connections are counted per KiB).
-    let handshake = Box::pin(handshake(io, &peer, &shared, &mut mode));
+    let handshake = Box::pin(handshake(io, &peer, &shared, deadline, &mut mode));
     let Some(mut connection) = handshake.await else {
         return;
     };

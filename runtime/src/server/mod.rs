@@ -32,6 +32,7 @@ pub use service::Service;
 
 use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::compression::CompressionEncoding;
+use crate::credentials::ServerCredentials;
 use crate::interceptor::Chain;
 use crate::request::Request;
 use crate::status::Status;
@@ -62,6 +63,7 @@ pub(crate) struct Config {
     pub(crate) http2: Http2Settings,
     pub(crate) max_concurrent_streams: Option<u32>,
     pub(crate) connection_timeout: Duration,
+    pub(crate) credentials: ServerCredentials,
 }
 
 pub(crate) struct Shared {
@@ -129,6 +131,7 @@ impl Server {
                 http2: Http2Settings::default(),
                 max_concurrent_streams: None,
                 connection_timeout: Duration::from_secs(120),
+                credentials: ServerCredentials::insecure(),
             },
         }
     }

@@ -146,7 +146,7 @@ impl Server {
                     Some(Ok((io, peer))) => {
                         let shared = Arc::clone(&self.shared);
                         let mode = self.control.mode.subscribe();
-                        connections.spawn(serve_connection(io, Arc::new(peer), shared, mode));
+                        connections.spawn(serve_connection(io, peer, shared, mode));
                     }
                     Some(Err(e)) => {
                         // Out of file descriptors and the like: wait rather than spin.
@@ -191,11 +191,41 @@ impl Server {
     {
         let shared = Arc::clone(&self.shared);
         let mode = self.control.mode.subscribe();
-        tokio::spawn(serve_connection(
-            io,
-            Arc::new(Peer::default()),
-            shared,
-            mode,
-        ));
+        tokio::spawn(serve_connection(io, Peer::default(), shared, mode));
+    }
+
+    /// Serves one connection, made or accepted by the caller, until it closes or the server
+    /// stops: the server's credentials apply (TLS runs first if it has TLS), and `peer` is
+    /// what its calls see as their [`Peer`]. The seam under [`serve_incoming`]
+    /// (Server::serve_incoming), for a caller running its own accept loop.
+    ///
+    /// A [`graceful_stop`](Server::graceful_stop) sends this connection GOAWAY too, but
+    /// does not wait for it: the caller owns the future.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use grpc_runtime::{Peer, server::Server};
+    ///
+    /// # async fn f(server: Server) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+    /// loop {
+    ///     let (stream, remote) = listener.accept().await?;
+    ///     let peer = Peer::new(Some(remote), stream.local_addr().ok());
+    ///     tokio::spawn(server.serve_connection(stream, peer));
+    /// }
+    /// # }
+    /// ```
+    pub fn serve_connection<IO>(
+        &self,
+        io: IO,
+        peer: Peer,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let mode = self.control.mode.subscribe();
+        serve_connection(io, peer, shared, mode)
     }
 }

@@ -280,7 +280,7 @@ pub struct Running {
 
 impl Running {
     pub fn channel(&self) -> Channel {
-        Channel::new(&self.addr.to_string()).unwrap()
+        Channel::new(&format!("http://{}", self.addr)).unwrap()
     }
 
     pub fn client(&self) -> Client {
