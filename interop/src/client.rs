@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grpc_runtime::client::{Channel, Client};
-use grpc_runtime::credentials::ChannelCredentials;
 use grpc_runtime::codec::{MessageCompressed, Outbound, ProtobufCodec};
+use grpc_runtime::credentials::ChannelCredentials;
 use grpc_runtime::interceptor::{CallInfo, InterceptFuture, Interceptor};
 use grpc_runtime::{Code, CompressionEncoding, MetadataMap, Request, Response, Status, Streaming};
 

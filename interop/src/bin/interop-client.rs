@@ -82,7 +82,8 @@ fn credentials(flags: &Flags) -> Result<ChannelCredentials, String> {
         file => Some(file.to_owned()),
     };
     if let Some(file) = ca_file {
-        config = config.ca_certificate(Certificate::from_pem_file(file).map_err(|e| e.to_string())?);
+        config =
+            config.ca_certificate(Certificate::from_pem_file(file).map_err(|e| e.to_string())?);
     }
     match flags.get("server_host_override", "") {
         "" => {}

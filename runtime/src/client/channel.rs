@@ -14,9 +14,9 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::target::{self, Address, Implied, Target};
+use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::credentials::tls::ClientTlsConfig;
 use crate::credentials::{CallCredentials, ChannelCredentials};
-use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::error::Error;
 use crate::interceptor::{Around, Chain, Interceptor};
 use crate::service::MethodRef;
@@ -288,24 +288,41 @@ impl Channel {
         let closed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&closed);
         let target = self.inner.target.clone();
-        let driver = tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        let mut driver = tokio::spawn(async move {
+            let ended = connection.await;
+            if let Err(e) = &ended {
                 tracing::debug!(%target, "connection ended: {e}");
             }
             flag.store(true, Ordering::Release);
+            ended
         });
         if let Some(mut ping) = ping {
             let answered = tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque())).await;
             let failure = match answered {
                 Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(format!("HTTP/2 handshake failed: {e}")),
-                Err(_) => Some(format!(
-                    "timed out after {timeout:?} waiting for the server's HTTP/2 handshake"
+                Ok(Err(e)) => {
+                    // The ping only learns that the connection is gone; the connection's own
+                    // error says why (a TLS alert: the server wanted a client certificate).
+                    let why = match tokio::time::timeout(Duration::from_secs(1), &mut driver).await
+                    {
+                        Ok(Ok(Err(cause))) => cause.to_string(),
+                        _ => e.to_string(),
+                    };
+                    Some((
+                        std::io::ErrorKind::ConnectionAborted,
+                        format!("HTTP/2 handshake failed: {why}"),
+                    ))
+                }
+                Err(_) => Some((
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "timed out after {timeout:?} waiting for the server's HTTP/2 handshake"
+                    ),
                 )),
             };
-            if let Some(failure) = failure {
+            if let Some((kind, failure)) = failure {
                 driver.abort();
-                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, failure));
+                return Err(std::io::Error::new(kind, failure));
             }
         }
         Ok(Connection { sender, closed })
@@ -342,11 +359,9 @@ fn resolve_credentials(
         (Implied::Tls, Some(set)) if !set.is_secure() => Err(Error::invalid_config(&format!(
             "target {target:?} asks for TLS (https://), and the credentials set are insecure"
         ))),
-        (Implied::Plaintext, Some(set)) if set.is_secure() => {
-            Err(Error::invalid_config(&format!(
-                "target {target:?} asks for plaintext (http://), and the credentials set are TLS"
-            )))
-        }
+        (Implied::Plaintext, Some(set)) if set.is_secure() => Err(Error::invalid_config(&format!(
+            "target {target:?} asks for plaintext (http://), and the credentials set are TLS"
+        ))),
         (_, Some(set)) => Ok(set),
         (Implied::Tls, None) => ChannelCredentials::tls(ClientTlsConfig::new()),
         (Implied::Plaintext | Implied::Local, None) => Ok(ChannelCredentials::insecure()),
@@ -524,18 +539,23 @@ impl ChannelBuilder {
             target::parse(&self.target)?
         };
         let credentials = resolve_credentials(&self.target, implied, self.credentials)?;
-        if let Some(call) = &self.call_credentials {
-            if call.requires_transport_security() && !credentials.is_secure() {
-                return Err(Error::invalid_config(
-                    "the call credentials require transport security, and the channel is                      plaintext (use TLS, or allow_insecure() on credentials meant for plaintext)",
-                ));
-            }
+        let insecure_call_credentials = self
+            .call_credentials
+            .as_ref()
+            .is_some_and(|call| call.requires_transport_security());
+        if insecure_call_credentials && !credentials.is_secure() {
+            return Err(Error::invalid_config(
+                "the call credentials require transport security, and the channel is \
+                 plaintext (use TLS, or allow_insecure() on credentials meant for plaintext)",
+            ));
         }
         let tls_host = authority.host().to_owned();
         if let Some(name) = credentials.tls_state().and_then(|t| t.authority_override()) {
             // gRPC-Go sends the override as `:authority` too.
             authority = Authority::try_from(name).map_err(|_| {
-                Error::invalid_config(&format!("TLS server name {name:?} is not a valid authority"))
+                Error::invalid_config(&format!(
+                    "TLS server name {name:?} is not a valid authority"
+                ))
             })?;
         }
         let ua = match &self.user_agent {

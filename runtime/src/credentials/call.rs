@@ -42,7 +42,7 @@ pub type CallCredentialsFuture<'a> =
 /// use std::sync::Arc;
 /// use std::time::{Duration, Instant};
 /// use grpc_runtime::MetadataMap;
-/// use grpc_runtime::credentials::call_credentials_fn;
+/// use grpc_runtime::credentials::{BoxError, call_credentials_fn};
 /// use tokio::sync::Mutex;
 ///
 /// async fn fetch_token() -> Result<(String, Duration), std::io::Error> {
@@ -64,7 +64,7 @@ pub type CallCredentialsFuture<'a> =
 ///         };
 ///         let mut metadata = MetadataMap::new();
 ///         metadata.insert("authorization", &format!("Bearer {token}"))?;
-///         Ok(metadata)
+///         Ok::<_, BoxError>(metadata)
 ///     }
 /// });
 /// # let _ = credentials;

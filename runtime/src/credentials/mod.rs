@@ -22,11 +22,11 @@ pub mod tls;
 use std::fmt;
 use std::sync::Arc;
 
+pub(crate) use call::apply as apply_call_credentials;
 pub use call::{
     BearerToken, BoxError, CallCredentials, CallCredentialsFuture, CallCredentialsInfo,
     FnCallCredentials, call_credentials_fn,
 };
-pub(crate) use call::apply as apply_call_credentials;
 
 use crate::error::Error;
 use tls::{ClientTlsConfig, ClientTlsState, ServerTlsConfig, ServerTlsState};

@@ -65,7 +65,9 @@ impl Certificate {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::invalid_config(&format!("invalid PEM certificate: {e}")))?;
         if certs.is_empty() {
-            return Err(Error::invalid_config("no certificate found in the PEM text"));
+            return Err(Error::invalid_config(
+                "no certificate found in the PEM text",
+            ));
         }
         Ok(Certificate { certs })
     }
@@ -144,7 +146,10 @@ impl Identity {
     /// # Errors
     ///
     /// If either is missing or malformed.
-    pub fn from_pem(cert_chain: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Result<Identity, Error> {
+    pub fn from_pem(
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Identity, Error> {
         let chain = Certificate::from_pem(cert_chain)?.certs;
         let key = PrivateKeyDer::from_pem_slice(key.as_ref())
             .map_err(|e| Error::invalid_config(&format!("invalid PEM private key: {e}")))?;
@@ -437,7 +442,10 @@ impl ClientTlsState {
                 io::ErrorKind::InvalidData,
                 format!(
                     "TLS handshake failed: the server did not negotiate ALPN \"h2\" (it chose {})",
-                    alpn.map_or("none".to_owned(), |p| format!("{:?}", String::from_utf8_lossy(p)))
+                    alpn.map_or("none".to_owned(), |p| format!(
+                        "{:?}",
+                        String::from_utf8_lossy(p)
+                    ))
                 ),
             ));
         }
