@@ -196,8 +196,8 @@ impl Server {
 
     /// Serves one connection, made or accepted by the caller, until it closes or the server
     /// stops: the server's credentials apply (TLS runs first if it has TLS), and `peer` is
-    /// what its calls see as their [`Peer`]. The seam under [`serve_incoming`]
-    /// (Server::serve_incoming), for a caller running its own accept loop.
+    /// what its calls see as their [`Peer`]. The seam under
+    /// [`serve_incoming`](Server::serve_incoming), for a caller running its own accept loop.
     ///
     /// A [`graceful_stop`](Server::graceful_stop) sends this connection GOAWAY too, but
     /// does not wait for it: the caller owns the future.
