@@ -15,7 +15,10 @@ fn show(who: &str, outcome: &Result<String, Status>) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = examples::tls::run().await?;
     show("alice (allowed certificate)", &outcome.allowed);
-    show("mallory (certificate not on the list)", &outcome.other_client);
+    show(
+        "mallory (certificate not on the list)",
+        &outcome.other_client,
+    );
     show("anonymous (no certificate)", &outcome.no_certificate);
     Ok(())
 }
