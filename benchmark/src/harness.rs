@@ -238,11 +238,18 @@ pub struct LoadConfig {
     pub threads: usize,
     /// Server process whose CPU time to report, read from `/proc`.
     pub server_pid: Option<u32>,
+    /// TLS: the CA (PEM file) to trust; the server is expected to be `localhost` (the
+    /// benchmark's certificate). Plaintext when `None`.
+    pub tls_ca: Option<String>,
     /// Write the gRPC-framed request to this file and exit (for h2load).
     pub write_request: Option<String>,
     /// A label for the report.
     pub label: String,
 }
+
+/// The name the load generators expect the server's TLS certificate to carry (they dial
+/// 127.0.0.1 and check this name instead, as gRPC's server name override does).
+pub const TLS_SERVER_NAME: &str = "localhost";
 
 /// The kind of RPC driven.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,6 +286,8 @@ Options (defaults in brackets):
   --duration SECS        measured time, fractional allowed [5]
   --threads N            load generator runtime threads (1: current-thread) [1]
   --server-pid PID       report this process's CPU time over the measured time
+  --tls-ca FILE          TLS (ALPN h2) trusting this CA (PEM); the server's certificate must
+                         name localhost (benchmark/make-cert.sh) [plaintext]
   --label TEXT           a name for the RESULT line
   --write-request FILE   write the gRPC-framed request to FILE (for h2load) and exit
 
@@ -300,6 +309,7 @@ impl LoadConfig {
             duration: secs(a.get("duration", 5.0)),
             threads: a.get("threads", 1usize),
             server_pid: a.opt("server-pid"),
+            tls_ca: a.opt("tls-ca"),
             write_request: a.opt("write-request"),
             label: a.get("label", String::new()),
         };
@@ -433,7 +443,12 @@ pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, server_cpu: Opt
         Rpc::Streaming => "streaming",
     };
     println!(
-        "{impl_name} client: {rpc}, {} connection(s) x {} outstanding, {} B request, {} B response, {:.1}s warm-up, {:.1}s measured",
+        "{impl_name} client: {rpc}{}, {} connection(s) x {} outstanding, {} B request, {} B response, {:.1}s warm-up, {:.1}s measured",
+        if cfg.tls_ca.is_some() {
+            " over TLS"
+        } else {
+            ""
+        },
         cfg.connections,
         cfg.concurrency,
         cfg.req_size,

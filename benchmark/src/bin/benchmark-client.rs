@@ -4,13 +4,15 @@
 use std::time::Instant;
 
 use benchmark::harness::{
-    LoadConfig, Phases, Rpc, Worker, check_size, grpc_frame, report, runtime, sample_server_cpu,
+    LoadConfig, Phases, Rpc, TLS_SERVER_NAME, Worker, check_size, grpc_frame, report, runtime,
+    sample_server_cpu,
 };
 use benchmark::proto::benchmark_service_grpc::BenchmarkServiceClient;
 use benchmark::proto::messages::{Payload, SimpleRequest, SimpleResponse};
 use grpc_runtime::Status;
 use grpc_runtime::client::Channel;
 use grpc_runtime::credentials::ChannelCredentials;
+use grpc_runtime::credentials::tls::{Certificate, ClientTlsConfig};
 use protobuf::Message;
 
 fn request(cfg: &LoadConfig) -> SimpleRequest {
@@ -98,14 +100,32 @@ async fn streaming_worker(
     w
 }
 
+/// Plaintext, said explicitly (the harness passes host:port), or TLS trusting `--tls-ca`.
+fn credentials(cfg: &LoadConfig) -> Result<ChannelCredentials, grpc_runtime::Error> {
+    match &cfg.tls_ca {
+        None => Ok(ChannelCredentials::insecure()),
+        Some(ca) => ChannelCredentials::tls(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem_file(ca)?)
+                .server_name(TLS_SERVER_NAME),
+        ),
+    }
+}
+
 async fn run(cfg: LoadConfig) -> i32 {
     let req = request(&cfg);
+    let credentials = match credentials(&cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
     let mut clients = Vec::new();
     for _ in 0..cfg.connections {
         // One channel per connection; connect before the clock starts.
-        // The harness passes host:port; this is plaintext, said explicitly.
         let channel = match Channel::builder(&cfg.target)
-            .credentials(ChannelCredentials::insecure())
+            .credentials(credentials.clone())
             .build()
         {
             Ok(c) => c,

@@ -3,6 +3,8 @@
 use benchmark::harness::{Args, runtime};
 use benchmark::proto::benchmark_service_grpc::BenchmarkServiceServer;
 use benchmark::service::Bench;
+use grpc_runtime::credentials::ServerCredentials;
+use grpc_runtime::credentials::tls::{Identity, ServerTlsConfig};
 use grpc_runtime::server::Server;
 
 const USAGE: &str = "\
@@ -10,20 +12,33 @@ benchmark-server: grpc.testing.BenchmarkService on grpc-runtime (UnaryCall, Stre
 
 Options:
   --port N      port on 127.0.0.1 (0 picks one; the chosen port is printed) [50051]
-  --threads N   runtime threads (1: current-thread runtime) [1]";
+  --threads N   runtime threads (1: current-thread runtime) [1]
+  --tls-cert F  TLS (ALPN h2) with this certificate chain (PEM); needs --tls-key [plaintext]
+  --tls-key F   the certificate's private key (PEM)";
 
 fn main() {
     let mut args = Args::parse(USAGE);
     let port: u16 = args.get("port", 50051);
     let threads: usize = args.get("threads", 1);
+    let cert: Option<String> = args.opt("tls-cert");
+    let key: Option<String> = args.opt("tls-key");
     args.finish();
+    let credentials = match (cert, key) {
+        (None, None) => ServerCredentials::insecure(),
+        (Some(cert), Some(key)) => Identity::from_pem_files(&cert, &key)
+            .and_then(|id| ServerCredentials::tls(ServerTlsConfig::new(id)))
+            .unwrap_or_else(|e| panic!("TLS identity from {cert} and {key}: {e}")),
+        _ => panic!("--tls-cert and --tls-key go together"),
+    };
+    let tls = if credentials.is_secure() { ", TLS" } else { "" };
     runtime(threads).block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("failed to bind port {port}: {e}"));
         let addr = listener.local_addr().expect("local address");
-        println!("benchmark-server (grpc-runtime) listening on {addr}");
+        println!("benchmark-server (grpc-runtime) listening on {addr}{tls}");
         let server = Server::builder()
+            .credentials(credentials)
             .add_service(BenchmarkServiceServer::new(Bench))
             .build();
         server.serve_tcp(listener).await.expect("serve");
