@@ -4,12 +4,13 @@
 use std::time::Instant;
 
 use benchmark_tonic::harness::{
-    LoadConfig, Phases, Rpc, Worker, check_size, report, runtime, sample_server_cpu,
+    LoadConfig, Phases, Rpc, TLS_SERVER_NAME, Worker, check_size, report, runtime,
+    sample_server_cpu,
 };
 use benchmark_tonic::proto::benchmark_service_client::BenchmarkServiceClient;
 use benchmark_tonic::proto::{Payload, SimpleRequest, SimpleResponse};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 type Client = BenchmarkServiceClient<Channel>;
 
@@ -99,14 +100,37 @@ async fn streaming_worker(
     w
 }
 
+/// `http://target`, or `https://target` with TLS trusting `--tls-ca`. tonic's TLS client
+/// offers ALPN h2 and, without `assume_http2`, fails unless the server chooses it.
+fn endpoint(cfg: &LoadConfig) -> Result<Endpoint, String> {
+    let scheme = if cfg.tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{}", cfg.target))
+        .map_err(|e| format!("bad target {}: {e}", cfg.target))?;
+    let Some(ca) = &cfg.tls_ca else {
+        return Ok(endpoint);
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("failed to read {ca}: {e}"))?;
+    endpoint
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(pem))
+                .domain_name(TLS_SERVER_NAME),
+        )
+        .map_err(|e| format!("tonic TLS configuration: {e}"))
+}
+
 async fn run(cfg: LoadConfig) -> i32 {
     let req = request(&cfg);
     let mut clients = Vec::new();
     for _ in 0..cfg.connections {
-        let endpoint = match Endpoint::from_shared(format!("http://{}", cfg.target)) {
+        let endpoint = match endpoint(&cfg) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("error: bad target {}: {e}", cfg.target);
+                eprintln!("error: {e}");
                 return 1;
             }
         };
