@@ -3,6 +3,8 @@
 //! prefix, never decoded) it answers one pre-encoded SimpleResponse, then ends the stream with
 //! `grpc-status: 0` trailers. Serves UnaryCall and StreamingCall ping-pong alike (any path).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
@@ -12,6 +14,8 @@ use benchmark::harness::{Args, grpc_frame, runtime};
 use benchmark::proto::messages::SimpleRequest;
 use benchmark::service::response_for;
 use protobuf::Message;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 const USAGE: &str = "\
 h2-baseline-server: pre-encoded gRPC answers straight on h2, the ceiling for a gRPC server.
@@ -22,7 +26,10 @@ Options:
   --resp-size BYTES  payload size of the pre-encoded response [1]
   --stream-window N  HTTP/2 initial stream window [1048576]
   --conn-window N    HTTP/2 connection window [2097152]
-  --max-frame N      HTTP/2 max frame size [16384]";
+  --max-frame N      HTTP/2 max frame size [16384]
+  --tls-cert F       TLS (tokio-rustls + ring, ALPN h2) with this certificate chain (PEM);
+                     needs --tls-key [plaintext]
+  --tls-key F        the certificate's private key (PEM)";
 
 #[derive(Clone, Copy)]
 struct Settings {
@@ -41,7 +48,14 @@ fn main() {
         conn_window: args.get("conn-window", 2 << 20),
         max_frame: args.get("max-frame", 16 << 10),
     };
+    let cert: Option<String> = args.opt("tls-cert");
+    let key: Option<String> = args.opt("tls-key");
     args.finish();
+    let tls = match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(tls_acceptor(&cert, &key)),
+        _ => panic!("--tls-cert and --tls-key go together"),
+    };
     let mut req = SimpleRequest::new();
     req.response_size = resp_size;
     let message = response_for(&req)
@@ -54,18 +68,49 @@ fn main() {
             .await
             .unwrap_or_else(|e| panic!("failed to bind port {port}: {e}"));
         let addr = listener.local_addr().expect("local address");
-        println!("h2-baseline-server listening on {addr} ({resp_size} B responses)");
+        let secured = if tls.is_some() { ", TLS" } else { "" };
+        println!("h2-baseline-server listening on {addr} ({resp_size} B responses){secured}");
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
             let _ = socket.set_nodelay(true);
-            tokio::spawn(connection(socket, response.clone(), settings));
+            let response = response.clone();
+            match &tls {
+                None => tokio::spawn(connection(socket, response, settings)),
+                Some(tls) => {
+                    let accept = tls.accept(socket);
+                    tokio::spawn(async move {
+                        if let Ok(socket) = accept.await {
+                            connection(socket, response, settings).await;
+                        }
+                    })
+                }
+            };
         }
     });
 }
 
-async fn connection(socket: tokio::net::TcpStream, response: Bytes, s: Settings) {
+/// TLS as plain as it comes: rustls's defaults with the ring provider, ALPN h2 offered (not
+/// enforced: the benchmark's clients all ask for it).
+fn tls_acceptor(cert: &str, key: &str) -> tokio_rustls::TlsAcceptor {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| panic!("certificates from {cert}: {e}"));
+    let key = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| panic!("key from {key}: {e}"));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .unwrap_or_else(|e| panic!("TLS configuration: {e}"));
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+async fn connection<IO>(socket: IO, response: Bytes, s: Settings)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let handshake = h2::server::Builder::new()
         .initial_window_size(s.stream_window)
         .initial_connection_window_size(s.conn_window)
