@@ -10,6 +10,11 @@
 # generator (pinned to core 1) against it; runs of the same scenario alternate across servers,
 # and the table shows the median of BENCH_RUNS runs. Everything listens on 127.0.0.1 only.
 #
+# Scenarios named tls-* run over TLS 1.3 (rustls with ring in every server and in both gRPC load
+# generators; ALPN h2): a throwaway EC P-256 certificate for localhost and 127.0.0.1 is made
+# into $BENCH_OUT/certs by benchmark/make-cert.sh at the start of the run, and the table sets
+# each one beside its plaintext twin (the same name without tls-).
+#
 # Environment (defaults in brackets):
 #   BENCH_WARMUP     seconds of unmeasured warm-up per measurement [1]
 #   BENCH_DURATION   measured seconds per measurement [2 for compare, 5 for bench]
@@ -20,6 +25,8 @@
 #   BENCH_PIN        1 to pin with taskset (needs 2+ cores), 0 not to [1]
 #   BENCH_OUT        where results go [target/bench]
 #   BENCH_NO_BUILD   1 to use already built binaries
+#   CARGO_TARGET_DIR where the binaries are built [target] (a private one keeps them from
+#                    being rebuilt by others' builds in the middle of a run)
 #
 # Full compare run with the defaults: about 10 minutes on 2 cores.
 set -euo pipefail
@@ -32,7 +39,7 @@ OUT=${BENCH_OUT:-target/bench}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-# name rpc connections concurrency req_size resp_size
+# name rpc connections concurrency req_size resp_size [tls]
 SCENARIOS_ALL=(
   "unary-1B-c1 unary 1 1 1 1"
   "unary-1B-c64 unary 1 64 1 1"
@@ -40,6 +47,8 @@ SCENARIOS_ALL=(
   "stream-1B-c64 streaming 1 64 1 1"
   "unary-1MiB-c4 unary 1 4 1048576 1048576"
   "unary-100conn-x10 unary 100 10 1 1"
+  "tls-unary-1B-c64 unary 1 64 1 1 tls"
+  "tls-stream-1B-c64 streaming 1 64 1 1 tls"
 )
 
 case "$MODE" in
@@ -66,6 +75,7 @@ case "$MODE" in
       "smoke-unary-64KiB-c2 unary 1 2 65536 65536"
       "smoke-unary-4conn-x4 unary 4 4 16 16"
       "smoke-stream-64KiB-2conn-x2 streaming 2 2 65536 65536"
+      "smoke-tls-unary-c8 unary 1 8 1 1 tls"
     )
     ;;
   *)
@@ -98,13 +108,14 @@ if [[ " $CLIENTS " == *" h2load "* ]] && ! command -v h2load >/dev/null; then
 fi
 
 # --- build -------------------------------------------------------------------------------
-R=target/release
-T=target/tonic/release
+TARGET=${CARGO_TARGET_DIR:-target}
+R=$TARGET/release
+T=$TARGET/tonic/release
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   echo "== building (release)"
   $CARGO build --release -q -p benchmark
   if [[ " $SERVERS $CLIENTS " == *" tonic "* ]]; then
-    $CARGO build --release -q --manifest-path benchmark/tonic/Cargo.toml --target-dir target/tonic
+    $CARGO build --release -q --manifest-path benchmark/tonic/Cargo.toml --target-dir "$TARGET/tonic"
   fi
 fi
 
@@ -117,12 +128,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() { # impl resp_size
-  local impl=$1 resp=$2 log="$OUT/server.log"
+start_server() { # impl resp_size [tls]
+  local impl=$1 resp=$2 log="$OUT/server.log" tls=()
+  [ "${3:-}" = tls ] && tls=(--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server.key")
   case "$impl" in
-    ours) "${PIN0[@]}" "$R/benchmark-server" --port 0 >"$log" 2>&1 & ;;
-    tonic) "${PIN0[@]}" "$T/tonic-benchmark-server" --port 0 >"$log" 2>&1 & ;;
-    h2) "${PIN0[@]}" "$R/h2-baseline-server" --port 0 --resp-size "$resp" >"$log" 2>&1 & ;;
+    ours) "${PIN0[@]}" "$R/benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
+    tonic) "${PIN0[@]}" "$T/tonic-benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
+    h2) "${PIN0[@]}" "$R/h2-baseline-server" --port 0 --resp-size "$resp" "${tls[@]}" >"$log" 2>&1 & ;;
   esac
   SERVER_PID=$!
   local i
@@ -155,10 +167,15 @@ RESULTS="$OUT/results-$MODE.tsv"
 FAILED=0
 
 # One measurement: writes a line to $RESULTS.
-measure() { # run scenario server client rpc conns conc req resp
-  local run=$1 name=$2 server=$3 client=$4 rpc=$5 conns=$6 conc=$7 req=$8 resp=$9
-  start_server "$server" "$resp"
+measure() { # run scenario server client rpc conns conc req resp sec (tls or empty)
+  local run=$1 name=$2 server=$3 client=$4 rpc=$5 conns=$6 conc=$7 req=$8 resp=$9 sec=${10}
+  start_server "$server" "$resp" "$sec"
   local target="127.0.0.1:$SERVER_PORT" line="" rc=0 clog="$OUT/client.log"
+  local tls=() scheme=http
+  if [ "$sec" = tls ]; then
+    tls=(--tls-ca "$CERTS/ca.pem")
+    scheme=https
+  fi
   local limit
   limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 60 }')
   case "$client" in
@@ -167,19 +184,23 @@ measure() { # run scenario server client rpc conns conc req resp
       [ "$client" = tonic ] && bin="$T/tonic-benchmark-client"
       "${PIN1[@]}" timeout "$limit" "$bin" --target "$target" --rpc "$rpc" --connections "$conns" \
         --concurrency "$conc" --req-size "$req" --resp-size "$resp" --warmup "$WARMUP" \
-        --duration "$DURATION" --server-pid "$SERVER_PID" --label "$name" >"$clog" 2>&1 || rc=$?
+        --duration "$DURATION" --server-pid "$SERVER_PID" --label "$name" "${tls[@]}" \
+        >"$clog" 2>&1 || rc=$?
       line=$(grep '^RESULT' "$clog" || true)
       ;;
     h2load)
       local body="$OUT/request-$req-$resp.bin"
       [ -f "$body" ] || "$R/benchmark-client" --req-size "$req" --resp-size "$resp" --write-request "$body"
-      # h2load takes whole units (500ms, 2s), not fractions.
+      # h2load takes whole units (500ms, 2s), not fractions. Over https:// it negotiates h2 by
+      # ALPN and does not check the certificate; it offers TLS_AES_128_GCM_SHA256 first (the
+      # rustls clients offer TLS_AES_256_GCM_SHA384 first), and rustls servers follow the
+      # client's order.
       local dms wms
       dms=$(awk -v d="$DURATION" 'BEGIN { printf "%dms", d * 1000 }')
       wms=$(awk -v w="$WARMUP" 'BEGIN { printf "%dms", w * 1000 }')
       "${PIN1[@]}" timeout "$limit" h2load -t 1 -c "$conns" -m "$conc" -D "$dms" --warm-up-time "$wms" \
         -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://$target/grpc.testing.BenchmarkService/UnaryCall" >"$clog" 2>&1 &
+        "$scheme://$target/grpc.testing.BenchmarkService/UnaryCall" >"$clog" 2>&1 &
       local hpid=$!
       # h2load's measured window starts after its warm-up: sample the server's CPU around it.
       sleep "$WARMUP"
@@ -240,15 +261,26 @@ selected() {
   [[ " $BENCH_SCENARIOS " == *" $1 "* ]]
 }
 
+# The TLS scenarios' certificate: made fresh for this run, never committed.
+CERTS="$OUT/certs"
+for spec in "${SCENARIOS_ALL[@]}"; do
+  read -r name _ _ _ _ _ sec <<<"$spec"
+  if [ "$sec" = tls ] && selected "$name"; then
+    bash benchmark/make-cert.sh "$CERTS"
+    echo "TLS certificate: $CERTS/server.pem (CA $CERTS/ca.pem)"
+    break
+  fi
+done
+
 for run in $(seq "$RUNS"); do
   echo "== run $run of $RUNS"
   for spec in "${SCENARIOS_ALL[@]}"; do
-    read -r name rpc conns conc req resp <<<"$spec"
+    read -r name rpc conns conc req resp sec <<<"$spec"
     selected "$name" || continue
     for server in $SERVERS; do
       for client in $CLIENTS; do
         [ "$client" = h2load ] && [ "$rpc" != unary ] && continue
-        measure "$run" "$name" "$server" "$client" "$rpc" "$conns" "$conc" "$req" "$resp"
+        measure "$run" "$name" "$server" "$client" "$rpc" "$conns" "$conc" "$req" "$resp" "$sec"
       done
     done
   done
@@ -380,6 +412,38 @@ for name, client in order:
         r.append(ratio(c["ours"], c["tonic"]))
     r += [fmt(None if med(name, s, client, "hwm_kb") is None else med(name, s, client, "hwm_kb") / 1024, "{:.1f}") for s in servers]
     lines.append("| " + " | ".join(r) + " |")
+# Each tls-NAME row beside its plaintext twin NAME (same client): the ours/tonic ratios of QPS
+# and of CPU per call in both, and what TLS costs each server (CPU per call, TLS / plaintext).
+twins = [(n, c) for n, c in order if n.startswith("tls-") and (n[4:], c) in order]
+if twins:
+    lines.append("")
+    lines.append("TLS against plaintext (each TLS scenario beside its plaintext twin, same client; "
+                 "CPU is server CPU ms per 1000 calls):")
+    lines.append("")
+    hdr = ["scenario", "client"]
+    hdr += [f"{label[s]} TLS QPS" for s in servers]
+    if "tonic" in servers:
+        hdr += ["TLS ours/tonic", "plaintext ours/tonic"]
+    hdr += [f"{label[s]} TLS CPU" for s in servers]
+    if "tonic" in servers:
+        hdr += ["TLS CPU ours/tonic", "plaintext CPU ours/tonic"]
+    hdr += [f"{label[s]} CPU TLS/plain" for s in servers]
+    lines.append("| " + " | ".join(hdr) + " |")
+    lines.append("|" + "---|" * len(hdr))
+    for name, client in twins:
+        plain = name[4:]
+        q = {s: med(name, s, client, "qps") for s in servers}
+        qp = {s: med(plain, s, client, "qps") for s in servers}
+        c = {s: med(name, s, client, "cpu_per_1k") for s in servers}
+        cp = {s: med(plain, s, client, "cpu_per_1k") for s in servers}
+        r = [name, client] + [fmt(q[s]) for s in servers]
+        if "tonic" in servers:
+            r += [ratio(q["ours"], q["tonic"]), ratio(qp["ours"], qp["tonic"])]
+        r += [fmt(None if c[s] is None else c[s] * 1000, "{:.2f}") for s in servers]
+        if "tonic" in servers:
+            r += [ratio(c["ours"], c["tonic"]), ratio(cp["ours"], cp["tonic"])]
+        r += [ratio(c[s], cp[s]) for s in servers]
+        lines.append("| " + " | ".join(r) + " |")
 mrows = [l.rstrip("\n").split("\t") for l in open(mem) if l.strip()]
 if mrows:
     lines.append("")
