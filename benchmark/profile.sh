@@ -1,34 +1,49 @@
 #!/usr/bin/env bash
 # Profiles one benchmark server under load. Loopback only; every run is bounded.
 #
-#   benchmark/profile.sh perf  ours|tonic|h2 [unary|streaming]
+#   benchmark/profile.sh perf  ours|tonic|h2 [unary|streaming] [tls]
 #       perf record (cpu-clock, DWARF call graphs) of the server, pinned to core 0, while a
 #       load generator on core 1 drives 1-byte calls at concurrency 64 on one connection
 #       (h2load for unary, our client for streaming). Writes flat (self) and inclusive
 #       reports to target/profile/.
-#   benchmark/profile.sh dhat  ours|tonic|h2 [unary|streaming]
+#   benchmark/profile.sh dhat  ours|tonic|h2 [unary|streaming] [tls]
 #       valgrind's DHAT over a fixed number of calls: heap allocations (blocks, bytes) per
 #       call, and the allocation sites that make them.
 #
-# Environment: PROFILE_SECS (perf, default 5), PROFILE_CALLS (dhat, default 20000).
+# tls: the server and the load over TLS, with a fresh certificate from make-cert.sh (as
+# run.sh's tls-* scenarios); reports are named ...-tls.
+#
+# Environment: PROFILE_SECS (perf, default 5), PROFILE_CALLS (dhat, default 20000),
+# CARGO_TARGET_DIR (where the release binaries are, default target).
 # Needs: perf (Debian linux-perf), valgrind, h2load (nghttp2-client), python3.
 set -euo pipefail
 
 TOOL=${1:?perf|dhat}
 SERVER=${2:?ours|tonic|h2}
 RPC=${3:-unary}
+SEC=${4:-}
+case "$SEC" in "" | tls) ;; *) echo "unknown option $SEC (tls?)" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 OUT=target/profile
 mkdir -p "$OUT"
-R=target/release
-T=target/tonic/release
+TARGET=${CARGO_TARGET_DIR:-target}
+R=$TARGET/release
+T=$TARGET/tonic/release
 case "$SERVER" in
   ours) BIN=("$R/benchmark-server") ;;
   tonic) BIN=("$T/tonic-benchmark-server") ;;
   h2) BIN=("$R/h2-baseline-server" --resp-size 1) ;;
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
 esac
+SCHEME=http
+CLIENT_TLS=()
+if [ "$SEC" = tls ]; then
+  bash benchmark/make-cert.sh "$OUT/certs"
+  BIN+=(--tls-cert "$OUT/certs/server.pem" --tls-key "$OUT/certs/server.key")
+  SCHEME=https
+  CLIENT_TLS=(--tls-ca "$OUT/certs/ca.pem")
+fi
 PIN0=(taskset -c 0)
 PIN1=(taskset -c 1)
 if [ "$(nproc)" -lt 2 ]; then PIN0=(); PIN1=(); fi
@@ -58,18 +73,18 @@ load() { # calls|secs N: drives the server
     local limit=(-n "$n")
     [ "$how" = secs ] && limit=(-D "$n")
     "${PIN1[@]}" h2load -t 1 -c 1 -m 64 "${limit[@]}" -d "$BODY" -H 'content-type: application/grpc' \
-      -H 'te: trailers' "http://127.0.0.1:$PORT/grpc.testing.BenchmarkService/UnaryCall" |
+      -H 'te: trailers' "$SCHEME://127.0.0.1:$PORT/grpc.testing.BenchmarkService/UnaryCall" |
       grep -E '^(finished|requests:)'
   else
     # Our client is duration-based: for DHAT, run long enough and count what it reports.
     local secs=$n
     [ "$how" = calls ] && secs=$(awk -v n="$n" 'BEGIN { print n / 2000 }')
     "${PIN1[@]}" "$R/benchmark-client" --target "127.0.0.1:$PORT" --rpc streaming --concurrency 64 \
-      --warmup 0 --duration "$secs" | grep '^RESULT'
+      --warmup 0 --duration "$secs" "${CLIENT_TLS[@]}" | grep '^RESULT'
   fi
 }
 
-TAG="$SERVER-$RPC"
+TAG="$SERVER-$RPC${SEC:+-$SEC}"
 case "$TOOL" in
   perf)
     start "${PIN0[@]}"
@@ -124,7 +139,7 @@ for tbk, tb, frames in rows[:30]:
 EOF
     ;;
   *)
-    echo "usage: $0 perf|dhat ours|tonic|h2 [unary|streaming]" >&2
+    echo "usage: $0 perf|dhat ours|tonic|h2 [unary|streaming] [tls]" >&2
     exit 2
     ;;
 esac
