@@ -2,6 +2,12 @@
 // The interop test client on @grpc/grpc-js, the peer client.
 //
 //   node client.js --server_host=H --server_port=P --test_case=NAME|a,b,c|all [--soak_iterations=N]
+//                  [--use_tls=true [--ca_file=F | --use_test_ca=true] [--server_host_override=NAME]]
+//
+// Over TLS the client trusts --ca_file if given; else, with --use_test_ca, the CA file
+// named by $GRPC_TEST_CA_FILE (we ship no test CA: interop/make-certs.sh makes one); else
+// Node's roots. --server_host_override is the name the server's certificate is checked
+// against (grpc-js's grpc.ssl_target_name_override channel option).
 //
 // Prints one line per case (PASS name, FAIL name: reason, SKIP name: why), then
 // "N passed, M failed"; exits non-zero on any failure.
@@ -12,6 +18,7 @@
 // per message (write flag NoCompress = 2), so client_compressed_* run in full.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -135,12 +142,20 @@ class Duplex {
 }
 
 class Client {
-  constructor(target, soak) {
+  // security: { credentials, options } from the TLS flags (see security()).
+  constructor(target, soak, security) {
     this.target = target;
     this.soak = soak;
-    this.stub = new testing.TestService(target, grpc.credentials.createInsecure());
-    this.gzipStub = new testing.TestService(target, grpc.credentials.createInsecure(),
+    this.security = security;
+    this.stub = this.newStub(testing.TestService);
+    this.gzipStub = this.newStub(testing.TestService,
       { 'grpc.default_compression_algorithm': GZIP });
+  }
+
+  // A new client of `Service` (its own channel) to the server, plaintext or TLS as the flags said.
+  newStub(Service, options = {}) {
+    return new Service(this.target, this.security.credentials,
+      { ...this.security.options, ...options });
   }
 
   close() {
@@ -313,7 +328,7 @@ class Client {
   }
 
   async unimplemented_service() {
-    const stub = new testing.UnimplementedService(this.target, grpc.credentials.createInsecure());
+    const stub = this.newStub(testing.UnimplementedService);
     try {
       await expectError(unary(stub, 'UnimplementedCall', {}), grpc.status.UNIMPLEMENTED);
     } finally {
@@ -372,8 +387,7 @@ class Client {
   async channel_soak() {
     for (let i = 0; i < this.soak; i++) {
       // A distinct channel option keeps grpc-js from sharing a subchannel between clients.
-      const stub = new testing.TestService(this.target, grpc.credentials.createInsecure(),
-        { 'grpc.use_local_subchannel_pool': 1 });
+      const stub = this.newStub(testing.TestService, { 'grpc.use_local_subchannel_pool': 1 });
       try {
         await this.largeUnary(stub, 271828, 314159);
       } catch (err) {
@@ -388,7 +402,8 @@ class Client {
 function parseArgs(argv) {
   const opts = {
     server_host: 'localhost', server_port: null, test_case: 'large_unary',
-    soak_iterations: '10', use_tls: 'false',
+    soak_iterations: '10', use_tls: 'false', use_test_ca: 'false', ca_file: '',
+    server_host_override: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -406,8 +421,26 @@ function parseArgs(argv) {
     opts[name] = value;
   }
   if (opts.server_port === null) usage('--server_port is required');
-  if (opts.use_tls.toLowerCase() === 'true') usage('--use_tls is not supported by this peer');
+  for (const flag of ['use_tls', 'use_test_ca']) {
+    if (!['true', 'false'].includes(opts[flag].toLowerCase())) usage(`--${flag} must be true or false`);
+  }
   return opts;
+}
+
+// The channel credentials and options the TLS flags ask for.
+function security(opts) {
+  if (opts.use_tls.toLowerCase() !== 'true') {
+    return { credentials: grpc.credentials.createInsecure(), options: {} };
+  }
+  let caFile = opts.ca_file;
+  if (!caFile && opts.use_test_ca.toLowerCase() === 'true') {
+    caFile = process.env.GRPC_TEST_CA_FILE || '';
+    if (!caFile) usage('--use_test_ca needs --ca_file or $GRPC_TEST_CA_FILE');
+  }
+  const roots = caFile ? fs.readFileSync(caFile) : null;
+  const options = {};
+  if (opts.server_host_override) options['grpc.ssl_target_name_override'] = opts.server_host_override;
+  return { credentials: grpc.credentials.createSsl(roots), options };
 }
 
 function usage(msg) {
@@ -419,7 +452,8 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const names = opts.test_case === 'all' ? CASES : opts.test_case.split(',');
   for (const n of names) if (!CASES.includes(n)) usage(`unknown test case: ${n}`);
-  const client = new Client(`${opts.server_host}:${opts.server_port}`, Number(opts.soak_iterations));
+  const client = new Client(`${opts.server_host}:${opts.server_port}`, Number(opts.soak_iterations),
+    security(opts));
   let passed = 0;
   let failed = 0;
   for (const name of names) {

@@ -2,6 +2,8 @@
 // grpc.testing.TestService on @grpc/grpc-js, the peer server.
 //
 //   node server.js --port=N     serves plaintext on 0.0.0.0:N until killed
+//   node server.js --port=N --use_tls=true --cert_file=F --key_file=F
+//                               serves TLS with that certificate chain and key (PEM)
 //
 // Limitations (see PEER_LIMITATIONS in ../../run-matrix.sh): grpc-js's server neither
 // compresses responses nor tells a handler whether a received message was compressed, so
@@ -9,6 +11,7 @@
 // are covered against other peers.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -137,31 +140,59 @@ const service = {
   },
 };
 
-function main() {
-  let port = null;
-  const argv = process.argv.slice(2);
+function usage(msg) {
+  process.stderr.write(`${msg}\nusage: server.js --port=N [--use_tls=true --cert_file=F --key_file=F]\n`);
+  process.exit(2);
+}
+
+// --port=N [--use_tls=true --cert_file=F --key_file=F] (also `--flag value`).
+function parseArgs(argv) {
+  const opts = { port: null, use_tls: 'false', cert_file: '', key_file: '' };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i].startsWith('--port=')) port = argv[i].slice('--port='.length);
-    else if (argv[i] === '--port' && i + 1 < argv.length) port = argv[++i];
-    else if (argv[i] !== '--use_tls=false') {
-      process.stderr.write(`unsupported argument: ${argv[i]}\n`);
-      process.exit(2);
+    const arg = argv[i];
+    if (!arg.startsWith('--')) usage(`unexpected argument: ${arg}`);
+    let [name, value] = [arg.slice(2), undefined];
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
     }
+    if (!(name in opts)) usage(`unknown flag --${name}`);
+    if (value === undefined) {
+      if (name === 'use_tls') value = 'true';
+      else if (i + 1 < argv.length) value = argv[++i];
+      else usage(`missing value for --${name}`);
+    }
+    opts[name] = value;
   }
-  if (!port) {
-    process.stderr.write('usage: server.js --port=N\n');
-    process.exit(2);
-  }
+  if (!opts.port) usage('--port is required');
+  if (!['true', 'false'].includes(opts.use_tls.toLowerCase())) usage('--use_tls must be true or false');
+  return opts;
+}
+
+// The server credentials the TLS flags ask for.
+function credentials(opts) {
+  if (opts.use_tls.toLowerCase() !== 'true') return grpc.ServerCredentials.createInsecure();
+  if (!opts.cert_file || !opts.key_file) usage('--use_tls=true needs --cert_file and --key_file');
+  return grpc.ServerCredentials.createSsl(null, [{
+    cert_chain: fs.readFileSync(opts.cert_file), private_key: fs.readFileSync(opts.key_file),
+  }], false);
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const port = opts.port;
+  const tls = opts.use_tls.toLowerCase() === 'true';
   const server = new grpc.Server();
   // UnimplementedCall is left out: grpc-js answers it UNIMPLEMENTED.
   const impl = { ...service };
   server.addService(testing.TestService.service, impl);
-  server.bindAsync(`0.0.0.0:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+  server.bindAsync(`0.0.0.0:${port}`, credentials(opts), (err) => {
     if (err) {
       process.stderr.write(`cannot listen on ${port}: ${err.message}\n`);
       process.exit(1);
     }
-    process.stderr.write(`node interop server listening on ${port}\n`);
+    process.stderr.write(`node interop server listening on ${port} (${tls ? 'tls' : 'plaintext'})\n`);
   });
   for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => { server.forceShutdown(); process.exit(0); });
 }

@@ -2,6 +2,12 @@
 """The interop test client on grpcio, the peer client.
 
     client.py --server_host=H --server_port=P --test_case=NAME|a,b,c|all [--soak_iterations=N]
+              [--use_tls=true [--ca_file=F | --use_test_ca=true] [--server_host_override=NAME]]
+
+Over TLS the client trusts --ca_file if given; else, with --use_test_ca, the CA file named
+by $GRPC_TEST_CA_FILE (we ship no test CA: interop/make-certs.sh makes one); else the
+system's roots. --server_host_override is the name the server's certificate is checked
+against (grpcio's grpc.ssl_target_name_override channel option).
 
 Prints one line per case (`PASS name`, `FAIL name: reason` or `SKIP name: why`), then
 `N passed, M failed`; exits non-zero on any failure.
@@ -14,6 +20,7 @@ case it can, so a broken call still FAILs):
   and one uncompressed message on one stream) cannot be sent.
 """
 
+import os
 import queue
 import sys
 import threading
@@ -90,11 +97,19 @@ def rpc_error(fn):
 
 
 class Client:
-    def __init__(self, target, soak_iterations):
+    def __init__(self, target, soak_iterations, credentials=None, options=()):
         self.target = target
         self.soak_iterations = soak_iterations
-        self.channel = grpc.insecure_channel(target)
+        self.credentials = credentials
+        self.options = list(options)
+        self.channel = self.new_channel()
         self.stub = test_pb2_grpc.TestServiceStub(self.channel)
+
+    def new_channel(self):
+        """A new channel to the server, plaintext or TLS as the flags said."""
+        if self.credentials is None:
+            return grpc.insecure_channel(self.target, options=self.options)
+        return grpc.secure_channel(self.target, self.credentials, options=self.options)
 
     # -- the cases ---------------------------------------------------------------
 
@@ -301,7 +316,7 @@ class Client:
 
     def channel_soak(self):
         for i in range(self.soak_iterations):
-            with grpc.insecure_channel(self.target) as channel:
+            with self.new_channel() as channel:
                 try:
                     self._large_unary(test_pb2_grpc.TestServiceStub(channel), 271828, 314159)
                 except (Fail, grpc.RpcError) as err:
@@ -327,7 +342,8 @@ def describe(err):
 
 def parse_args(argv):
     opts = {"server_host": "localhost", "server_port": None, "test_case": "large_unary",
-            "soak_iterations": "10", "use_tls": "false"}
+            "soak_iterations": "10", "use_tls": "false", "use_test_ca": "false",
+            "ca_file": "", "server_host_override": ""}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -345,9 +361,29 @@ def parse_args(argv):
         i += 1
     if opts["server_port"] is None:
         sys.exit("--server_port is required")
-    if opts["use_tls"].lower() == "true":
-        sys.exit("--use_tls is not supported by this peer")
+    for flag in ("use_tls", "use_test_ca"):
+        if opts[flag].lower() not in ("true", "false"):
+            sys.exit("--%s must be true or false" % flag)
     return opts
+
+
+def credentials(opts):
+    """The channel credentials and options the TLS flags ask for ((None, []) for plaintext)."""
+    if opts["use_tls"].lower() != "true":
+        return None, []
+    ca_file = opts["ca_file"]
+    if not ca_file and opts["use_test_ca"].lower() == "true":
+        ca_file = os.environ.get("GRPC_TEST_CA_FILE", "")
+        if not ca_file:
+            sys.exit("--use_test_ca needs --ca_file or $GRPC_TEST_CA_FILE")
+    roots = None
+    if ca_file:
+        with open(ca_file, "rb") as f:
+            roots = f.read()
+    options = []
+    if opts["server_host_override"]:
+        options.append(("grpc.ssl_target_name_override", opts["server_host_override"]))
+    return grpc.ssl_channel_credentials(root_certificates=roots), options
 
 
 def main():
@@ -356,8 +392,9 @@ def main():
     for name in names:
         if name not in CASES:
             sys.exit("unknown test case: " + name)
+    creds, options = credentials(opts)
     client = Client("%s:%s" % (opts["server_host"], opts["server_port"]),
-                    int(opts["soak_iterations"]))
+                    int(opts["soak_iterations"]), creds, options)
     passed = failed = 0
     for name in names:
         try:

@@ -2,6 +2,8 @@
 """grpc.testing.TestService on grpcio, the interop peer server.
 
     server.py --port=N      serves plaintext on 0.0.0.0:N until killed
+    server.py --port=N --use_tls=true --cert_file=F --key_file=F
+                            serves TLS with that certificate chain and key (PEM)
 
 Limitation: grpcio's server API does not say whether a received message had the
 compressed flag set, so `expect_compressed` cannot be checked here (the cases
@@ -26,26 +28,45 @@ ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
 CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
-def parse_port(argv):
-    port = None
+def parse_args(argv):
+    """--port=N [--use_tls=true --cert_file=F --key_file=F] (also `--flag value`)."""
+    opts = {"port": None, "use_tls": "false", "cert_file": "", "key_file": ""}
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg.startswith("--port="):
-            port = arg.split("=", 1)[1]
-        elif arg == "--port" and i + 1 < len(argv):
-            i += 1
-            port = argv[i]
-        elif arg.startswith("--use_tls"):
-            value = arg.split("=", 1)[1] if "=" in arg else "true"
-            if value.lower() == "true":
-                sys.exit("--use_tls is not supported by this peer")
-        else:
-            sys.exit("unknown argument: " + arg)
+        if not arg.startswith("--"):
+            sys.exit("unexpected argument: " + arg)
+        name, eq, value = arg[2:].partition("=")
+        if name not in opts:
+            sys.exit("unknown flag --" + name)
+        if not eq:
+            if name == "use_tls":
+                value = "true"
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                sys.exit("missing value for --" + name)
+        opts[name] = value
         i += 1
-    if port is None:
-        sys.exit("usage: server.py --port=N")
-    return int(port)
+    if opts["port"] is None:
+        sys.exit("usage: server.py --port=N [--use_tls=true --cert_file=F --key_file=F]")
+    if opts["use_tls"].lower() not in ("true", "false"):
+        sys.exit("--use_tls must be true or false")
+    return opts
+
+
+def server_credentials(opts):
+    """The TLS credentials the flags ask for, or None for plaintext."""
+    if opts["use_tls"].lower() != "true":
+        return None
+    if not opts["cert_file"] or not opts["key_file"]:
+        sys.exit("--use_tls=true needs --cert_file and --key_file")
+    with open(opts["cert_file"], "rb") as f:
+        chain = f.read()
+    with open(opts["key_file"], "rb") as f:
+        key = f.read()
+    return grpc.ssl_server_credentials([(key, chain)])
 
 
 def echo_metadata(context):
@@ -150,18 +171,29 @@ class TestService(test_pb2_grpc.TestServiceServicer):
 
 
 def main():
-    port = parse_port(sys.argv[1:])
+    opts = parse_args(sys.argv[1:])
+    port = int(opts["port"])
+    credentials = server_credentials(opts)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
                          options=[("grpc.so_reuseport", 0)])
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    if server.add_insecure_port("0.0.0.0:%d" % port) == 0:
+    address = "0.0.0.0:%d" % port
+    if credentials is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, credentials)
+    if bound == 0:
         sys.exit("cannot listen on port %d" % port)
     server.start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    print("python interop server listening on %d" % port, file=sys.stderr, flush=True)
-    done.wait()
+    print("python interop server listening on %d (%s)" % (port, "tls" if credentials else "plaintext"),
+          file=sys.stderr, flush=True)
+    # A timed wait: the signal may land on one of grpcio's threads, and Python runs its
+    # handler only when the main thread wakes up (an untimed wait would then never return).
+    while not done.wait(0.2):
+        pass
     server.stop(0)
 
 

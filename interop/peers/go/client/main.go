@@ -1,6 +1,12 @@
 // Command go-interop-client runs the interop test cases on grpc-go, the peer client.
 //
 //	go-interop-client --server_host=H --server_port=P --test_case=NAME|a,b,c|all [--soak_iterations=N]
+//	                  [--use_tls=true [--ca_file=F | --use_test_ca=true] [--server_host_override=NAME]]
+//
+// Over TLS the client trusts --ca_file if given; else, with --use_test_ca, the CA file
+// named by $GRPC_TEST_CA_FILE (we ship no test CA: interop/make-certs.sh makes one); else
+// the system's roots. --server_host_override is the name the server's certificate is
+// checked against.
 //
 // Prints one line per case (PASS name, FAIL name: reason, SKIP name: why), then
 // "N passed, M failed"; exits non-zero on any failure.
@@ -28,6 +34,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
@@ -100,8 +107,30 @@ type client struct {
 	stub   pb.TestServiceClient
 }
 
+// security is the dial option for plaintext or TLS, as the flags said; set once in main.
+var security = grpc.WithInsecure()
+
 func dial(target string) (*grpc.ClientConn, error) {
-	return grpc.Dial(target, grpc.WithInsecure(), grpc.WithStatsHandler(flagRecorder{}))
+	return grpc.Dial(target, security, grpc.WithStatsHandler(flagRecorder{}))
+}
+
+// tlsOption is the dial option for TLS: trust caFile if given, else $GRPC_TEST_CA_FILE with
+// useTestCA, else the system's roots; check the server's certificate against override if given.
+func tlsOption(caFile string, useTestCA bool, override string) (grpc.DialOption, error) {
+	if caFile == "" && useTestCA {
+		caFile = os.Getenv("GRPC_TEST_CA_FILE")
+		if caFile == "" {
+			return nil, errors.New("--use_test_ca needs --ca_file or $GRPC_TEST_CA_FILE")
+		}
+	}
+	if caFile == "" {
+		return grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(nil, override)), nil
+	}
+	creds, err := credentials.NewClientTLSFromFile(caFile, override)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.WithTransportCredentials(creds), nil
 }
 
 func callCtx() (context.Context, context.CancelFunc) {
@@ -518,15 +547,22 @@ func main() {
 	port := flag.Int("server_port", 0, "server port")
 	testCase := flag.String("test_case", "large_unary", "case name, comma list or all")
 	soak := flag.Int("soak_iterations", 10, "iterations of rpc_soak and channel_soak")
-	useTLS := flag.Bool("use_tls", false, "TLS (not supported by this peer)")
+	useTLS := flag.Bool("use_tls", false, "connect over TLS")
+	useTestCA := flag.Bool("use_test_ca", false, "over TLS, trust $GRPC_TEST_CA_FILE (if no --ca_file)")
+	caFile := flag.String("ca_file", "", "over TLS, the CA certificates to trust (PEM)")
+	override := flag.String("server_host_override", "", "over TLS, the name to check the server's certificate against")
 	flag.Parse()
 	if *port == 0 || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: go-interop-client --server_host=H --server_port=P --test_case=NAME")
 		os.Exit(2)
 	}
 	if *useTLS {
-		fmt.Fprintln(os.Stderr, "--use_tls is not supported by this peer")
-		os.Exit(2)
+		opt, err := tlsOption(*caFile, *useTestCA, *override)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		security = opt
 	}
 	names := cases
 	if *testCase != "all" {

@@ -2,6 +2,8 @@
 // server.
 //
 //	go-interop-server --port=N     serves plaintext on 0.0.0.0:N until killed
+//	go-interop-server --port=N --use_tls=true --cert_file=F --key_file=F
+//	                               serves TLS with that certificate chain and key (PEM)
 //
 // expect_compressed is checked against the received message's compressed flag, which
 // grpc-go does not hand to handlers: a stats.Handler sees every received message's wire
@@ -30,6 +32,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip decompressor
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
@@ -303,19 +306,29 @@ func (testServer) HalfDuplexCall(s pb.TestService_HalfDuplexCallServer) error {
 
 func main() {
 	port := flag.Int("port", 0, "port to listen on (0.0.0.0)")
-	useTLS := flag.Bool("use_tls", false, "TLS (not supported by this peer)")
+	useTLS := flag.Bool("use_tls", false, "serve TLS")
+	certFile := flag.String("cert_file", "", "with --use_tls, the certificate chain (PEM)")
+	keyFile := flag.String("key_file", "", "with --use_tls, the private key (PEM)")
 	flag.Parse()
 	if *port == 0 || flag.NArg() != 0 {
-		log.Fatal("usage: go-interop-server --port=N")
+		log.Fatal("usage: go-interop-server --port=N [--use_tls=true --cert_file=F --key_file=F]")
 	}
+	opts := []grpc.ServerOption{grpc.StatsHandler(flagRecorder{})}
 	if *useTLS {
-		log.Fatal("--use_tls is not supported by this peer")
+		if *certFile == "" || *keyFile == "" {
+			log.Fatal("--use_tls=true needs --cert_file and --key_file")
+		}
+		creds, err := credentials.NewServerTLSFromFile(*certFile, *keyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts = append(opts, grpc.Creds(creds))
 	}
 	lis, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", *port))
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.StatsHandler(flagRecorder{}))
+	s := grpc.NewServer(opts...)
 	pb.RegisterTestServiceServer(s, testServer{})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -323,7 +336,11 @@ func main() {
 		<-sig
 		s.Stop()
 	}()
-	fmt.Fprintf(os.Stderr, "go interop server listening on %d\n", *port)
+	transport := "plaintext"
+	if *useTLS {
+		transport = "tls"
+	}
+	fmt.Fprintf(os.Stderr, "go interop server listening on %d (%s)\n", *port, transport)
 	if err := s.Serve(lis); err != nil {
 		log.Fatal(err)
 	}
