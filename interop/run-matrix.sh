@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # The interop matrix: our client against each peer server, each peer client against our
-# server, every case; prints a table (case x direction x peer) and `N passed, M failed,
-# K skipped`; exits non-zero on any FAIL.
+# server, every case, over plaintext and then over TLS; prints a table per transport
+# (case x direction x peer) and one `N passed, M failed, K skipped` for both; exits
+# non-zero on any FAIL.
 #
-#   interop/run-matrix.sh [--no-build] [--peers=python,go,node] [--cases=a,b,c] [--peer-vs-peer]
+#   interop/run-matrix.sh [--no-build] [--peers=python,go,node] [--cases=a,b,c]
+#                         [--tls=plain|tls|both] [--peer-vs-peer]
 #
 #   --no-build      use the binaries as they are (target/release/interop-*, the Go peer)
 #   --peers         which peers (default: every peer present)
 #   --cases         which cases (default: all)
+#   --tls           which transports (default: both, plaintext first)
 #   --peer-vs-peer  instead of ours, run every peer client against every other peer's server
 #                   (validates the peers; our binaries are not needed)
 #
-# Environment: SOAK_ITERATIONS (default 10), CLIENT_TIMEOUT seconds per client run (300),
-# OURS_SERVER / OURS_CLIENT (default target/release/interop-server / interop-client; with
-# either set, cargo is not run).
+# TLS: interop/make-certs.sh makes a fresh test CA and server certificate (EC P-256, valid
+# 2 days) into target/interop-matrix/certs on every run. Servers get `--use_tls=true
+# --cert_file=server.pem --key_file=server.key`; clients dial 127.0.0.1 with
+# `--use_tls=true --ca_file=ca.pem --server_host_override=foo.test.google.fr` (a name the
+# certificate carries), so every client checks the server's certificate and name. The TLS
+# half runs the same cases, in both directions, against the same peers, with the same
+# PEER_LIMITATIONS. It costs about as much as the plaintext half (a few seconds each on
+# 2 cores, besides the builds), so its soak cases are not shortened.
+#
+# Environment: SOAK_ITERATIONS (default 10; TLS_SOAK_ITERATIONS, default the same, for the
+# TLS half), CLIENT_TIMEOUT seconds per client run (300), OURS_SERVER / OURS_CLIENT (default
+# target/release/interop-server / interop-client; with either set, cargo is not run).
 #
 # Each server runs on its own free port, clients connect to 127.0.0.1 only; every client
-# run is under `timeout`, every server is killed at the end. Logs: target/interop-matrix/.
+# run is under `timeout`, every server is stopped after its client (SIGTERM, then SIGKILL
+# after 5 s). Logs: target/interop-matrix/ (<client>-client_<server>-server_<transport>.*).
 #
 # Run interop/install-peers.sh first (make interop does); this script only (re)creates the
 # venv/node_modules when they are missing or stale, and builds the Go peer and ours.
@@ -30,13 +43,14 @@ CASES=(empty_unary large_unary client_streaming server_streaming ping_pong empty
   custom_metadata client_compressed_unary server_compressed_unary client_compressed_streaming
   server_compressed_streaming very_large_request very_large_response rpc_soak channel_soak)
 
-# What a peer cannot do, as "<peer>-<server|client>:<case>:<why>".
+# What a peer cannot do, as "<peer>-<server|client>:<case>:<why>" (every transport) or
+# "<peer>-<server|client>/<plain|tls>:<case>:<why>" (that transport only).
 # - A server limitation: the case is not run against that server, and is SKIP with the
 #   reason; it is covered against another peer's server.
 # - A client limitation: the peer's client runs what it can of the case (a broken call
 #   still FAILs) and reports SKIP; a SKIP that is not listed here counts as FAIL.
 # Coverage: every case must PASS in each direction against at least one peer, or the
-# matrix fails (so a limitation never hides a case of ours).
+# matrix fails (so a limitation never hides a case of ours); this holds per transport.
 PEER_LIMITATIONS=(
   "python-server:client_compressed_unary:grpcio's server API does not expose a received message's compressed flag (expect_compressed unchecked)"
   "python-server:client_compressed_streaming:grpcio's server API does not expose a received message's compressed flag (expect_compressed unchecked)"
@@ -58,18 +72,27 @@ build=1
 mode=ours
 peers_arg=""
 cases_arg=""
+tls_arg=both
 for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     --peer-vs-peer) mode=peers ;;
     --peers=*) peers_arg=${arg#--peers=} ;;
     --cases=*) cases_arg=${arg#--cases=} ;;
+    --tls=*) tls_arg=${arg#--tls=} ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
 [ -n "$cases_arg" ] && IFS=, read -r -a CASES <<<"$cases_arg"
+case $tls_arg in
+  plain) TRANSPORTS=(plain) ;;
+  tls) TRANSPORTS=(tls) ;;
+  both) TRANSPORTS=(plain tls) ;;
+  *) echo "--tls must be plain, tls or both" >&2; exit 2 ;;
+esac
 
 SOAK_ITERATIONS=${SOAK_ITERATIONS:-10}
+TLS_SOAK_ITERATIONS=${TLS_SOAK_ITERATIONS:-$SOAK_ITERATIONS}
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-300}
 logs="$root/target/interop-matrix"
 rm -rf "$logs"
@@ -80,6 +103,10 @@ ours_client=${OURS_CLIENT:-$root/target/release/interop-client}
 py_venv="$root/interop/peers/python/.venv"
 go_bin="$root/interop/peers/go/.build/bin"
 node_dir="$root/interop/peers/node"
+certs="$logs/certs"
+# The name clients check the server's certificate against (it also has localhost and the
+# loopback addresses); the interop spec's default --server_host_override.
+TLS_SERVER_NAME=foo.test.google.fr
 
 # ---- build ---------------------------------------------------------------------------
 if [ $build = 1 ]; then
@@ -106,7 +133,11 @@ for p in python go node; do
   case " ${all_peers[*]} " in *" $p "*) ;; *) echo "interop: peer $p is not installed" >&2 ;; esac
 done
 
-# Command lines; a server command is given its port as --port=N.
+if [[ " ${TRANSPORTS[*]} " == *" tls "* ]]; then
+  bash interop/make-certs.sh "$certs" || { echo "interop: making the test certificates failed" >&2; exit 1; }
+fi
+
+# Command lines; a server command is given its port as --port=N, then the transport's flags.
 server_cmd() {
   case $1 in
     ours) echo "$ours_server" ;;
@@ -124,10 +155,21 @@ client_cmd() {
   esac
 }
 
-limitation() { # peer role case -> reason (empty if none)
+server_flags() { # transport
+  [ "$1" = tls ] && echo "--use_tls=true --cert_file=$certs/server.pem --key_file=$certs/server.key"
+}
+client_flags() { # transport
+  if [ "$1" = tls ]; then
+    echo "--use_tls=true --ca_file=$certs/ca.pem --server_host_override=$TLS_SERVER_NAME --soak_iterations=$TLS_SOAK_ITERATIONS"
+  else
+    echo "--soak_iterations=$SOAK_ITERATIONS"
+  fi
+}
+
+limitation() { # peer role case transport -> reason (empty if none)
   local entry
   for entry in "${PEER_LIMITATIONS[@]}"; do
-    if [ "${entry%%:*}" = "$1-$2" ]; then
+    if [ "${entry%%:*}" = "$1-$2" ] || [ "${entry%%:*}" = "$1-$2/$4" ]; then
       local rest=${entry#*:}
       if [ "${rest%%:*}" = "$3" ]; then
         echo "${rest#*:}"
@@ -151,27 +193,45 @@ wait_listening() { # port pid
   return 1
 }
 
+# stop_server PID [LOG]: SIGTERM, then SIGKILL if it is still there after 5 s (a server
+# stuck in its shutdown must not hang the matrix; LOG then says so).
+stop_server() {
+  local i
+  kill "$1" 2>/dev/null
+  for i in $(seq 1 50); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$1" 2>/dev/null; then
+    kill -9 "$1" 2>/dev/null
+    echo "interop: server $1 did not stop within 5 s of SIGTERM; killed${2:+ (log: $2)}" >&2
+    [ -n "${2:-}" ] && echo "run-matrix: the server did not stop within 5 s of SIGTERM; killed" >>"$2"
+  fi
+  wait "$1" 2>/dev/null
+}
+
 server_pids=()
 cleanup() {
   local pid
   for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null; done
+  for pid in "${server_pids[@]}"; do stop_server "$pid"; done
 }
 trap cleanup EXIT
 
-declare -A RESULT REASON
+declare -A RESULT REASON TRANSPORT
 columns=()
 
-# run_pair CLIENT SERVER: one client against one server, every case.
+# run_pair CLIENT SERVER TRANSPORT: one client against one server, every case.
 run_pair() {
-  local client=$1 server=$2 col="$1->$2"
+  local client=$1 server=$2 transport=$3 col="$1->$2 ($3)"
   columns+=("$col")
+  TRANSPORT[$col]=$transport
   local scmd ccmd
   scmd=$(server_cmd "$server")
   ccmd=$(client_cmd "$client")
   local run=() c why
   for c in "${CASES[@]}"; do
-    why=$(limitation "$server" server "$c")
+    why=$(limitation "$server" server "$c" "$transport")
     if [ -n "$why" ]; then
       RESULT[$col,$c]=SKIP
       REASON[$col,$c]="$server server: $why"
@@ -184,25 +244,24 @@ run_pair() {
     for c in "${run[@]}"; do RESULT[$col,$c]=FAIL; REASON[$col,$c]="no binary for $client client / $server server"; done
     return
   fi
-  local port pid log="$logs/${client}-client_${server}-server"
+  local port pid log="$logs/${client}-client_${server}-server_${transport}"
   port=$(free_port)
-  # shellcheck disable=SC2086
-  $scmd --port="$port" >"$log.server.log" 2>&1 &
+  # shellcheck disable=SC2086,SC2046
+  $scmd --port="$port" $(server_flags "$transport") >"$log.server.log" 2>&1 &
   pid=$!
   server_pids+=("$pid")
   if ! wait_listening "$port" "$pid"; then
     for c in "${run[@]}"; do RESULT[$col,$c]=FAIL; REASON[$col,$c]="$server server did not start (see $log.server.log)"; done
-    kill "$pid" 2>/dev/null
+    stop_server "$pid" "$log.server.log"
     return
   fi
   local list
   list=$(IFS=,; echo "${run[*]}")
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2086,SC2046
   timeout --kill-after=5 "$CLIENT_TIMEOUT" $ccmd --server_host=127.0.0.1 --server_port="$port" \
-    --test_case="$list" --soak_iterations="$SOAK_ITERATIONS" >"$log.client.log" 2>"$log.client.err"
+    --test_case="$list" $(client_flags "$transport") >"$log.client.log" 2>"$log.client.err"
   local rc=$?
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_server "$pid" "$log.server.log"
   local line verdict name rest
   while IFS= read -r line; do
     case "$line" in
@@ -216,7 +275,7 @@ run_pair() {
     RESULT[$col,$name]=$verdict
     REASON[$col,$name]=""
     [ "$rest" != "$name" ] && REASON[$col,$name]=${rest#*: }
-    if [ "$verdict" = SKIP ] && [ -z "$(limitation "$client" client "$name")" ]; then
+    if [ "$verdict" = SKIP ] && [ -z "$(limitation "$client" client "$name" "$transport")" ]; then
       RESULT[$col,$name]=FAIL
       REASON[$col,$name]="undocumented SKIP: ${REASON[$col,$name]}"
     fi
@@ -237,36 +296,52 @@ if [ $mode = ours ]; then
   for bin in "$ours_server" "$ours_client"; do
     [ -x "${bin%% *}" ] || { echo "interop: $bin is missing" >&2; exit 1; }
   done
-  for p in "${PEERS[@]}"; do
-    [ -n "$(server_cmd "$p")" ] && run_pair ours "$p"
-  done
-  for p in "${PEERS[@]}"; do
-    run_pair "$p" ours
+  for t in "${TRANSPORTS[@]}"; do
+    for p in "${PEERS[@]}"; do
+      [ -n "$(server_cmd "$p")" ] && run_pair ours "$p" "$t"
+    done
+    for p in "${PEERS[@]}"; do
+      run_pair "$p" ours "$t"
+    done
   done
 else
-  for cl in "${PEERS[@]}"; do
-    for sv in "${PEERS[@]}"; do
-      [ "$cl" = "$sv" ] && continue
-      [ -n "$(server_cmd "$sv")" ] && run_pair "$cl" "$sv"
+  for t in "${TRANSPORTS[@]}"; do
+    for cl in "${PEERS[@]}"; do
+      for sv in "${PEERS[@]}"; do
+        [ "$cl" = "$sv" ] && continue
+        [ -n "$(server_cmd "$sv")" ] && run_pair "$cl" "$sv" "$t"
+      done
     done
   done
 fi
 
-# ---- table ---------------------------------------------------------------------------
-echo
-echo "interop matrix (client->server; ours = this repository's interop-client/interop-server)"
-printf '%-28s' "case"
-for col in "${columns[@]}"; do printf ' %-13s' "$col"; done
-echo
+# ---- tables, one per transport -------------------------------------------------------
 passed=0 failed=0 skipped=0
-for c in "${CASES[@]}"; do
-  printf '%-28s' "$c"
+for t in "${TRANSPORTS[@]}"; do
+  cols=()
+  width=4
   for col in "${columns[@]}"; do
-    v=${RESULT[$col,$c]:-FAIL}
-    printf ' %-13s' "$v"
-    case $v in PASS) passed=$((passed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; *) failed=$((failed + 1)) ;; esac
+    [ "${TRANSPORT[$col]}" = "$t" ] || continue
+    cols+=("$col")
+    [ ${#col} -gt $width ] && width=${#col}
   done
+  [ ${#cols[@]} -eq 0 ] && continue
   echo
+  title=TLS
+  [ "$t" = plain ] && title=plaintext
+  echo "interop matrix over $title (client->server; ours = this repository's interop-client/interop-server)"
+  printf '%-28s' "case"
+  for col in "${cols[@]}"; do printf ' %-*s' "$width" "$col"; done
+  echo
+  for c in "${CASES[@]}"; do
+    printf '%-28s' "$c"
+    for col in "${cols[@]}"; do
+      v=${RESULT[$col,$c]:-FAIL}
+      printf ' %-*s' "$width" "$v"
+      case $v in PASS) passed=$((passed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; *) failed=$((failed + 1)) ;; esac
+    done
+    echo
+  done
 done
 
 echo
@@ -278,20 +353,25 @@ for col in "${columns[@]}"; do
   done
 done
 
-# Coverage: with ours, each case must PASS in each direction against at least one peer.
+# Coverage: with ours, each case must PASS in each direction against at least one peer,
+# over each transport.
 if [ $mode = ours ]; then
-  for dir in client server; do
-    for c in "${CASES[@]}"; do
-      ok=0
-      for col in "${columns[@]}"; do
-        if { [ $dir = client ] && [ "${col%%->*}" = ours ]; } || { [ $dir = server ] && [ "${col##*->}" = ours ]; }; then
-          [ "${RESULT[$col,$c]:-}" = PASS ] && ok=1
+  for t in "${TRANSPORTS[@]}"; do
+    for dir in client server; do
+      for c in "${CASES[@]}"; do
+        ok=0
+        for col in "${columns[@]}"; do
+          [ "${TRANSPORT[$col]}" = "$t" ] || continue
+          pair=${col% (*}
+          if { [ $dir = client ] && [ "${pair%%->*}" = ours ]; } || { [ $dir = server ] && [ "${pair##*->}" = ours ]; }; then
+            [ "${RESULT[$col,$c]:-}" = PASS ] && ok=1
+          fi
+        done
+        if [ $ok = 0 ]; then
+          echo "FAIL coverage: $c never passed with our $dir against any peer over $t"
+          failed=$((failed + 1))
         fi
       done
-      if [ $ok = 0 ]; then
-        echo "FAIL coverage: $c never passed with our $dir against any peer"
-        failed=$((failed + 1))
-      fi
     done
   done
 fi
