@@ -43,24 +43,32 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backoff;
+pub mod balancer;
 mod cancel;
 pub mod client;
 pub mod codec;
 #[doc(hidden)]
 pub mod codegen;
 pub mod compression;
+pub mod connectivity;
 pub mod credentials;
 mod error;
 mod headers;
 pub mod inprocess;
 pub mod interceptor;
+pub mod keepalive;
 pub mod metadata;
 mod peer;
+mod proxy;
 mod request;
+pub mod resolver;
 pub mod server;
 pub mod service;
+mod service_config;
 pub mod status;
 mod streaming;
+mod subchannel;
 mod timeout;
 mod transport;
 

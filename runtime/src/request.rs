@@ -45,6 +45,7 @@ pub struct Request<T> {
     pub(crate) method: Option<&'static MethodDescriptor>,
     pub(crate) cancellation: Option<Cancellation>,
     pub(crate) call_credentials: Option<Arc<dyn CallCredentials>>,
+    pub(crate) wait_for_ready: Option<bool>,
 }
 
 impl<T> Request<T> {
@@ -63,6 +64,7 @@ impl<T> Request<T> {
             method: None,
             cancellation: None,
             call_credentials: None,
+            wait_for_ready: None,
         }
     }
 
@@ -165,6 +167,13 @@ impl<T> Request<T> {
         self.cancellation = Some(cancellation.into());
     }
 
+    /// Client: whether this call waits for a READY connection (until its deadline) when the
+    /// channel is in TRANSIENT_FAILURE, instead of failing at once (gRPC-Go's
+    /// `grpc.WaitForReady`). Default: the channel's (fail fast).
+    pub fn set_wait_for_ready(&mut self, wait: bool) {
+        self.wait_for_ready = Some(wait);
+    }
+
     /// Client: adds `credentials` to this call, after the channel's (gRPC-Go's
     /// `grpc.PerRPCCredentials` call option).
     pub fn set_call_credentials(&mut self, credentials: impl CallCredentials) {
@@ -236,6 +245,7 @@ impl<T> Request<T> {
             method: self.method,
             cancellation: self.cancellation,
             call_credentials: self.call_credentials,
+            wait_for_ready: self.wait_for_ready,
         }
     }
 

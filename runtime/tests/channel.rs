@@ -79,11 +79,13 @@ async fn channel_is_lazy_and_reconnects_after_the_server_restarts() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 
+    // The channel is in TRANSIENT_FAILURE, backing off: a fail-fast call fails at once
+    // with the last connection error; a wait-for-ready call waits for the reconnection.
     let _second = serve(tokio::net::TcpListener::bind(addr).await.unwrap());
-    let reply: Response<StringValue> = client
-        .unary(UNARY, Request::new(s("two")), pb())
-        .await
-        .unwrap();
+    let mut request = Request::new(s("two"));
+    request.set_wait_for_ready(true);
+    request.set_timeout(Duration::from_secs(10));
+    let reply: Response<StringValue> = client.unary(UNARY, request, pb()).await.unwrap();
     assert_eq!(reply.get_ref().value, "two");
 }
 

@@ -505,7 +505,16 @@ async fn channel_credentials_reload_without_rebuilding_the_channel() {
     let err = say(&channel, "x").await.unwrap_err();
     assert!(err.message().contains("UnknownIssuer"), "{err}");
     credentials.reload_tls(client_tls(&new_ca)).unwrap();
-    assert_eq!(say(&channel, "rotated").await.unwrap(), "rotated");
+    // The channel is backing off after the failure: a wait-for-ready call waits for the
+    // next attempt, which uses the new configuration.
+    let mut request = Request::new(s("rotated"));
+    request.set_wait_for_ready(true);
+    request.set_timeout(Duration::from_secs(10));
+    let reply: grpc_runtime::Response<StringValue> = Client::new(channel)
+        .unary(UNARY, request, pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().value, "rotated");
 }
 
 #[tokio::test]

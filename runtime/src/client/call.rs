@@ -12,6 +12,7 @@ use h2::client::ResponseFuture;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use super::conn::CallGuard;
 use super::response::{H2Response, SendError};
 use super::sender::{H2Sender, RequestSender};
 use super::{BidiCall, CallInvoker, Channel};
@@ -38,9 +39,33 @@ struct Call {
     max_send: usize,
     /// The call's own credentials (the channel's are the channel's).
     credentials: Option<Arc<dyn CallCredentials>>,
+    wait_for_ready: bool,
+}
+
+/// What each attempt of a call needs to open its stream.
+#[derive(Clone)]
+struct Attempt {
+    deadline: Option<Instant>,
+    credentials: Option<Arc<dyn CallCredentials>>,
+    wait_for_ready: bool,
+}
+
+/// A stream whose request headers are out, and the count that keeps its channel busy.
+struct Opened {
+    response: ResponseFuture,
+    send: SendStream<Bytes>,
+    guard: CallGuard,
 }
 
 impl Call {
+    fn attempt(&self) -> Attempt {
+        Attempt {
+            deadline: self.deadline,
+            credentials: self.credentials.clone(),
+            wait_for_ready: self.wait_for_ready,
+        }
+    }
+
     /// Encodes a call's one request message as a frame (consuming it: it is not needed once
     /// its bytes are, and a held message would make the call's future need `Sync` types).
     fn encode<E: Encoder>(&self, mut encoder: E, message: E::Item) -> Result<Bytes, Status> {
@@ -117,6 +142,7 @@ impl Channel {
                 .max_send_message_size
                 .unwrap_or(config.max_send_message_size),
             credentials: head.call_credentials,
+            wait_for_ready: head.wait_for_ready.unwrap_or(config.wait_for_ready),
             end,
         };
 
@@ -156,46 +182,61 @@ impl Channel {
         Ok((call, request, around))
     }
 
-    /// Sends the request headers on a live connection (connecting first if needed), with the
-    /// call credentials' metadata.
+    /// Sends the request headers on a connection the picker chooses (waiting for one if the
+    /// channel is connecting), with the call credentials' metadata.
     async fn send_headers(
         &self,
-        deadline: Option<Instant>,
-        credentials: Option<Arc<dyn CallCredentials>>,
+        attempt: &Attempt,
         mut request: http::Request<()>,
-    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
-        // A connection found dead since the last call is replaced once, transparently:
-        // the request has not been sent anywhere yet.
-        let mut sender = self.sender().await?;
-        sender = match sender.ready().await {
+    ) -> Result<Opened, Status> {
+        let method = request.uri().path();
+        let (mut subchannel, mut connection) = self.pick(method, attempt.wait_for_ready).await?;
+        // A connection that stopped taking streams (a GOAWAY arrived, it closed) since the
+        // picker chose it is replaced once, transparently: nothing was sent on it.
+        let sender = match connection.sender.clone().ready().await {
             Ok(ready) => ready,
             Err(e) => {
-                tracing::debug!("connection not usable ({e}); reconnecting");
-                self.reset_connection();
-                self.sender()
-                    .await?
+                tracing::debug!("connection not usable ({e}); picking another");
+                subchannel.connection_failed(&connection);
+                (subchannel, connection) = self.pick(method, attempt.wait_for_ready).await?;
+                connection
+                    .sender
+                    .clone()
                     .ready()
                     .await
                     .map_err(|e| transport::status_from_h2(&e))?
             }
         };
+        let mut sender = sender;
         let channel_credentials = self.call_credentials();
-        if channel_credentials.is_some() || credentials.is_some() {
-            self.add_call_credentials(channel_credentials, credentials.as_deref(), &mut request)
-                .await?;
+        if channel_credentials.is_some() || attempt.credentials.is_some() {
+            self.add_call_credentials(
+                channel_credentials,
+                attempt.credentials.as_deref(),
+                &mut request,
+            )
+            .await?;
         }
         // What is left of the deadline once connected, as gRPC-Go sends it.
-        if let Some(deadline) = deadline {
+        if let Some(deadline) = attempt.deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             request.headers_mut().insert(
                 GRPC_TIMEOUT,
                 HeaderValue::try_from(timeout::encode(left)).expect("ASCII"),
             );
         }
-        sender.send_request(request, false).map_err(|e| {
-            self.reset_connection();
-            transport::status_from_h2(&e)
-        })
+        let guard = CallGuard::new(self.activity(), &connection);
+        match sender.send_request(request, false) {
+            Ok((response, send)) => Ok(Opened {
+                response,
+                send,
+                guard,
+            }),
+            Err(e) => {
+                subchannel.connection_failed(&connection);
+                Err(transport::status_from_h2(&e))
+            }
+        }
     }
 
     /// Adds the metadata of the channel's and then the call's credentials to `request`.
@@ -228,25 +269,23 @@ impl Channel {
         method: MethodRef,
         kind: MethodKind,
         head: Request<()>,
-    ) -> Result<(Call, ResponseFuture, SendStream<Bytes>), Status> {
+    ) -> Result<(Call, Opened), Status> {
         let (mut call, request, around) = self.prepare(method, kind, head).await?;
         let opened = with_deadline(&call, async {
-            let deadline = call.deadline;
-            let credentials = call.credentials.clone();
+            let attempt = call.attempt();
             match around {
-                None => self.send_headers(deadline, credentials, request).await,
+                None => self.send_headers(&attempt, request).await,
                 Some(info) => {
                     let arounds = self.config().interceptors.arounds();
                     let channel = self.clone();
-                    let open =
-                        async move { channel.send_headers(deadline, credentials, request).await };
+                    let open = async move { channel.send_headers(&attempt, request).await };
                     wrap(arounds, &info, open).await
                 }
             }
         })
         .await;
         match opened {
-            Ok((response, send)) => Ok((call, response, send)),
+            Ok(opened) => Ok((call, opened)),
             Err(status) => {
                 call.end.finish(&status);
                 Err(status)
@@ -257,20 +296,38 @@ impl Channel {
     /// One attempt at a unary call: the headers, the encoded request, the raw response.
     async fn unary_attempt(
         self,
-        deadline: Option<Instant>,
+        attempt: Attempt,
         max_recv: usize,
-        credentials: Option<Arc<dyn CallCredentials>>,
         request: http::Request<()>,
         frame: Bytes,
     ) -> Result<Response<Bytes>, Status> {
-        let (response, mut send) = self.send_headers(deadline, credentials, request).await?;
-        let sent = transport::send_data(&mut send, frame, true).await;
-        if let Err(e) = sent {
-            // The response (an early error status, say) explains it better if there is one.
-            tracing::trace!("request body not sent: {e}");
+        // gRFC A6's transparent retry: a stream the server refused before processing it
+        // (REFUSED_STREAM, or past a GOAWAY's last stream) is sent once more, on whatever
+        // connection the picker gives.
+        let mut again = Some(copy_request(&request));
+        let mut request = request;
+        loop {
+            let Opened {
+                response,
+                mut send,
+                guard,
+            } = self.send_headers(&attempt, request).await?;
+            let sent = transport::send_data(&mut send, frame.clone(), true).await;
+            if let Err(e) = sent {
+                // The response (an early error status, say) explains it better if there is
+                // one.
+                tracing::trace!("request body not sent: {e}");
+            }
+            let mut response = H2Response::new(response, max_recv).tracked(guard);
+            let result = single_response(&mut response, BytesCodec).await;
+            match (result, again.take()) {
+                (Err(status), Some(retry)) if transport::never_processed(&status) => {
+                    tracing::debug!("transparent retry: {status}");
+                    request = retry;
+                }
+                (result, _) => return result,
+            }
         }
-        let mut response = H2Response::new(response, max_recv);
-        single_response(&mut response, BytesCodec).await
     }
 }
 
@@ -302,30 +359,25 @@ impl CallInvoker for Channel {
                 return Err(status);
             }
         };
-        let (deadline, max_recv) = (call.deadline, call.max_recv);
+        let max_recv = call.max_recv;
         let raw = match around {
             None => {
-                let attempt = self.clone().unary_attempt(
-                    deadline,
-                    max_recv,
-                    call.credentials.clone(),
-                    request,
-                    frame,
-                );
+                let attempt = self
+                    .clone()
+                    .unary_attempt(call.attempt(), max_recv, request, frame);
                 with_deadline(&call, attempt).await
             }
             Some(info) => {
                 // The request is encoded once; each run of the `Around`s' `next` sends it
                 // again as a new attempt, and the last attempt's response is kept.
                 let channel = self.clone();
-                let credentials = call.credentials.clone();
+                let attempt = call.attempt();
                 let slot: AttemptSlot = Arc::default();
                 let out = Arc::clone(&slot);
                 let mut core = move || -> AroundFuture<'static> {
                     let attempt = channel.clone().unary_attempt(
-                        deadline,
+                        attempt.clone(),
                         max_recv,
-                        credentials.clone(),
                         copy_request(&request),
                         frame.clone(),
                     );
@@ -371,9 +423,9 @@ impl CallInvoker for Channel {
         mut codec: C,
     ) -> Result<Streaming<C::Decode>, Status> {
         let (head, message) = request.split();
-        let (mut call, response, mut send) =
-            self.open(method, MethodKind::ServerStreaming, head).await?;
-        let mut response = H2Response::new(response, call.max_recv);
+        let (mut call, opened) = self.open(method, MethodKind::ServerStreaming, head).await?;
+        let mut send = opened.send;
+        let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
         let frame = call.encode(codec.encoder(), message);
         let headers = with_deadline(&call, async {
             let frame = frame?;
@@ -405,10 +457,10 @@ impl CallInvoker for Channel {
         S::Item: Into<Outbound<C::Encode>> + Send,
     {
         let (head, messages) = request.split();
-        let (mut call, response, send) =
-            self.open(method, MethodKind::ClientStreaming, head).await?;
+        let (mut call, opened) = self.open(method, MethodKind::ClientStreaming, head).await?;
+        let send = opened.send;
         let send_error: SendError = Arc::new(Mutex::new(None));
-        let mut response = H2Response::new(response, call.max_recv);
+        let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
         // Aborted however this call ends, dropped mid-call included: the sender holds the
         // stream open, so a detached sender would keep the call alive on the server.
         let task = spawn_sender(
@@ -431,11 +483,11 @@ impl CallInvoker for Channel {
         request: Request<()>,
         mut codec: C,
     ) -> Result<BidiCall<C::Encode, C::Decode>, Status> {
-        let (mut call, response, send) = self
+        let (mut call, opened) = self
             .open(method, MethodKind::BidiStreaming, request)
             .await?;
-        let send = Arc::new(Mutex::new(send));
-        let mut response = H2Response::new(response, call.max_recv);
+        let send = Arc::new(Mutex::new(opened.send));
+        let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
         response.reset_on_drop(Arc::clone(&send));
         let sender = RequestSender::h2(H2Sender {
             stream: send,

@@ -1,49 +1,62 @@
-//! [`Channel`]: a lazily connected, shareable HTTP/2 connection to one target.
+//! [`Channel`]: gRPC-Go's `ClientConn`. A target resolved to addresses, a balancer choosing
+//! among connections to them, each call on the connection its picker gives.
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use h2::client::SendRequest;
 use http::HeaderValue;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::target::{self, Address, Implied, Target};
+use super::conn::{self, Activity, Control, Handles, Pending, Plan};
+use super::target::{self, Implied, Parsed};
+use crate::backoff::BackoffConfig;
+use crate::balancer::{ConnectivityState, Pick, PickInfo, Subchannel};
 use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
 use crate::credentials::tls::ClientTlsConfig;
 use crate::credentials::{CallCredentials, ChannelCredentials};
 use crate::error::Error;
 use crate::interceptor::{Around, Chain, Interceptor};
+use crate::keepalive::ClientParameters;
+use crate::proxy::Proxy;
+use crate::resolver::{self, ResolverBuilder};
 use crate::service::MethodRef;
+use crate::service_config::ServiceConfig;
 use crate::status::Status;
-use crate::transport::{self, BoxedIo, Http2Settings};
+use crate::subchannel::{Connection, Connector, DialFn};
+use crate::transport::{BoxedIo, Http2Settings};
 
-/// Makes a channel's connections instead of TCP or a Unix socket: see
-/// [`ChannelBuilder::dialer`].
-type DialFn =
-    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<BoxedIo>> + Send>> + Send + Sync;
-
-/// A client connection to one target, shared by every client made from it.
+/// A client channel to one target, shared by every client made from it: gRPC-Go's
+/// `ClientConn`.
 ///
-/// Cheap to clone: clones share one HTTP/2 connection, on which concurrent calls are
-/// multiplexed. The channel connects on its first call (or [`connect`](Channel::connect)),
-/// and if the connection drops, the next call connects again.
+/// Cheap to clone: clones are the same channel. Its target is resolved to addresses
+/// ([`resolver`](crate::resolver): DNS by default), its balancer
+/// ([`balancer`](crate::balancer): `pick_first` by default, or `round_robin`) keeps
+/// connections to some of them, and each call goes out on the connection the balancer's
+/// picker chooses; calls are multiplexed on each connection. Connections are made when the
+/// first call comes (or [`connect`](Channel::connect)), remade with backoff when they fail,
+/// and closed after the idle timeout without calls.
 ///
-/// This is gRPC-Go's `ClientConn`.
+/// A call finding no connection READY waits while the channel is connecting; if the channel
+/// is in TRANSIENT_FAILURE it fails at once with `UNAVAILABLE` and the last connection error,
+/// unless it is wait-for-ready ([`Request::set_wait_for_ready`](crate::Request::set_wait_for_ready)),
+/// which waits for a connection until its deadline.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// use std::time::Duration;
 /// use grpc_runtime::client::Channel;
+/// use grpc_runtime::credentials::ChannelCredentials;
 ///
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let channel = Channel::builder("http://localhost:50051")
+/// // Spread calls over every address of a headless service.
+/// let channel = Channel::builder("dns:///api.default.svc.cluster.local:50051")
+///     .credentials(ChannelCredentials::insecure())
+///     .load_balancing_policy("round_robin")
 ///     .connect_timeout(Duration::from_secs(5))
 ///     .build()?;
 /// channel.connect().await?; // optional: the first call connects too
@@ -56,39 +69,37 @@ pub struct Channel {
 
 struct Inner {
     target: String,
-    address: Address,
-    dialer: Option<Arc<DialFn>>,
     authority: Authority,
-    /// The host a TLS handshake checks the certificate against (and sends as SNI), unless
-    /// the credentials override it.
-    tls_host: String,
-    credentials: ChannelCredentials,
-    call_credentials: Option<Arc<dyn CallCredentials>>,
     config: Config,
-    current: Mutex<Option<Connection>>,
-    connecting: tokio::sync::Mutex<()>,
+    secure: bool,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
+    handles: Handles,
+    /// The control task, until it starts (at build inside a runtime, else on first use).
+    pending: Mutex<Option<Pending>>,
+    started: AtomicBool,
+    activity: Arc<Activity>,
 }
 
-#[derive(Clone)]
-struct Connection {
-    sender: SendRequest<Bytes>,
-    closed: Arc<AtomicBool>,
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.handles.control.send(Control::Shutdown);
+    }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) connect_timeout: Duration,
     pub(crate) user_agent: HeaderValue,
     pub(crate) interceptors: Chain,
     pub(crate) max_recv_message_size: usize,
     pub(crate) max_send_message_size: usize,
-    pub(crate) http2: Http2Settings,
+    pub(crate) wait_for_ready: bool,
 }
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
             .field("target", &self.inner.target)
+            .field("state", &self.state())
             .finish_non_exhaustive()
     }
 }
@@ -106,9 +117,12 @@ impl Channel {
         Channel::builder(target).build()
     }
 
-    /// A builder for a channel to `target` (`host:port`, `dns:///host:port`,
-    /// `https://host[:port]`, `http://host[:port]`, `unix:path` or `unix:///absolute/path`).
-    /// A `host:port` or `dns:` target needs [`credentials`](ChannelBuilder::credentials).
+    /// A builder for a channel to `target`: `host:port` or `dns:///host:port` (DNS),
+    /// `https://host[:port]` and `http://host[:port]` (DNS, and the security they say),
+    /// `ipv4:a:p,b:p` / `ipv6:[a]:p,[b]:p` (a fixed list), `unix:path`,
+    /// `unix:///absolute/path`, `unix-abstract:name`, `passthrough:///host:port`, or any
+    /// scheme with a registered [resolver](crate::resolver). A target without `https://` or
+    /// `http://` (or `unix:`) needs [`credentials`](ChannelBuilder::credentials).
     pub fn builder(target: &str) -> ChannelBuilder {
         ChannelBuilder {
             target: target.to_owned(),
@@ -122,6 +136,14 @@ impl Channel {
             dialer: None,
             credentials: None,
             call_credentials: None,
+            resolver: None,
+            policy: None,
+            service_config: None,
+            wait_for_ready: false,
+            idle_timeout: Some(Duration::from_secs(30 * 60)),
+            keepalive: None,
+            backoff: BackoffConfig::default(),
+            proxy: Proxy::from_env(),
         }
     }
 
@@ -130,13 +152,30 @@ impl Channel {
         &self.inner.target
     }
 
-    /// Connects now rather than on the first call; does nothing if already connected.
+    /// The channel's connectivity state now.
+    pub fn state(&self) -> ConnectivityState {
+        *self.inner.handles.state.borrow()
+    }
+
+    /// Waits until the state is no longer `from`, and returns the new one (gRPC-Go's
+    /// `WaitForStateChange`; bound it with `tokio::time::timeout`).
+    pub async fn wait_for_state_change(&self, from: ConnectivityState) -> ConnectivityState {
+        self.start();
+        let mut state = self.inner.handles.state.clone();
+        match state.wait_for(|now| *now != from).await {
+            Ok(now) => *now,
+            Err(_) => ConnectivityState::Shutdown,
+        }
+    }
+
+    /// Leaves IDLE and waits for a connection: `Ok` once one is READY.
     ///
     /// # Errors
     ///
-    /// `UNAVAILABLE`, with the cause, if the connection cannot be made.
+    /// `UNAVAILABLE`, with the cause, if the channel goes to TRANSIENT_FAILURE (the
+    /// connection attempts failed).
     pub async fn connect(&self) -> Result<(), Status> {
-        self.sender().await.map(drop)
+        self.pick("", false).await.map(drop)
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -145,12 +184,16 @@ impl Channel {
 
     /// Whether connections are secured (TLS).
     pub(crate) fn is_secure(&self) -> bool {
-        self.inner.credentials.is_secure()
+        self.inner.secure
     }
 
     /// The channel's own call credentials.
     pub(crate) fn call_credentials(&self) -> Option<&Arc<dyn CallCredentials>> {
         self.inner.call_credentials.as_ref()
+    }
+
+    pub(crate) fn activity(&self) -> &Arc<Activity> {
+        &self.inner.activity
     }
 
     /// The request URI for a method.
@@ -175,157 +218,53 @@ impl Channel {
         Uri::from_parts(parts).map_err(|e| Status::internal(format!("invalid request URI: {e}")))
     }
 
-    /// A handle to a live connection, connecting first if there is none.
-    pub(crate) async fn sender(&self) -> Result<SendRequest<Bytes>, Status> {
-        if let Some(sender) = self.live() {
-            return Ok(sender);
+    /// Starts the control task if the channel was built outside a runtime.
+    fn start(&self) {
+        if self.inner.started.load(Ordering::Acquire) {
+            return;
         }
-        let _connecting = self.inner.connecting.lock().await;
-        if let Some(sender) = self.live() {
-            return Ok(sender);
+        let pending = self.inner.pending.lock().expect("channel lock").take();
+        if let Some(pending) = pending {
+            pending.start();
         }
-        let connection = self.dial().await.map_err(|e| {
-            let to = match &self.inner.address {
-                Address::Tcp { host, port } => format!("{host}:{port}"),
-                Address::Unix(path) => path.display().to_string(),
-            };
-            Status::unavailable(format!(
-                "failed to connect to {to} (target {}): {e}",
-                self.inner.target
-            ))
-        })?;
-        let sender = connection.sender.clone();
-        *self.inner.current.lock().expect("channel lock") = Some(connection);
-        Ok(sender)
+        self.inner.started.store(true, Ordering::Release);
     }
 
-    fn live(&self) -> Option<SendRequest<Bytes>> {
-        let current = self.inner.current.lock().expect("channel lock");
-        current
-            .as_ref()
-            .filter(|c| !c.closed.load(Ordering::Acquire))
-            .map(|c| c.sender.clone())
-    }
-
-    /// Forgets the current connection (it failed), so the next call connects again.
-    pub(crate) fn reset_connection(&self) {
-        let mut current = self.inner.current.lock().expect("channel lock");
-        if let Some(c) = current.take() {
-            c.closed.store(true, Ordering::Release);
+    /// A connection for a call to `method`: the picker's choice once it has a READY one.
+    /// Waits while the channel connects; with `wait_for_ready`, also through
+    /// TRANSIENT_FAILURE. The caller bounds the wait with the call's deadline.
+    pub(crate) async fn pick(
+        &self,
+        method: &str,
+        wait_for_ready: bool,
+    ) -> Result<(Subchannel, Connection), Status> {
+        self.start();
+        self.inner
+            .activity
+            .call_started(&self.inner.handles.control);
+        let info = PickInfo { method };
+        // The usual case first, without a receiver of our own: a READY connection.
+        if let Pick::Subchannel(subchannel) = self.inner.handles.picker.borrow().pick(&info)
+            && let Some(connection) = subchannel.connection()
+        {
+            return Ok((subchannel, connection));
         }
-    }
-
-    async fn dial(&self) -> std::io::Result<Connection> {
-        let timeout = self.inner.config.connect_timeout;
-        if let Some(dialer) = &self.inner.dialer {
-            let io = transport::with_connect_timeout(timeout, &self.inner.target, dialer()).await?;
-            return self.secure(io).await;
-        }
-        match &self.inner.address {
-            Address::Tcp { host, port } => {
-                let what = format!("{host}:{port}");
-                let stream = transport::with_connect_timeout(
-                    timeout,
-                    &what,
-                    tokio::net::TcpStream::connect((host.as_str(), *port)),
-                )
-                .await?;
-                transport::set_nodelay(&stream);
-                self.secure(stream).await
-            }
-            #[cfg(unix)]
-            Address::Unix(path) => {
-                let what = path.display().to_string();
-                let stream = transport::with_connect_timeout(
-                    timeout,
-                    &what,
-                    tokio::net::UnixStream::connect(path),
-                )
-                .await?;
-                self.secure(stream).await
-            }
-            #[cfg(not(unix))]
-            Address::Unix(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "Unix domain sockets are not supported on this platform",
-            )),
-        }
-    }
-
-    /// The TLS handshake if the credentials call for one (within the connect timeout), then
-    /// HTTP/2's.
-    async fn secure<IO>(&self, io: IO) -> std::io::Result<Connection>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        match self.inner.credentials.tls_state() {
-            None => self.handshake(io).await,
-            Some(tls) => {
-                let timeout = self.inner.config.connect_timeout;
-                let what = format!("TLS handshake with {}", self.inner.tls_host);
-                let connecting = tls.connect(&self.inner.tls_host, io);
-                let stream = transport::with_connect_timeout(timeout, &what, connecting).await?;
-                self.handshake(stream).await
-            }
-        }
-    }
-
-    /// HTTP/2 handshake, then a PING round trip: a peer that accepts TCP but does not speak
-    /// HTTP/2 fails here, within the connect timeout, instead of hanging the first call
-    /// (gRPC-Go likewise waits for the server's preface).
-    async fn handshake<IO>(&self, io: IO) -> std::io::Result<Connection>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let s = &self.inner.config.http2;
-        let timeout = self.inner.config.connect_timeout;
-        let (sender, mut connection) = s
-            .client_builder()
-            .handshake::<_, Bytes>(crate::transport::Paced::client(io))
-            .await
-            .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
-        let ping = connection.ping_pong();
-        let closed = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&closed);
-        let target = self.inner.target.clone();
-        let mut driver = tokio::spawn(async move {
-            let ended = connection.await;
-            if let Err(e) = &ended {
-                tracing::debug!(%target, "connection ended: {e}");
-            }
-            flag.store(true, Ordering::Release);
-            ended
-        });
-        if let Some(mut ping) = ping {
-            let answered = tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque())).await;
-            let failure = match answered {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => {
-                    // The ping only learns that the connection is gone; the connection's own
-                    // error says why (a TLS alert: the server wanted a client certificate).
-                    let why = match tokio::time::timeout(Duration::from_secs(1), &mut driver).await
-                    {
-                        Ok(Ok(Err(cause))) => cause.to_string(),
-                        _ => e.to_string(),
-                    };
-                    Some((
-                        std::io::ErrorKind::ConnectionAborted,
-                        format!("HTTP/2 handshake failed: {why}"),
-                    ))
+        let mut picker = self.inner.handles.picker.clone();
+        loop {
+            let pick = picker.borrow_and_update().pick(&info);
+            match pick {
+                Pick::Subchannel(subchannel) => {
+                    if let Some(connection) = subchannel.connection() {
+                        return Ok((subchannel, connection));
+                    }
                 }
-                Err(_) => Some((
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "timed out after {timeout:?} waiting for the server's HTTP/2 handshake"
-                    ),
-                )),
-            };
-            if let Some((kind, failure)) = failure {
-                driver.abort();
-                return Err(std::io::Error::new(kind, failure));
+                Pick::Fail(status) if !wait_for_ready => return Err(status),
+                Pick::Fail(_) | Pick::Queue => {}
+            }
+            if picker.changed().await.is_err() {
+                return Err(Status::unavailable("the channel was closed"));
             }
         }
-        Ok(Connection { sender, closed })
     }
 }
 
@@ -387,6 +326,14 @@ pub struct ChannelBuilder {
     dialer: Option<Arc<DialFn>>,
     credentials: Option<ChannelCredentials>,
     call_credentials: Option<Arc<dyn CallCredentials>>,
+    resolver: Option<Arc<dyn ResolverBuilder>>,
+    policy: Option<String>,
+    service_config: Option<String>,
+    wait_for_ready: bool,
+    idle_timeout: Option<Duration>,
+    keepalive: Option<ClientParameters>,
+    backoff: BackoffConfig,
+    proxy: Proxy,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -407,7 +354,8 @@ impl fmt::Debug for dyn Interceptor {
 }
 
 impl ChannelBuilder {
-    /// How long to wait for a connection to be made. Default: 20 s (gRPC-Go's).
+    /// How long a connection attempt may take (gRPC's MIN_CONNECT_TIMEOUT: an attempt gets
+    /// this or its backoff delay, whichever is longer). Default: 20 s (gRPC-Go's).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -515,28 +463,85 @@ impl ChannelBuilder {
         self
     }
 
+    /// Resolves this channel's target with `builder` (for its scheme) instead of the
+    /// registered one (gRPC-Go's `WithResolvers`); see [`ManualResolver`](crate::resolver::manual::ManualResolver).
+    pub fn resolver(mut self, builder: impl ResolverBuilder) -> Self {
+        self.resolver = Some(Arc::new(builder));
+        self
+    }
+
+    /// The load-balancing policy by name: `"pick_first"` (the default), `"round_robin"`, or
+    /// one [registered](crate::balancer::register). A service config's
+    /// `loadBalancingConfig` wins over it.
+    pub fn load_balancing_policy(mut self, name: impl Into<String>) -> Self {
+        self.policy = Some(name.into());
+        self
+    }
+
+    /// The service config (gRPC's JSON) used until the resolver provides one. This version
+    /// reads its `loadBalancingConfig` (and the older `loadBalancingPolicy`).
+    pub fn default_service_config(mut self, json: impl Into<String>) -> Self {
+        self.service_config = Some(json.into());
+        self
+    }
+
+    /// Makes calls wait for a READY connection (until their deadline) instead of failing at
+    /// once when the channel is in TRANSIENT_FAILURE. Default: `false` (fail fast); a call
+    /// can say otherwise with [`Request::set_wait_for_ready`](crate::Request::set_wait_for_ready).
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = wait;
+        self
+    }
+
+    /// Closes the channel's connections after this long without calls; the next call
+    /// reconnects. `None` keeps them. Default: 30 minutes (gRPC-Go's).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Pings connections to find dead ones; see [`ClientParameters`]. Default: off.
+    pub fn keepalive(mut self, keepalive: ClientParameters) -> Self {
+        self.keepalive = Some(keepalive);
+        self
+    }
+
+    /// The backoff between connection attempts to an address. Default: gRPC's (1 s, ×1.6,
+    /// ±20%, at most 120 s).
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The HTTP CONNECT proxy connections go through. Default: [`Proxy::from_env`].
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
     /// Builds the channel. It does not connect yet.
     ///
     /// # Errors
     ///
-    /// If the target cannot be parsed; if the transport's security is not set (a target
-    /// without `https://` or `http://` and no [`credentials`](Self::credentials)) or
-    /// contradicts the target's scheme; if call credentials that require security are set on
-    /// a plaintext channel; if the user agent is not a valid header value.
+    /// If the target cannot be parsed or no resolver handles its scheme; if the transport's
+    /// security is not set (a target without `https://` or `http://` and no
+    /// [`credentials`](Self::credentials)) or contradicts the target's scheme; if call
+    /// credentials that require security are set on a plaintext channel; if the
+    /// load-balancing policy is unknown or the service config invalid; if the user agent
+    /// is not a valid header value.
     pub fn build(self) -> Result<Channel, Error> {
-        let Target {
-            address,
+        let custom = self.resolver.clone();
+        let Parsed {
+            target,
             mut authority,
             implied,
+            host,
         } = if self.dialer.is_some() {
             // Any name will do: the dialer decides where connections go.
-            target::parse(&self.target).unwrap_or(Target {
-                address: Address::Unix(Default::default()),
-                authority: Authority::from_static("localhost"),
-                implied: Implied::Nothing,
-            })
+            target::parse(&self.target, custom.as_deref())
+                .unwrap_or_else(|_| Parsed::named(&self.target))
         } else {
-            target::parse(&self.target)?
+            target::parse(&self.target, custom.as_deref())?
         };
         let credentials = resolve_credentials(&self.target, implied, self.credentials)?;
         let insecure_call_credentials = self
@@ -549,7 +554,6 @@ impl ChannelBuilder {
                  plaintext (use TLS, or allow_insecure() on credentials meant for plaintext)",
             ));
         }
-        let tls_host = authority.host().to_owned();
         if let Some(name) = credentials.tls_state().and_then(|t| t.authority_override()) {
             // gRPC-Go sends the override as `:authority` too.
             authority = Authority::try_from(name).map_err(|_| {
@@ -558,32 +562,109 @@ impl ChannelBuilder {
                 ))
             })?;
         }
+
+        // The resolver: the dialer's one fixed address, the channel's own, or the registry's.
+        let proxy = match &host {
+            Some(host) if self.dialer.is_none() => self.proxy.for_host(host)?,
+            _ => None,
+        };
+        let resolver: Arc<dyn ResolverBuilder> = if self.dialer.is_some() {
+            Arc::new(resolver::SingleResolverBuilder::dialer())
+        } else if proxy.is_some() && target.scheme() == "dns" {
+            // gRFC A1: the proxy resolves the name; the channel does not.
+            Arc::new(resolver::PassthroughResolverBuilder)
+        } else if let Some(custom) =
+            custom.filter(|c| c.scheme().eq_ignore_ascii_case(target.scheme()))
+        {
+            custom
+        } else {
+            resolver::lookup(target.scheme()).ok_or_else(|| {
+                Error::invalid_target(
+                    &self.target,
+                    &format!("no resolver for scheme {:?}", target.scheme()),
+                )
+            })?
+        };
+
+        // The balancer: the service config's, else the policy named, else pick_first.
+        let service_config = match &self.service_config {
+            Some(json) => Some(ServiceConfig::parse(json).map_err(|e| {
+                Error::invalid_config(&format!("invalid default service config: {e}"))
+            })?),
+            None => None,
+        };
+        let (policy, balancer_config) = match service_config.and_then(|c| c.load_balancing) {
+            Some((name, config)) => (name, config),
+            None => (self.policy.unwrap_or_else(|| "pick_first".to_owned()), None),
+        };
+        let balancer = conn::balancer_builder(&policy).ok_or_else(|| {
+            Error::invalid_config(&format!("unknown load-balancing policy {policy:?}"))
+        })?;
+
         let ua = match &self.user_agent {
             Some(prefix) => format!("{prefix} grpc-rust/{}", env!("CARGO_PKG_VERSION")),
             None => format!("grpc-rust/{}", env!("CARGO_PKG_VERSION")),
         };
         let user_agent = HeaderValue::try_from(ua)
             .map_err(|_| Error::invalid_config("user agent is not a valid header value"))?;
+        let keepalive_ms = self
+            .keepalive
+            .map_or(0, |k| k.effective_time().as_millis() as u64);
+        let secure = credentials.is_secure();
+        let connector = Arc::new(Connector {
+            target: self.target.clone(),
+            dialer: self.dialer,
+            credentials,
+            tls_host: authority_host(&authority, &host),
+            http2: self.http2,
+            min_connect_timeout: self.connect_timeout,
+            backoff: self.backoff,
+            keepalive: self.keepalive,
+            keepalive_time: AtomicU64::new(keepalive_ms),
+            proxy,
+        });
+        let activity = Arc::new(Activity::new());
+        let plan = Plan {
+            target,
+            resolver,
+            balancer,
+            balancer_config,
+            idle_timeout: self.idle_timeout,
+        };
+        let (handles, pending) = conn::prepare(plan, connector, Arc::clone(&activity));
+        let started = tokio::runtime::Handle::try_current().is_ok();
+        let pending = if started {
+            pending.start();
+            None
+        } else {
+            Some(pending)
+        };
         Ok(Channel {
             inner: Arc::new(Inner {
                 target: self.target,
-                address,
-                dialer: self.dialer,
                 authority,
-                tls_host,
-                credentials,
-                call_credentials: self.call_credentials,
                 config: Config {
-                    connect_timeout: self.connect_timeout,
                     user_agent,
                     interceptors: Chain::new(self.interceptors, self.arounds),
                     max_recv_message_size: self.max_recv_message_size,
                     max_send_message_size: self.max_send_message_size,
-                    http2: self.http2,
+                    wait_for_ready: self.wait_for_ready,
                 },
-                current: Mutex::new(None),
-                connecting: tokio::sync::Mutex::new(()),
+                secure,
+                call_credentials: self.call_credentials,
+                handles,
+                pending: Mutex::new(pending),
+                started: AtomicBool::new(started),
+                activity,
             }),
         })
+    }
+}
+
+/// The host TLS checks the server's certificate against: the target's host name.
+fn authority_host(authority: &Authority, host: &Option<String>) -> String {
+    match host {
+        Some(host) => host.clone(),
+        None => authority.host().to_owned(),
     }
 }

@@ -3,12 +3,14 @@
 
 mod call;
 mod channel;
+mod conn;
 mod invoker;
 mod options;
 mod response;
 mod sender;
 mod target;
 
+pub use crate::proxy::Proxy;
 pub use channel::{Channel, ChannelBuilder};
 pub use invoker::{BidiCall, CallInvoker, Client};
 pub use options::CallOptions;

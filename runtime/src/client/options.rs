@@ -31,6 +31,7 @@ pub struct CallOptions {
     max_recv_message_size: Option<usize>,
     max_send_message_size: Option<usize>,
     call_credentials: Option<Arc<dyn CallCredentials>>,
+    wait_for_ready: Option<bool>,
 }
 
 impl CallOptions {
@@ -69,6 +70,13 @@ impl CallOptions {
         self
     }
 
+    /// Whether calls wait for a READY connection instead of failing fast. Default: the
+    /// channel's.
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = Some(wait);
+        self
+    }
+
     /// Fills the settings `request` leaves unset.
     pub(crate) fn apply<T>(&self, request: &mut Request<T>) {
         request.timeout = request.timeout.or(self.timeout);
@@ -77,6 +85,7 @@ impl CallOptions {
             request.max_recv_message_size.or(self.max_recv_message_size);
         request.max_send_message_size =
             request.max_send_message_size.or(self.max_send_message_size);
+        request.wait_for_ready = request.wait_for_ready.or(self.wait_for_ready);
         if request.call_credentials.is_none() {
             request.call_credentials.clone_from(&self.call_credentials);
         }

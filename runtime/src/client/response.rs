@@ -10,6 +10,7 @@ use bytes::Bytes;
 use h2::client::ResponseFuture;
 use tokio::time::Sleep;
 
+use super::conn::CallGuard;
 use super::sender::{self, SharedSend};
 use crate::codec::framing::{FrameDecoder, Kind};
 use crate::compression::{self, CompressionEncoding};
@@ -48,9 +49,17 @@ pub(crate) struct H2Response {
     send_task: Option<tokio::task::JoinHandle<()>>,
     /// A bidi call's send stream: reset if this response is dropped before the call ends.
     reset_on_drop: Option<SharedSend>,
+    /// Counts the call on its channel and connection while the response lives.
+    _guard: Option<CallGuard>,
 }
 
 impl H2Response {
+    /// Counts the call as in flight (for idleness and keepalive) until this is dropped.
+    pub(crate) fn tracked(mut self, guard: CallGuard) -> H2Response {
+        self._guard = Some(guard);
+        self
+    }
+
     pub(crate) fn new(future: ResponseFuture, max_recv: usize) -> H2Response {
         H2Response {
             state: State::Waiting(future),
@@ -63,6 +72,7 @@ impl H2Response {
             send_error: None,
             send_task: None,
             reset_on_drop: None,
+            _guard: None,
         }
     }
 

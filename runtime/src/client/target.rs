@@ -2,20 +2,10 @@
 //! `passthrough:///host:port`, `http://host[:port]`, `https://host[:port]`, `unix:path`,
 //! `unix:///absolute/path`.
 
-use std::path::PathBuf;
-
 use http::uri::Authority;
 
 use crate::error::Error;
-
-/// Where a channel connects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Address {
-    /// A host (name or IP) and port, resolved at connect time.
-    Tcp { host: String, port: u16 },
-    /// A Unix domain socket path.
-    Unix(PathBuf),
-}
+use crate::resolver::{self, ResolverBuilder, Target, split_host_port};
 
 /// The security a target's scheme implies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +22,26 @@ pub(crate) enum Implied {
 
 /// A parsed target.
 #[derive(Clone, Debug)]
-pub(crate) struct Target {
-    pub(crate) address: Address,
+pub(crate) struct Parsed {
+    /// What the resolver gets.
+    pub(crate) target: Target,
+    /// The `:authority` calls carry.
     pub(crate) authority: Authority,
     pub(crate) implied: Implied,
+    /// The host name, for TLS and the proxy decision (none for sockets and lists).
+    pub(crate) host: Option<String>,
+}
+
+impl Parsed {
+    /// A target that only names a channel whose dialer makes its connections.
+    pub(crate) fn named(name: &str) -> Parsed {
+        Parsed {
+            target: Target::new("passthrough", "", name),
+            authority: Authority::from_static("localhost"),
+            implied: Implied::Nothing,
+            host: None,
+        }
+    }
 }
 
 /// gRPC-Go's DNS resolver's port when the target names none.
@@ -45,144 +51,164 @@ const HTTP_DEFAULT_PORT: u16 = 80;
 /// The port `https://` implies.
 const HTTPS_DEFAULT_PORT: u16 = 443;
 
-/// Parses a gRPC target into an address, the `:authority` to send and the security its
-/// scheme implies.
-pub(crate) fn parse(target: &str) -> Result<Target, Error> {
+/// Parses a gRPC target (gRPC's naming spec, plus `http://` and `https://`): the resolver's
+/// target, the `:authority`, the security the scheme implies. `custom` is a resolver the
+/// channel carries (its scheme counts as registered).
+pub(crate) fn parse(target: &str, custom: Option<&dyn ResolverBuilder>) -> Result<Parsed, Error> {
     let bad = |why: &str| Error::invalid_target(target, why);
-    if let Some(rest) = target.strip_prefix("unix:") {
-        // unix:///abs/path and unix:/abs/path are absolute; unix:rel/path is relative.
-        let path = rest.strip_prefix("//").unwrap_or(rest);
-        if path.is_empty() {
-            return Err(bad("empty socket path"));
+    for (prefix, scheme) in [("unix-abstract:", "unix-abstract"), ("unix:", "unix")] {
+        if let Some(rest) = target.strip_prefix(prefix) {
+            // unix:///abs/path and unix:/abs/path are absolute; unix:rel/path is relative.
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(bad("empty socket path"));
+            }
+            return Ok(Parsed {
+                target: Target::new(scheme, "", path),
+                authority: Authority::from_static("localhost"),
+                implied: Implied::Local,
+                host: None,
+            });
         }
-        return Ok(Target {
-            address: Address::Unix(PathBuf::from(path)),
-            authority: Authority::from_static("localhost"),
-            implied: Implied::Local,
-        });
     }
-    // The scheme decides the port a target without one gets: DNS names default to 443 as
-    // in gRPC-Go's resolver, `http://` to 80; a bare `host` or `passthrough:` has none
-    // (gRPC-Go's dialer fails on it too).
-    let mut implied = Implied::Nothing;
-    let (host_port, default_port) = if let Some(rest) = target.strip_prefix("dns:") {
-        // dns:///host:port, or dns://resolver-authority/host:port (the resolver is ignored).
-        let rest = match rest.strip_prefix("//") {
-            Some(after) => after.split_once('/').map_or(after, |(_, name)| name),
-            None => rest,
-        };
-        (rest, Some(DNS_DEFAULT_PORT))
-    } else if let Some(rest) = target.strip_prefix("passthrough:///") {
-        (rest, None)
-    } else if let Some(rest) = target.strip_prefix("http://") {
-        implied = Implied::Plaintext;
-        (rest.trim_end_matches('/'), Some(HTTP_DEFAULT_PORT))
-    } else if let Some(rest) = target.strip_prefix("https://") {
-        implied = Implied::Tls;
-        (rest.trim_end_matches('/'), Some(HTTPS_DEFAULT_PORT))
-    } else {
-        (target, None)
-    };
-    let (host, port) = split_host_port(host_port).ok_or_else(|| bad("expected host:port"))?;
-    if host.is_empty() {
-        return Err(bad("empty host"));
+    for (prefix, port, implied) in [
+        ("http://", HTTP_DEFAULT_PORT, Implied::Plaintext),
+        ("https://", HTTPS_DEFAULT_PORT, Implied::Tls),
+    ] {
+        if let Some(rest) = target.strip_prefix(prefix) {
+            let mut parsed = dns(target, rest.trim_end_matches('/'), Some(port))?;
+            parsed.implied = implied;
+            return Ok(parsed);
+        }
     }
-    let port = match port {
-        Some(text) => text
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad(&format!("invalid port {text:?} (must be 1 to 65535)")))?,
-        None => default_port.ok_or_else(|| {
-            bad("missing port: write host:port (or dns:///host for the default port 443)")
-        })?,
-    };
+    if let Some((scheme, rest)) = target.split_once(':') {
+        let known = custom.is_some_and(|c| c.scheme().eq_ignore_ascii_case(scheme))
+            || (is_scheme(scheme) && resolver::lookup(scheme).is_some());
+        if known {
+            let (uri_authority, endpoint) = match rest.strip_prefix("//") {
+                Some(after) => after.split_once('/').unwrap_or((after, "")),
+                None => ("", rest),
+            };
+            let scheme = scheme.to_ascii_lowercase();
+            return match scheme.as_str() {
+                // The resolver's authority (a DNS server) is not used: the system's is.
+                "dns" => dns(target, endpoint, Some(DNS_DEFAULT_PORT)),
+                "passthrough" => {
+                    let mut parsed = dns(target, endpoint, None)?;
+                    parsed.target = Target::new("passthrough", uri_authority, endpoint);
+                    Ok(parsed)
+                }
+                _ => {
+                    let resolver_target = Target::new(&scheme, uri_authority, endpoint);
+                    let builder = match custom.filter(|c| c.scheme().eq_ignore_ascii_case(&scheme))
+                    {
+                        Some(custom) => custom.default_authority(&resolver_target),
+                        None => resolver::lookup(&scheme)
+                            .map(|b| b.default_authority(&resolver_target))
+                            .unwrap_or_default(),
+                    };
+                    let authority = Authority::try_from(builder.as_str())
+                        .unwrap_or(Authority::from_static("localhost"));
+                    let host = Some(authority.host().to_owned());
+                    Ok(Parsed {
+                        target: resolver_target,
+                        authority,
+                        implied: Implied::Nothing,
+                        host,
+                    })
+                }
+            };
+        }
+    }
+    // No known scheme: a DNS name, `host:port` (gRPC-Go's default scheme). A port is
+    // required here: a bare host is more likely a mistake than a wish for port 443.
+    dns(target, target, None)
+}
+
+/// RFC 3986's scheme: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// A `dns:` target for `host[:port]`.
+fn dns(target: &str, endpoint: &str, default_port: Option<u16>) -> Result<Parsed, Error> {
+    let (host, port) = split_host_port(endpoint, default_port)
+        .map_err(|why| Error::invalid_target(target, &why))?;
     let authority_host = if host.contains(':') {
         format!("[{host}]")
     } else {
-        host.to_owned()
+        host.clone()
     };
-    let authority: Authority = format!("{authority_host}:{port}")
+    let host_port = format!("{authority_host}:{port}");
+    let authority: Authority = host_port
         .parse()
-        .map_err(|_| bad("expected host:port"))?;
-    Ok(Target {
-        address: Address::Tcp {
-            host: host.to_owned(),
-            port,
-        },
+        .map_err(|_| Error::invalid_target(target, "expected host:port"))?;
+    Ok(Parsed {
+        target: Target::new("dns", "", &host_port),
         authority,
-        implied,
+        implied: Implied::Nothing,
+        host: Some(host),
     })
-}
-
-/// Splits `host[:port]` (with `[v6]` hosts); `None` if malformed.
-fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
-    if s.contains(['/', ' ', '@', '?', '#']) {
-        return None;
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return match after {
-            "" => Some((host, None)),
-            _ => Some((host, Some(after.strip_prefix(':')?))),
-        };
-    }
-    match s.rsplit_once(':') {
-        // A bare IPv6 address without brackets has several colons and no port.
-        Some((host, _)) if host.contains(':') => None,
-        Some((host, port)) => Some((host, Some(port))),
-        None => Some((s, None)),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tcp(target: &str) -> (String, u16, String) {
-        match parse(target).unwrap() {
-            Target {
-                address: Address::Tcp { host, port },
-                authority,
-                ..
-            } => (host, port, authority.to_string()),
-            other => panic!("{other:?}"),
-        }
+    /// (resolver scheme, endpoint, authority).
+    fn parts(target: &str) -> (String, String, String) {
+        let p = parse(target, None).unwrap();
+        (
+            p.target.scheme().to_owned(),
+            p.target.endpoint().to_owned(),
+            p.authority.to_string(),
+        )
     }
 
     #[test]
     fn targets() {
-        let expect = ("localhost".to_owned(), 50051, "localhost:50051".to_owned());
+        let dns = |e: &str, a: &str| ("dns".to_owned(), e.to_owned(), a.to_owned());
         for t in [
             "localhost:50051",
             "dns:///localhost:50051",
             "dns:localhost:50051",
             "dns://8.8.8.8/localhost:50051",
-            "passthrough:///localhost:50051",
             "http://localhost:50051",
             "http://localhost:50051/",
+            "https://localhost:50051",
         ] {
-            assert_eq!(tcp(t), expect, "{t}");
+            assert_eq!(parts(t), dns("localhost:50051", "localhost:50051"), "{t}");
         }
         assert_eq!(
-            tcp("[::1]:80"),
-            ("::1".to_owned(), 80, "[::1]:80".to_owned())
+            parts("passthrough:///localhost:50051"),
+            (
+                "passthrough".into(),
+                "localhost:50051".into(),
+                "localhost:50051".into()
+            )
         );
+        assert_eq!(parts("[::1]:80"), dns("[::1]:80", "[::1]:80"));
         assert_eq!(
-            parse("unix:///tmp/s.sock").unwrap().address,
-            Address::Unix("/tmp/s.sock".into())
+            parts("unix:///tmp/s.sock"),
+            ("unix".into(), "/tmp/s.sock".into(), "localhost".into())
         );
+        assert_eq!(parts("unix:rel.sock").1, "rel.sock");
+        assert_eq!(parts("unix-abstract:name").0, "unix-abstract");
         assert_eq!(
-            parse("unix:rel.sock").unwrap().address,
-            Address::Unix("rel.sock".into())
+            parts("ipv4:127.0.0.1:1,127.0.0.1:2"),
+            (
+                "ipv4".into(),
+                "127.0.0.1:1,127.0.0.1:2".into(),
+                "localhost".into()
+            )
         );
         for bad in ["", "unix:", "https://", "a b:1", ":80", "::1"] {
-            assert!(parse(bad).is_err(), "{bad}");
+            assert!(parse(bad, None).is_err(), "{bad}");
         }
     }
 
-    /// Regression: `127.0.0.1:99999` was accepted and dialed port 443; a target without a
-    /// port silently used 443.
     #[test]
     fn implied_security() {
         for (target, implied) in [
@@ -193,10 +219,12 @@ mod tests {
             ("dns:///h:1", Implied::Nothing),
             ("passthrough:///h:1", Implied::Nothing),
         ] {
-            assert_eq!(parse(target).unwrap().implied, implied, "{target}");
+            assert_eq!(parse(target, None).unwrap().implied, implied, "{target}");
         }
     }
 
+    /// Regression: `127.0.0.1:99999` was accepted and dialed port 443; a target without a
+    /// port silently used 443.
     #[test]
     fn ports() {
         for bad in [
@@ -205,18 +233,17 @@ mod tests {
             "localhost:x",
             "localhost:-1",
         ] {
-            let err = parse(bad).unwrap_err();
+            let err = parse(bad, None).unwrap_err();
             assert!(err.is_invalid_target(), "{bad}");
             assert!(err.to_string().contains("invalid port"), "{bad}: {err}");
         }
-        let err = parse("localhost").unwrap_err();
+        let err = parse("localhost", None).unwrap_err();
         assert!(err.to_string().contains("missing port"), "{err}");
-        assert!(parse("passthrough:///localhost").is_err());
-        assert_eq!(tcp("dns:///example.com").1, 443);
-        assert_eq!(tcp("dns:///example.com").2, "example.com:443");
-        assert_eq!(tcp("http://example.com").1, 80);
-        assert_eq!(tcp("https://example.com").1, 443);
-        assert_eq!(tcp("https://example.com:8443/").2, "example.com:8443");
-        assert_eq!(tcp("localhost:65535").1, 65535);
+        assert!(parse("passthrough:///localhost", None).is_err());
+        assert_eq!(parts("dns:///example.com").2, "example.com:443");
+        assert_eq!(parts("http://example.com").2, "example.com:80");
+        assert_eq!(parts("https://example.com").2, "example.com:443");
+        assert_eq!(parts("https://example.com:8443/").2, "example.com:8443");
+        assert_eq!(parts("localhost:65535").2, "localhost:65535");
     }
 }

@@ -228,14 +228,16 @@ pub(super) fn finish_err(responder: &mut Responder, end: &mut EndGuard, status: 
     end.finish(&status);
 }
 
-/// Ends a call whose deadline passed: the status, then a reset (as gRPC-Go does).
-/// Ends a call whose deadline passed with RST_STREAM(CANCEL), as the spec asks and as
-/// gRPC-Go's server does (a timer at the received `grpc-timeout` closes the stream with
-/// CANCEL): the client, whose own deadline has passed too, reports DEADLINE_EXCEEDED.
-/// Interceptors see DEADLINE_EXCEEDED.
+/// Ends a call whose deadline passed: DEADLINE_EXCEEDED in trailers (then h2's implicit
+/// reset of a request still open). A bare RST_STREAM(CANCEL) reached clients whose own timer
+/// had not fired yet (grpcio's and grpc-js's coarse timers, a 1 ms deadline) as CANCELLED;
+/// the status in trailers is read first, whatever the clients' timers do.
 pub(super) fn deadline_exceeded(responder: &mut Responder, end: &mut EndGuard) {
-    responder.reset(h2::Reason::CANCEL);
-    end.finish(&Status::deadline_exceeded("deadline exceeded"));
+    finish_err(
+        responder,
+        end,
+        Status::deadline_exceeded("deadline exceeded on the server"),
+    );
 }
 
 /// Ends a call the client reset.

@@ -2,9 +2,8 @@
 //! socket setup.
 
 use std::future::poll_fn;
-use std::io;
+
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use h2::SendStream;
@@ -132,19 +131,21 @@ pub(crate) fn set_nodelay(stream: &tokio::net::TcpStream) {
     }
 }
 
-/// Connects with a timeout, naming the target in the error.
-pub(crate) async fn with_connect_timeout<T>(
-    timeout: Duration,
-    what: &str,
-    fut: impl Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("timed out after {timeout:?} connecting to {what}"),
-        )),
+/// Marks a status whose stream the server never processed (gRFC A6: safe to send again).
+#[derive(Debug)]
+struct Unprocessed;
+
+impl std::fmt::Display for Unprocessed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server did not process the stream")
     }
+}
+
+impl std::error::Error for Unprocessed {}
+
+/// Whether `status` ended a stream the server never processed.
+pub(crate) fn never_processed(status: &Status) -> bool {
+    std::error::Error::source(status).is_some_and(|s| s.is::<Unprocessed>())
 }
 
 /// Maps an h2 error (a stream reset, a GOAWAY, an I/O failure) to a status.
@@ -184,7 +185,15 @@ pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
         } else {
             "stream reset"
         };
-        return Status::new(code, format!("{what}: {reason:?}"));
+        let status = Status::new(code, format!("{what}: {reason:?}"));
+        // Not processed by the server: REFUSED_STREAM, or ended by the peer's GOAWAY.
+        let unprocessed =
+            reason == h2::Reason::REFUSED_STREAM || (err.is_go_away() && err.is_remote());
+        return if unprocessed {
+            status.with_source(Unprocessed)
+        } else {
+            status
+        };
     }
     if err.is_io() {
         return Status::unavailable(format!("connection error: {err}"));

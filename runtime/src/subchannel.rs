@@ -1,0 +1,532 @@
+//! [`Subchannel`]: one HTTP/2 connection to one address, with its own connectivity state and
+//! reconnect backoff (gRPC-Go's `addrConn`), and the [`Connector`] that makes its
+//! connections (dial, proxy, security, HTTP/2 handshake, keepalive).
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::backoff::{self, BackoffConfig};
+use crate::connectivity::ConnectivityState;
+use crate::credentials::ChannelCredentials;
+use crate::keepalive::ClientParameters;
+use crate::proxy::HttpProxy;
+use crate::resolver::Address;
+use crate::status::Status;
+use crate::transport::{self, BoxedIo, Http2Settings};
+
+/// Makes a channel's connections instead of TCP or a Unix socket.
+pub(crate) type DialFn =
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<BoxedIo>> + Send>> + Send + Sync;
+
+/// How a channel makes connections: shared by its subchannels.
+pub(crate) struct Connector {
+    pub(crate) target: String,
+    pub(crate) dialer: Option<Arc<DialFn>>,
+    pub(crate) credentials: ChannelCredentials,
+    /// The host a TLS handshake checks the certificate against, unless overridden.
+    pub(crate) tls_host: String,
+    pub(crate) http2: Http2Settings,
+    /// gRPC's MIN_CONNECT_TIMEOUT: an attempt may take this long, or the current backoff if
+    /// longer.
+    pub(crate) min_connect_timeout: Duration,
+    pub(crate) backoff: BackoffConfig,
+    pub(crate) keepalive: Option<ClientParameters>,
+    /// Raised when a server says GOAWAY `too_many_pings` (doubled each time).
+    pub(crate) keepalive_time: AtomicU64,
+    pub(crate) proxy: Option<HttpProxy>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("target", &self.target)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live HTTP/2 connection: where calls go.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub(crate) sender: SendRequest<Bytes>,
+    /// Calls in flight on it (for keepalive without streams, and idleness).
+    pub(crate) active: Arc<AtomicUsize>,
+    id: u64,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").field("id", &self.id).finish()
+    }
+}
+
+/// Counts a call on a connection while it lives.
+#[derive(Debug)]
+pub(crate) struct ActiveCall(Arc<AtomicUsize>);
+
+impl ActiveCall {
+    pub(crate) fn new(connection: &Connection) -> ActiveCall {
+        connection.active.fetch_add(1, Ordering::Relaxed);
+        ActiveCall(Arc::clone(&connection.active))
+    }
+}
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The connection's driver: runs until the connection ends, with its error if it failed.
+type Driver = Pin<Box<dyn Future<Output = Result<(), h2::Error>> + Send>>;
+
+impl Connector {
+    /// Dials `address`, secures the stream, and completes the HTTP/2 handshake; the driver
+    /// must be polled for the connection to work.
+    async fn connect(
+        &self,
+        address: &Address,
+    ) -> std::io::Result<(Connection, Driver, Option<h2::PingPong>)> {
+        if let Some(dialer) = &self.dialer {
+            let io = dialer().await?;
+            return self.secure(io).await;
+        }
+        match address {
+            Address::Tcp(addr) => {
+                let io = match &self.proxy {
+                    Some(proxy) => proxy.connect(&addr.to_string()).await?,
+                    None => tcp(tokio::net::TcpStream::connect(addr).await?),
+                };
+                self.secure(io).await
+            }
+            Address::HostPort(host, port) => {
+                let io = match &self.proxy {
+                    Some(proxy) => proxy.connect(&address.to_string()).await?,
+                    None => tcp(tokio::net::TcpStream::connect((host.as_str(), *port)).await?),
+                };
+                self.secure(io).await
+            }
+            #[cfg(unix)]
+            Address::Unix(path) => {
+                self.secure(tokio::net::UnixStream::connect(path).await?)
+                    .await
+            }
+            #[cfg(target_os = "linux")]
+            Address::UnixAbstract(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+                stream.set_nonblocking(true)?;
+                self.secure(tokio::net::UnixStream::from_std(stream)?).await
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("{address} is not supported on this platform"),
+            )),
+        }
+    }
+
+    /// The TLS handshake if the credentials call for one, then HTTP/2's.
+    async fn secure<IO>(
+        &self,
+        io: IO,
+    ) -> std::io::Result<(Connection, Driver, Option<h2::PingPong>)>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.credentials.tls_state() {
+            None => self.handshake(io).await,
+            Some(tls) => self.handshake(tls.connect(&self.tls_host, io).await?).await,
+        }
+    }
+
+    /// HTTP/2 handshake, then a PING round trip: a peer that accepts TCP but does not speak
+    /// HTTP/2 fails here, within the connect timeout, instead of hanging the first call
+    /// (gRPC-Go likewise waits for the server's preface).
+    async fn handshake<IO>(
+        &self,
+        io: IO,
+    ) -> std::io::Result<(Connection, Driver, Option<h2::PingPong>)>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, mut connection) = self
+            .http2
+            .client_builder()
+            .handshake::<_, Bytes>(transport::Paced::client(io))
+            .await
+            .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
+        let mut ping = connection.ping_pong();
+        let mut driver: Driver = Box::pin(connection);
+        if let Some(ping) = &mut ping {
+            // Drive the connection while the PING goes out and its answer comes back.
+            let mut closed = false;
+            let failure = tokio::select! {
+                answered = ping.ping(h2::Ping::opaque()) => match answered {
+                    Ok(_) => None,
+                    // The ping only learns that the connection is gone; the connection's own
+                    // error says why (a TLS alert: the server wanted a client certificate).
+                    Err(e) => Some(match tokio::time::timeout(Duration::from_secs(1), &mut driver).await {
+                        Ok(Err(cause)) => cause.to_string(),
+                        _ => e.to_string(),
+                    }),
+                },
+                ended = &mut driver => match ended {
+                    // The server's GOAWAY (any code) after its SETTINGS (h2 insists on them
+                    // first): the connection was made and is already draining, as gRPC-Go
+                    // sees it: READY, then at once IDLE, with no backoff.
+                    Ok(()) => {
+                        closed = true;
+                        None
+                    }
+                    Err(e) if e.is_go_away() && e.is_remote() => {
+                        closed = true;
+                        None
+                    }
+                    Err(cause) => Some(cause.to_string()),
+                },
+            };
+            if let Some(why) = failure {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    format!("HTTP/2 handshake failed: {why}"),
+                ));
+            }
+            if closed {
+                // The finished driver must not be polled again: a ready one stands in.
+                driver = Box::pin(std::future::ready(Ok(())));
+            }
+        }
+        let connection = Connection {
+            sender,
+            active: Arc::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        };
+        Ok((connection, driver, ping))
+    }
+}
+
+fn tcp(stream: tokio::net::TcpStream) -> BoxedIo {
+    transport::set_nodelay(&stream);
+    Box::new(stream)
+}
+
+/// Reports a subchannel's state changes to its channel.
+pub(crate) type StateListener = Arc<dyn Fn(&Subchannel, ConnectivityState) + Send + Sync>;
+
+/// One connection to one address, for a balancer to pick (gRPC-Go's `balancer.SubConn`).
+///
+/// Made by a balancer through its
+/// [`ChannelController`](crate::balancer::ChannelController); cheap to clone (clones are the
+/// same subchannel). It connects when asked ([`connect`](Subchannel::connect)), reports each
+/// state change to its balancer, backs off after failures per gRPC's connection-backoff spec
+/// (TRANSIENT_FAILURE for the backoff, then IDLE), and goes IDLE when its connection closes.
+#[derive(Clone)]
+pub struct Subchannel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    address: Address,
+    connector: Arc<Connector>,
+    listener: StateListener,
+    state: Mutex<State>,
+}
+
+struct State {
+    connectivity: ConnectivityState,
+    connection: Option<Connection>,
+    last_error: Option<Status>,
+    /// Failed attempts since the last success.
+    retries: u32,
+    /// The attempt in progress (aborted on shutdown while connecting).
+    attempt: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Subchannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subchannel")
+            .field("id", &self.inner.id)
+            .field("address", &self.inner.address)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl PartialEq for Subchannel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Subchannel {}
+
+impl Hash for Subchannel {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.inner.id.hash(state);
+    }
+}
+
+impl Subchannel {
+    pub(crate) fn new(
+        address: Address,
+        connector: Arc<Connector>,
+        listener: StateListener,
+    ) -> Subchannel {
+        Subchannel {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                address,
+                connector,
+                listener,
+                state: Mutex::new(State {
+                    connectivity: ConnectivityState::Idle,
+                    connection: None,
+                    last_error: None,
+                    retries: 0,
+                    attempt: None,
+                }),
+            }),
+        }
+    }
+
+    /// The address it connects to.
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> ConnectivityState {
+        self.lock().connectivity
+    }
+
+    /// Why the last attempt failed, if one did.
+    pub fn last_error(&self) -> Option<Status> {
+        self.lock().last_error.clone()
+    }
+
+    /// Starts connecting if IDLE; otherwise does nothing.
+    pub fn connect(&self) {
+        let mut state = self.lock();
+        if state.connectivity != ConnectivityState::Idle {
+            return;
+        }
+        state.connectivity = ConnectivityState::Connecting;
+        let weak = Arc::downgrade(&self.inner);
+        state.attempt = Some(tokio::spawn(attempt(weak)));
+        drop(state);
+        (self.inner.listener)(self, ConnectivityState::Connecting);
+    }
+
+    /// Closes it for good. A live connection drains: calls in flight finish, new ones go
+    /// elsewhere.
+    pub fn shutdown(&self) {
+        let mut state = self.lock();
+        if state.connectivity == ConnectivityState::Shutdown {
+            return;
+        }
+        state.connectivity = ConnectivityState::Shutdown;
+        state.connection = None;
+        if let Some(attempt) = state.attempt.take() {
+            // Only an attempt still connecting or backing off is stopped here; once READY
+            // the task just drives the connection until it drains.
+            if !attempt.is_finished() {
+                attempt.abort();
+            }
+        }
+    }
+
+    /// Its connection, if READY.
+    pub(crate) fn connection(&self) -> Option<Connection> {
+        self.lock().connection.clone()
+    }
+
+    /// A call found `connection` unusable (GOAWAY received, closed): new calls must not use
+    /// it. Goes IDLE if it is still the current one.
+    pub(crate) fn connection_failed(&self, connection: &Connection) {
+        let mut state = self.lock();
+        let current = state
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.id == connection.id);
+        if !current || state.connectivity != ConnectivityState::Ready {
+            return;
+        }
+        state.connection = None;
+        state.connectivity = ConnectivityState::Idle;
+        drop(state);
+        (self.inner.listener)(self, ConnectivityState::Idle);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn from_inner(inner: Arc<Inner>) -> Subchannel {
+        Subchannel { inner }
+    }
+
+    /// Moves to `to` unless shut down (or already moved on by a call); tells the balancer.
+    fn transition(&self, to: ConnectivityState, update: impl FnOnce(&mut State)) -> bool {
+        let mut state = self.lock();
+        if state.connectivity == ConnectivityState::Shutdown {
+            return false;
+        }
+        update(&mut state);
+        state.connectivity = to;
+        drop(state);
+        (self.inner.listener)(self, to);
+        true
+    }
+}
+
+/// One connection attempt and, if it succeeds, the connection's life.
+async fn attempt(weak: Weak<Inner>) {
+    let Some(inner) = weak.upgrade() else { return };
+    let subchannel = Subchannel::from_inner(inner);
+    let connector = Arc::clone(&subchannel.inner.connector);
+    let retries = subchannel.lock().retries;
+    let backoff = connector.backoff.delay(retries, backoff::random());
+    // gRPC's connection-backoff spec: an attempt may last MIN_CONNECT_TIMEOUT or the
+    // current backoff, whichever is longer.
+    let limit = connector.min_connect_timeout.max(backoff);
+    let address = subchannel.address().clone();
+    let connected = tokio::time::timeout(limit, connector.connect(&address)).await;
+    let connected = match connected {
+        Ok(Ok(connected)) => Ok(connected),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("timed out after {limit:?}")),
+    };
+    match connected {
+        Ok((connection, driver, ping)) => {
+            let active = Arc::clone(&connection.active);
+            let id = connection.id;
+            let ready = subchannel.transition(ConnectivityState::Ready, |state| {
+                // From here the task only drives the connection: a shutdown lets it drain.
+                state.attempt = None;
+                state.retries = 0;
+                state.last_error = None;
+                state.connection = Some(connection);
+            });
+            if !ready {
+                // Shut down while connecting: the connection drains and closes.
+                let _ = driver.await;
+                return;
+            }
+            // The task now only needs a weak handle: the subchannel may be dropped or shut
+            // down while its connection drains.
+            let weak = Arc::downgrade(&subchannel.inner);
+            drop(subchannel);
+            let ended = run_connection(driver, ping, active, &connector).await;
+            if let Err(e) = &ended {
+                tracing::debug!(target = %connector.target, %address, "connection ended: {e}");
+                if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) && e.is_go_away() {
+                    raise_keepalive_time(&connector);
+                }
+            }
+            if let Some(inner) = weak.upgrade() {
+                let subchannel = Subchannel::from_inner(inner);
+                let mut state = subchannel.lock();
+                let current = state.connection.as_ref().is_some_and(|c| c.id == id);
+                if current && state.connectivity == ConnectivityState::Ready {
+                    state.connection = None;
+                    state.connectivity = ConnectivityState::Idle;
+                    drop(state);
+                    (subchannel.inner.listener)(&subchannel, ConnectivityState::Idle);
+                }
+            }
+        }
+        Err(why) => {
+            let status = Status::unavailable(format!(
+                "failed to connect to {address} (target {}): {why}",
+                connector.target
+            ));
+            tracing::debug!("{}", status.message());
+            let failed = subchannel.transition(ConnectivityState::TransientFailure, |state| {
+                state.last_error = Some(status);
+                state.retries = state.retries.saturating_add(1);
+            });
+            if !failed {
+                return;
+            }
+            drop(subchannel);
+            tokio::time::sleep(backoff).await;
+            if let Some(inner) = weak.upgrade() {
+                let subchannel = Subchannel::from_inner(inner);
+                subchannel.transition(ConnectivityState::Idle, |_| {});
+            }
+        }
+    }
+}
+
+/// Drives a connection to its end, pinging it per the channel's keepalive.
+async fn run_connection(
+    mut driver: Driver,
+    ping: Option<h2::PingPong>,
+    active: Arc<AtomicUsize>,
+    connector: &Connector,
+) -> Result<(), h2::Error> {
+    let (Some(keepalive), Some(mut ping)) = (connector.keepalive, ping) else {
+        return driver.await;
+    };
+    loop {
+        let time = Duration::from_millis(connector.keepalive_time.load(Ordering::Relaxed));
+        tokio::select! {
+            ended = &mut driver => return ended,
+            _ = tokio::time::sleep(time) => {}
+        }
+        if !keepalive.permit_without_stream && active.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let answered = tokio::select! {
+            ended = &mut driver => return ended,
+            answered = tokio::time::timeout(keepalive.timeout, ping.ping(h2::Ping::opaque())) => answered,
+        };
+        match answered {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(target = %connector.target, "keepalive ping failed: {e}");
+                return driver.await;
+            }
+            Err(_) => {
+                // Dropping the driver closes the connection: its calls fail UNAVAILABLE.
+                tracing::debug!(
+                    target = %connector.target,
+                    "keepalive ping not answered within {:?}; closing the connection",
+                    keepalive.timeout
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A server said GOAWAY `too_many_pings` (ENHANCE_YOUR_CALM): ping half as often, as
+/// gRPC-Go does.
+fn raise_keepalive_time(connector: &Connector) {
+    if connector.keepalive.is_none() {
+        return;
+    }
+    let doubled = connector
+        .keepalive_time
+        .load(Ordering::Relaxed)
+        .saturating_mul(2);
+    connector.keepalive_time.store(doubled, Ordering::Relaxed);
+    tracing::warn!(
+        target = %connector.target,
+        "server sent GOAWAY too_many_pings; keepalive time raised to {doubled} ms"
+    );
+}
