@@ -168,12 +168,17 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut events: mpsc::UnboundedReceiver<Control>) {
+        // When to look at idleness next: re-armed for a whole timeout while calls are in
+        // flight, for what is left of it after the last call otherwise.
+        let mut idle_check = None;
         loop {
-            let idle_check = self.idle_deadline();
+            if idle_check.is_none() {
+                idle_check = self.idle_deadline();
+            }
             let event = tokio::select! {
                 event = events.recv() => event,
                 _ = sleep_until(idle_check) => {
-                    self.maybe_enter_idle();
+                    idle_check = self.maybe_enter_idle();
                     continue;
                 }
             };
@@ -212,12 +217,16 @@ impl Task {
         Some(self.activity.epoch + last + timeout)
     }
 
-    fn maybe_enter_idle(&mut self) {
-        let Some(deadline) = self.idle_deadline() else {
-            return;
-        };
-        if self.activity.active.load(Ordering::Relaxed) != 0 || Instant::now() < deadline {
-            return;
+    /// Enters IDLE if no call is in flight and none started for the idle timeout; else
+    /// says when to look again.
+    fn maybe_enter_idle(&mut self) -> Option<Instant> {
+        let deadline = self.idle_deadline()?;
+        let now = Instant::now();
+        if self.activity.active.load(Ordering::Relaxed) != 0 {
+            return self.plan.idle_timeout.map(|timeout| now + timeout);
+        }
+        if now < deadline {
+            return Some(deadline);
         }
         tracing::debug!(target = %self.connector.target, "idle: closing connections");
         self.generation += 1;
@@ -227,6 +236,7 @@ impl Task {
         self.activity.idle.store(true, Ordering::Release);
         self.picker.send_replace(queue_picker());
         self.state.send_replace(ConnectivityState::Idle);
+        None
     }
 
     fn exit_idle(&mut self) {
