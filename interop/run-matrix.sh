@@ -31,6 +31,11 @@
 # run is under `timeout`, every server is stopped after its client (SIGTERM, then SIGKILL
 # after 5 s). Logs: target/interop-matrix/ (<client>-client_<server>-server_<transport>.*).
 #
+# With ours, it also runs our client against two peers' servers at once through one
+# `ipv4:` target with `--service_config_json` choosing round_robin, then pick_first (the
+# channel's resolver, balancer and subchannels against real servers; "-" marks the cases
+# not run that way).
+#
 # Run interop/install-peers.sh first (make interop does); this script only (re)creates the
 # venv/node_modules when they are missing or stale, and builds the Go peer and ours.
 set -uo pipefail
@@ -292,6 +297,54 @@ run_pair() {
   done
 }
 
+# run_balanced POLICY SERVER...: our client against several peer servers at once, through
+# one ipv4: target and the load-balancing policy given by --service_config_json (the
+# channel's resolver, balancer and subchannels against real peers). Plaintext.
+LB_CASES=(empty_unary large_unary client_streaming server_streaming ping_pong empty_stream
+  custom_metadata status_code_and_message rpc_soak)
+run_balanced() {
+  local policy=$1; shift
+  local names
+  names=$(IFS=+; echo "$*")
+  local col="ours->$names ($policy)" transport=plain
+  columns+=("$col")
+  TRANSPORT[$col]=$transport
+  local addrs=() pids=() s port pid log="$logs/ours-client_${names}_${policy}"
+  for s in "$@"; do
+    port=$(free_port)
+    # shellcheck disable=SC2086
+    $(server_cmd "$s") --port="$port" >"$log.$s.server.log" 2>&1 &
+    pid=$!
+    server_pids+=("$pid")
+    pids+=("$pid")
+    wait_listening "$port" "$pid" || echo "interop: $s server did not start" >&2
+    addrs+=("127.0.0.1:$port")
+  done
+  local c list
+  list=$(IFS=,; echo "${LB_CASES[*]}")
+  timeout --kill-after=5 "$CLIENT_TIMEOUT" "$ours_client" \
+    --target="ipv4:$(IFS=,; echo "${addrs[*]}")" \
+    --service_config_json="{\"loadBalancingConfig\":[{\"$policy\":{}}]}" \
+    --test_case="$list" --soak_iterations="$SOAK_ITERATIONS" >"$log.client.log" 2>"$log.client.err"
+  for pid in "${pids[@]}"; do stop_server "$pid"; done
+  # "-": not run through the balancers (counted nowhere).
+  for c in "${CASES[@]}"; do RESULT[$col,$c]=-; done
+  for c in "${LB_CASES[@]}"; do
+    RESULT[$col,$c]=FAIL
+    REASON[$col,$c]="no result from the client (see $log.client.err)"
+  done
+  local line verdict name rest
+  while IFS= read -r line; do
+    case "$line" in "PASS "* | "FAIL "*) ;; *) continue ;; esac
+    verdict=${line%% *}
+    rest=${line#* }
+    name=${rest%%:*}
+    RESULT[$col,$name]=$verdict
+    REASON[$col,$name]=""
+    [ "$rest" != "$name" ] && REASON[$col,$name]=${rest#*: }
+  done <"$log.client.log"
+}
+
 if [ $mode = ours ]; then
   for bin in "$ours_server" "$ours_client"; do
     [ -x "${bin%% *}" ] || { echo "interop: $bin is missing" >&2; exit 1; }
@@ -304,6 +357,13 @@ if [ $mode = ours ]; then
       run_pair "$p" ours "$t"
     done
   done
+  # Our channel's balancers against two different peers' servers at once.
+  lb_peers=()
+  for p in "${PEERS[@]}"; do [ -n "$(server_cmd "$p")" ] && lb_peers+=("$p"); done
+  if [ ${#lb_peers[@]} -ge 2 ] && [[ " ${TRANSPORTS[*]} " == *" plain "* ]]; then
+    run_balanced round_robin "${lb_peers[0]}" "${lb_peers[1]}"
+    run_balanced pick_first "${lb_peers[0]}" "${lb_peers[1]}"
+  fi
 else
   for t in "${TRANSPORTS[@]}"; do
     for cl in "${PEERS[@]}"; do
@@ -338,7 +398,7 @@ for t in "${TRANSPORTS[@]}"; do
     for col in "${cols[@]}"; do
       v=${RESULT[$col,$c]:-FAIL}
       printf ' %-*s' "$width" "$v"
-      case $v in PASS) passed=$((passed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; *) failed=$((failed + 1)) ;; esac
+      case $v in PASS) passed=$((passed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; -) ;; *) failed=$((failed + 1)) ;; esac
     done
     echo
   done
@@ -348,7 +408,7 @@ echo
 for col in "${columns[@]}"; do
   for c in "${CASES[@]}"; do
     v=${RESULT[$col,$c]:-FAIL}
-    [ "$v" = PASS ] && continue
+    [ "$v" = PASS ] || [ "$v" = - ] && continue
     echo "$v $col $c: ${REASON[$col,$c]:-}"
   done
 done

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grpc_runtime::client::{Channel, Client};
+use grpc_runtime::client::{Channel, ChannelBuilder, Client};
 use grpc_runtime::codec::{MessageCompressed, Outbound, ProtobufCodec};
 use grpc_runtime::credentials::ChannelCredentials;
 use grpc_runtime::interceptor::{CallInfo, InterceptFuture, Interceptor};
@@ -68,6 +68,7 @@ impl Interceptor for Outcomes {
 pub struct Cases {
     target: String,
     credentials: ChannelCredentials,
+    service_config: Option<String>,
     channel: Channel,
     outcomes: Arc<Outcomes>,
     soak_iterations: usize,
@@ -130,6 +131,19 @@ async fn read_all<T: protobuf::Message>(stream: &mut Streaming<T>) -> Result<Vec
     Ok(all)
 }
 
+/// A channel builder for `target` with the flags' settings.
+fn builder(
+    target: &str,
+    credentials: &ChannelCredentials,
+    service_config: Option<&str>,
+) -> ChannelBuilder {
+    let builder = Channel::builder(target).credentials(credentials.clone());
+    match service_config {
+        Some(json) => builder.default_service_config(json),
+        None => builder,
+    }
+}
+
 impl Cases {
     /// Cases against `host:port`, secured by `credentials`.
     ///
@@ -139,17 +153,18 @@ impl Cases {
     pub fn new(
         target: &str,
         credentials: ChannelCredentials,
+        service_config: Option<String>,
         soak_iterations: usize,
     ) -> Result<Cases, String> {
         let outcomes = Arc::new(Outcomes::default());
-        let channel = Channel::builder(target)
-            .credentials(credentials.clone())
+        let channel = builder(target, &credentials, service_config.as_deref())
             .interceptor(Arc::clone(&outcomes))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Cases {
             target: target.to_owned(),
             credentials,
+            service_config,
             channel,
             outcomes,
             soak_iterations,
@@ -644,10 +659,13 @@ impl Cases {
     async fn channel_soak(&self) -> Outcome {
         for i in 0..self.soak_iterations {
             // A new channel, so a new connection, every iteration.
-            let channel = Channel::builder(&self.target)
-                .credentials(self.credentials.clone())
-                .build()
-                .map_err(|e| e.to_string())?;
+            let channel = builder(
+                &self.target,
+                &self.credentials,
+                self.service_config.as_deref(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
             self.large_unary_on(&TestServiceClient::new(channel))
                 .await
                 .map_err(|e| format!("iteration {i}: {e}"))?;

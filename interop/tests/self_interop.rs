@@ -16,7 +16,7 @@ async fn every_case_passes_against_our_server() {
     let serving = server.clone();
     tokio::spawn(async move { serving.serve_tcp(listener).await.unwrap() });
 
-    let cases = Cases::new(&addr.to_string(), ChannelCredentials::insecure(), 3).unwrap();
+    let cases = Cases::new(&addr.to_string(), ChannelCredentials::insecure(), None, 3).unwrap();
     let mut failures = Vec::new();
     for name in ALL_CASES {
         if let Err(reason) = cases.run(name).await {

@@ -1,6 +1,7 @@
 //! The interop test client:
 //! `interop-client --server_host=HOST --server_port=PORT --test_case=NAME|a,b|all`
-//! `[--use_tls=true [--use_test_ca=true] [--ca_file=F] [--server_host_override=NAME]]`.
+//! `[--use_tls=true [--use_test_ca=true] [--ca_file=F] [--server_host_override=NAME]]`
+//! `[--target=URI] [--service_config_json=JSON]`.
 //!
 //! Over TLS the client trusts `--ca_file` if given; else, with `--use_test_ca`, the test CA
 //! named by `$GRPC_TEST_CA_FILE` (our own, made by `interop/make-certs.sh`: we ship no
@@ -23,6 +24,8 @@ const FLAGS: &[&str] = &[
     "server_host_override",
     "ca_file",
     "soak_iterations",
+    "target",
+    "service_config_json",
 ];
 
 fn fail(message: String) -> ! {
@@ -42,12 +45,18 @@ async fn main() {
         .number("soak_iterations", 10)
         .unwrap_or_else(|e| fail(e));
     let cases = select(flags.get("test_case", "all")).unwrap_or_else(|e| fail(e));
-    let target = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+    // --target (any target the channel supports: dns:, ipv4:, unix:, ...) wins over
+    // --server_host and --server_port.
+    let target = match flags.get("target", "") {
+        "" if host.contains(':') => format!("[{host}]:{port}"),
+        "" => format!("{host}:{port}"),
+        target => target.to_owned(),
     };
-    let runner = Cases::new(&target, credentials, soak).unwrap_or_else(|e| fail(e));
+    let service_config = match flags.get("service_config_json", "") {
+        "" => None,
+        json => Some(json.to_owned()),
+    };
+    let runner = Cases::new(&target, credentials, service_config, soak).unwrap_or_else(|e| fail(e));
     let (mut passed, mut failed) = (0, 0);
     for name in cases {
         match runner.run(name).await {
