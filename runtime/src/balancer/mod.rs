@@ -27,6 +27,8 @@ pub use pick_first::PickFirstBuilder;
 pub(crate) use registry::lookup;
 pub use registry::register;
 pub use round_robin::RoundRobinBuilder;
+/// A policy's configuration: JSON, as service configs carry it.
+pub use serde_json::Value as JsonValue;
 
 use crate::resolver::{Address, ResolverState};
 use crate::status::Status;
@@ -42,7 +44,7 @@ pub trait BalancerBuilder: Send + Sync + 'static {
     /// # Errors
     ///
     /// If the configuration is invalid.
-    fn build(&self, config: Option<&serde_json::Value>) -> Result<Box<dyn Balancer>, Status>;
+    fn build(&self, config: Option<&JsonValue>) -> Result<Box<dyn Balancer>, Status>;
 }
 
 /// One channel's load-balancing policy (gRPC-Go's `balancer.Balancer`).
