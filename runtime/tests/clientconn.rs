@@ -518,3 +518,74 @@ async fn a_refused_stream_is_retried_transparently_once() {
     assert_eq!(hello(&channel).await.unwrap(), "retried");
     assert_eq!(streams.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_failed_connection_asks_the_resolver_again() {
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let resolver = ManualResolver::new("manual");
+    resolver.update_state(ResolverState::new(vec![Address::Tcp(dead_addr)]));
+    let channel = plaintext("manual:///svc")
+        .resolver(resolver.clone())
+        .build()
+        .unwrap();
+    assert_eq!(resolver.resolve_now_count(), 0);
+    assert!(hello(&channel).await.is_err());
+    assert!(
+        resolver.resolve_now_count() >= 1,
+        "pick_first asks for fresh addresses"
+    );
+    // Fresh addresses: the next call works.
+    let srv = start().await;
+    resolver.update_state(ResolverState::new(vec![Address::Tcp(srv.addr)]));
+    let mut request = Request::new(s("fresh"));
+    request.set_wait_for_ready(true);
+    request.set_timeout(Duration::from_secs(10));
+    let reply: Response<StringValue> = Client::new(channel.clone())
+        .unary(UNARY, request, pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().value, "fresh");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn unix_abstract_sockets() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("grpc-rust-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+    let server = Server::builder().add_service(Echo::default()).build();
+    tokio::spawn(server.serve_unix(listener));
+    let channel = Channel::new(&format!("unix-abstract:{name}")).unwrap();
+    assert_eq!(hello(&channel).await.unwrap(), "hi");
+}
+
+#[tokio::test]
+async fn a_bad_target_or_policy_is_a_setup_error() {
+    // An unknown scheme is read as a DNS name (gRPC's rule), which this is not.
+    let err = plaintext("nosuchscheme:///x").build().unwrap_err();
+    assert!(err.is_invalid_target(), "{err}");
+    let err = plaintext("127.0.0.1:1")
+        .load_balancing_policy("no_such_policy")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_policy"), "{err}");
+    let err = plaintext("127.0.0.1:1")
+        .default_service_config("{not json")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("service config"), "{err}");
+    // An address list is read when the resolver starts (as in gRPC-Go): calls fail with
+    // its error.
+    let channel = plaintext("ipv4:not-an-ip:1").build().unwrap();
+    let status = hello(&channel).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    assert!(
+        status.message().contains("invalid ipv4 address"),
+        "{status}"
+    );
+}

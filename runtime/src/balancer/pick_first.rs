@@ -26,7 +26,7 @@ impl BalancerBuilder for PickFirstBuilder {
             None => false,
             Some(serde_json::Value::Bool(shuffle)) => *shuffle,
             Some(other) => {
-                return Err(Status::invalid_argument(format!(
+                return Err(Status::unavailable(format!(
                     "pick_first: shuffleAddressList must be a boolean, not {other}"
                 )));
             }

@@ -74,7 +74,7 @@ impl ResolverBuilder for DnsResolverBuilder {
         channel: ResolverChannel,
     ) -> Result<Box<dyn Resolver>, Status> {
         let (host, port) = split_host_port(target.endpoint(), Some(DEFAULT_PORT))
-            .map_err(|why| Status::invalid_argument(format!("invalid target {target}: {why}")))?;
+            .map_err(|why| Status::unavailable(format!("invalid target {target}: {why}")))?;
         let wake = Arc::new(Notify::new());
         let task = tokio::spawn(resolve_loop(
             host,

@@ -44,7 +44,9 @@ struct Shared {
 #[derive(Debug, Default)]
 struct ManualState {
     last: Option<Result<ResolverState, Status>>,
-    channels: Vec<ResolverChannel>,
+    /// The channels' resolvers alive now, by id.
+    channels: Vec<(u64, ResolverChannel)>,
+    next_id: u64,
 }
 
 impl ManualResolver {
@@ -74,18 +76,28 @@ impl ManualResolver {
 
     fn push(&self, update: Result<ResolverState, Status>) {
         let mut state = self.shared.state.lock().expect("manual resolver");
-        for channel in &state.channels {
+        for (_, channel) in &state.channels {
             (channel.report)(update.clone());
         }
         state.last = Some(update);
     }
 }
 
-struct Built(Arc<Shared>);
+struct Built {
+    shared: Arc<Shared>,
+    id: u64,
+}
 
 impl Resolver for Built {
     fn resolve_now(&mut self) {
-        self.0.resolve_now.fetch_add(1, Ordering::Relaxed);
+        self.shared.resolve_now.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock().expect("manual resolver");
+        state.channels.retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -99,8 +111,12 @@ impl ResolverBuilder for ManualResolver {
         if let Some(last) = &state.last {
             (channel.report)(last.clone());
         }
-        // Channels that went away stay in the list; reporting to them is a no-op.
-        state.channels.push(channel);
-        Ok(Box::new(Built(Arc::clone(&self.shared))))
+        let id = state.next_id;
+        state.next_id += 1;
+        state.channels.push((id, channel));
+        Ok(Box::new(Built {
+            shared: Arc::clone(&self.shared),
+            id,
+        }))
     }
 }

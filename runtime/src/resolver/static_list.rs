@@ -38,7 +38,7 @@ impl ResolverBuilder for IpListResolverBuilder {
         let mut addresses = Vec::new();
         for entry in target.endpoint().split(',') {
             let addr = parse_ip_entry(entry, *self).ok_or_else(|| {
-                Status::invalid_argument(format!(
+                Status::unavailable(format!(
                     "invalid {} address {entry:?} in target {target}",
                     self.scheme()
                 ))
@@ -97,7 +97,7 @@ impl ResolverBuilder for UnixResolverBuilder {
     ) -> Result<Box<dyn Resolver>, Status> {
         let endpoint = target.endpoint();
         if endpoint.is_empty() {
-            return Err(Status::invalid_argument(format!(
+            return Err(Status::unavailable(format!(
                 "empty socket path in target {target}"
             )));
         }
@@ -150,7 +150,7 @@ impl ResolverBuilder for PassthroughResolverBuilder {
         channel: ResolverChannel,
     ) -> Result<Box<dyn Resolver>, Status> {
         let (host, port) = super::dns::split_host_port(target.endpoint(), None)
-            .map_err(|why| Status::invalid_argument(format!("invalid target {target}: {why}")))?;
+            .map_err(|why| Status::unavailable(format!("invalid target {target}: {why}")))?;
         let address = match host.parse::<IpAddr>() {
             Ok(ip) => Address::Tcp(SocketAddr::new(ip, port)),
             Err(_) => Address::HostPort(host, port),
