@@ -589,3 +589,79 @@ async fn a_bad_target_or_policy_is_a_setup_error() {
         "{status}"
     );
 }
+
+/// A peer that answers the handshake PING, then answers the first keepalive PING with
+/// GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"); it records when each keepalive PING came,
+/// from the start of its connection.
+async fn strict_peer(mut io: tokio::io::DuplexStream, pings: Arc<Mutex<Vec<Duration>>>) {
+    let started = Instant::now();
+    let mut preface = [0u8; 24];
+    if io.read_exact(&mut preface).await.is_err() {
+        return;
+    }
+    let _ = io.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+    let _ = io.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await;
+    let mut handshake_ping = true;
+    loop {
+        let mut head = [0u8; 9];
+        if io.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if io.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        if head[3] != 6 || head[4] != 0 {
+            continue;
+        }
+        if handshake_ping {
+            handshake_ping = false;
+            let _ = io.write_all(&[0, 0, 8, 6, 1, 0, 0, 0, 0]).await;
+            let _ = io.write_all(&payload).await;
+            continue;
+        }
+        pings.lock().unwrap().push(started.elapsed());
+        let debug = b"too_many_pings";
+        let mut goaway = vec![0, 0, (8 + debug.len()) as u8, 7, 0, 0, 0, 0, 0];
+        goaway.extend_from_slice(&0u32.to_be_bytes());
+        goaway.extend_from_slice(&u32::from(h2::Reason::ENHANCE_YOUR_CALM).to_be_bytes());
+        goaway.extend_from_slice(debug);
+        let _ = io.write_all(&goaway).await;
+        return;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_pings_doubles_the_keepalive_time() {
+    let pings = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&pings);
+    let channel = Channel::builder("strict.test:1")
+        .credentials(ChannelCredentials::insecure())
+        .keepalive(
+            ClientParameters::new(Duration::from_secs(10))
+                .timeout(Duration::from_secs(5))
+                .permit_without_stream(true),
+        )
+        .dialer(move || {
+            let seen = Arc::clone(&seen);
+            async move {
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                tokio::spawn(strict_peer(server, seen));
+                Ok(client)
+            }
+        })
+        .build()
+        .unwrap();
+    channel.connect().await.unwrap();
+    // pick_first reconnects after each GOAWAY; let three connections see a keepalive.
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    let pings = pings.lock().unwrap().clone();
+    assert!(pings.len() >= 3, "{pings:?}");
+    let secs: Vec<u64> = pings.iter().take(3).map(|d| d.as_secs()).collect();
+    assert_eq!(
+        secs,
+        [10, 20, 40],
+        "each GOAWAY too_many_pings doubles the time"
+    );
+}
