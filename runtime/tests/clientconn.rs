@@ -665,3 +665,48 @@ async fn too_many_pings_doubles_the_keepalive_time() {
         "each GOAWAY too_many_pings doubles the time"
     );
 }
+
+#[tokio::test]
+async fn the_resolver_can_switch_the_policy_with_a_service_config() {
+    let a = start().await;
+    let b = start().await;
+    let addresses = vec![Address::Tcp(a.addr), Address::Tcp(b.addr)];
+    let resolver = ManualResolver::new("manual");
+    resolver.update_state(ResolverState::new(addresses.clone()));
+    let channel = plaintext("manual:///svc")
+        .resolver(resolver.clone())
+        .build()
+        .unwrap();
+    for _ in 0..6 {
+        hello(&channel).await.unwrap();
+    }
+    assert_eq!(
+        (started(&a), started(&b)),
+        (6, 0),
+        "pick_first: the first address"
+    );
+    // An invalid config is ignored: still pick_first.
+    resolver.update_state(ResolverState::new(addresses.clone()).with_service_config("{oops"));
+    hello(&channel).await.unwrap();
+    assert_eq!(started(&b), 0);
+    resolver.update_state(
+        ResolverState::new(addresses)
+            .with_service_config(r#"{"loadBalancingConfig":[{"round_robin":{}}]}"#),
+    );
+    for _ in 0..200 {
+        hello(&channel).await.unwrap();
+        if started(&b) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (a0, b0) = (started(&a), started(&b));
+    for _ in 0..10 {
+        hello(&channel).await.unwrap();
+    }
+    assert_eq!(
+        (started(&a) - a0, started(&b) - b0),
+        (5, 5),
+        "round_robin now"
+    );
+}

@@ -628,6 +628,7 @@ impl ChannelBuilder {
             target,
             resolver,
             balancer,
+            policy,
             balancer_config,
             idle_timeout: self.idle_timeout,
         };

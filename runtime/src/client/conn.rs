@@ -13,6 +13,7 @@ use crate::balancer::{
     failing_picker, queue_picker,
 };
 use crate::resolver::{Address, Resolver, ResolverBuilder, ResolverChannel, ResolverState, Target};
+use crate::service_config::ServiceConfig;
 use crate::status::Status;
 use crate::subchannel::{ActiveCall, Connection, Connector, StateListener};
 
@@ -98,6 +99,7 @@ pub(crate) struct Plan {
     pub(crate) target: Target,
     pub(crate) resolver: Arc<dyn ResolverBuilder>,
     pub(crate) balancer: Arc<dyn BalancerBuilder>,
+    pub(crate) policy: String,
     pub(crate) balancer_config: Option<serde_json::Value>,
     pub(crate) idle_timeout: Option<Duration>,
 }
@@ -272,9 +274,53 @@ impl Task {
         self.state.send_replace(ConnectivityState::TransientFailure);
     }
 
+    /// A service config from the resolver: its load-balancing policy replaces the current
+    /// one if it differs (the new balancer starts from this update). An invalid config is
+    /// logged and the previous one kept.
+    fn apply_service_config(&mut self, json: &str) {
+        let config = match ServiceConfig::parse(json) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::warn!(
+                    target = %self.connector.target,
+                    "invalid service config from the resolver, keeping the previous one: {}",
+                    e.message()
+                );
+                return;
+            }
+        };
+        let Some((policy, balancer_config)) = config.load_balancing else {
+            return;
+        };
+        if policy == self.plan.policy && balancer_config == self.plan.balancer_config {
+            return;
+        }
+        let Some(builder) = balancer::lookup(&policy) else {
+            return;
+        };
+        match builder.build(balancer_config.as_ref()) {
+            Ok(balancer) => {
+                tracing::debug!(target = %self.connector.target, %policy, "switching balancer");
+                // The old one shuts its subchannels down as it drops; its connections drain.
+                self.balancer = Some(balancer);
+                self.plan.balancer = builder;
+                self.plan.policy = policy;
+                self.plan.balancer_config = balancer_config;
+            }
+            Err(e) => tracing::warn!(
+                target = %self.connector.target,
+                "the resolver's service config names an invalid {policy} config: {}",
+                e.message()
+            ),
+        }
+    }
+
     fn resolved(&mut self, result: Result<ResolverState, Status>) {
         match result {
             Ok(state) => {
+                if let Some(json) = &state.service_config {
+                    self.apply_service_config(json);
+                }
                 let mut refused = None;
                 self.with_balancer(|balancer, controller| {
                     refused = balancer.resolver_update(&state, controller).err();
