@@ -72,10 +72,15 @@ fn is_base64(value: &[u8]) -> bool {
 }
 
 /// `grpc-` keys that applications read and write as metadata, as gRPC-Go lets them: the
-/// tracing and stats contexts (`grpc-trace-bin`, `grpc-tags-bin`) and a server's retry
-/// pushback (`grpc-retry-pushback-ms`).
-const APPLICATION_GRPC_KEYS: [&str; 3] =
-    ["grpc-trace-bin", "grpc-tags-bin", "grpc-retry-pushback-ms"];
+/// tracing and stats contexts (`grpc-trace-bin`, `grpc-tags-bin`), a server's retry
+/// pushback (`grpc-retry-pushback-ms`) and, on a retried call, the attempts before it
+/// (`grpc-previous-rpc-attempts`).
+const APPLICATION_GRPC_KEYS: [&str; 4] = [
+    "grpc-trace-bin",
+    "grpc-tags-bin",
+    "grpc-retry-pushback-ms",
+    "grpc-previous-rpc-attempts",
+];
 
 /// Headers no user metadata may set, and that received metadata leaves out; they belong to
 /// gRPC or HTTP/2.

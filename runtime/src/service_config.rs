@@ -156,12 +156,6 @@ impl ServiceConfig {
             .or_else(|| self.methods.get("/"))
     }
 
-    /// Whether any method has a retry or hedging policy.
-    pub(crate) fn has_retries(&self) -> bool {
-        self.methods
-            .values()
-            .any(|m| m.retry.is_some() || m.hedging.is_some())
-    }
 }
 
 /// One `methodConfig` entry: the names it applies to (as lookup keys) and its settings.
@@ -443,7 +437,6 @@ mod tests {
             Duration::from_millis(500)
         );
         assert_eq!(c.throttling.unwrap().token_ratio, 0.123);
-        assert!(c.has_retries());
     }
 
     #[test]
@@ -479,5 +472,91 @@ mod tests {
             let err = ServiceConfig::parse(json).unwrap_err();
             assert!(err.message().contains(field), "{json}: {err}");
         }
+    }
+}
+
+/// A channel's retry throttle (gRFC A6): a token count in thousandths; failures take a
+/// token, successes give back `token_ratio`; retries and hedges go out only while more than
+/// half the tokens are left.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    max: u32,
+    ratio: u32,
+    tokens: std::sync::atomic::AtomicU32,
+}
+
+impl Throttle {
+    pub(crate) fn new(config: RetryThrottling) -> Throttle {
+        let max = config.max_tokens * 1000;
+        Throttle {
+            max,
+            ratio: (config.token_ratio * 1000.0) as u32,
+            tokens: std::sync::atomic::AtomicU32::new(max),
+        }
+    }
+
+    /// Whether a retry (or a hedge) may go out.
+    pub(crate) fn allows(&self) -> bool {
+        self.tokens.load(std::sync::atomic::Ordering::Relaxed) > self.max / 2
+    }
+
+    /// An attempt failed with a retryable (or non-fatal) code, or pushback.
+    pub(crate) fn failure(&self) {
+        let _ = self.tokens.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |t| Some(t.saturating_sub(1000)),
+        );
+    }
+
+    /// A call succeeded.
+    pub(crate) fn success(&self) {
+        let (max, ratio) = (self.max, self.ratio);
+        let _ = self.tokens.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |t| Some((t + ratio).min(max)),
+        );
+    }
+}
+
+/// A channel's service config in effect, and the throttle that goes with it.
+#[derive(Debug)]
+pub(crate) struct Effective {
+    pub(crate) config: ServiceConfig,
+    pub(crate) throttle: Option<Arc<Throttle>>,
+}
+
+/// Where a channel keeps its service config: the default, then the resolver's. Calls read it
+/// (a load when there is none, a read lock and an `Arc` clone when there is).
+#[derive(Debug, Default)]
+pub(crate) struct ConfigCell {
+    set: std::sync::atomic::AtomicBool,
+    current: std::sync::RwLock<Option<Arc<Effective>>>,
+}
+
+impl ConfigCell {
+    /// Makes `config` the one in effect.
+    pub(crate) fn store(&self, config: ServiceConfig) {
+        let throttle = config.throttling.map(|t| Arc::new(Throttle::new(t)));
+        let effective = Arc::new(Effective { config, throttle });
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(effective);
+        self.set.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The config in effect, if any.
+    pub(crate) fn load(&self) -> Option<Arc<Effective>> {
+        if !self.set.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether `config` is the one in effect already.
+    pub(crate) fn holds(&self, config: &ServiceConfig) -> bool {
+        self.load().is_some_and(|e| e.config == *config)
     }
 }

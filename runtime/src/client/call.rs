@@ -2,6 +2,7 @@
 //! headers, the deadline, sending, and the response.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cancel::Cancellation;
 use bytes::{Bytes, BytesMut};
@@ -16,14 +17,19 @@ use super::conn::CallGuard;
 use super::response::{H2Response, SendError};
 use super::sender::{H2Sender, RequestSender};
 use super::{BidiCall, CallInvoker, Channel};
+use crate::backoff;
 use crate::codec::framing::{self, Kind};
 use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
 use crate::credentials::{self, CallCredentials, CallCredentialsInfo};
-use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
+use crate::headers::{
+    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS,
+    GRPC_TIMEOUT,
+};
 use crate::interceptor::{AroundFuture, CallInfo, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
 use crate::service::{MethodKind, MethodRef};
+use crate::service_config::{RetryPolicy, Throttle};
 use crate::status::Status;
 use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
@@ -40,6 +46,15 @@ struct Call {
     /// The call's own credentials (the channel's are the channel's).
     credentials: Option<Arc<dyn CallCredentials>>,
     wait_for_ready: bool,
+    /// The service config's retry policy for the method, and the channel's throttle.
+    retry: Option<Retry>,
+}
+
+/// A retry policy in force for one call.
+#[derive(Clone)]
+struct Retry {
+    policy: RetryPolicy,
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// What each attempt of a call needs to open its stream.
@@ -127,6 +142,35 @@ impl Channel {
             end = EndGuard::new(chain.clone(), info);
             metadata
         };
+        // The service config's settings for the method (gRPC-Go's precedence: the smaller
+        // timeout and limits win; a call's own wait-for-ready wins over the config's).
+        let service_config = self.service_config();
+        let method_config = service_config
+            .as_ref()
+            .and_then(|c| c.config.method(uri.path()).cloned());
+        let mut max_recv = head
+            .max_recv_message_size
+            .unwrap_or(config.max_recv_message_size);
+        let mut max_send = head
+            .max_send_message_size
+            .unwrap_or(config.max_send_message_size);
+        let mut wait_for_ready = head.wait_for_ready;
+        let mut retry = None;
+        if let Some(method) = &method_config {
+            timeout = match (timeout, method.timeout) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            wait_for_ready = wait_for_ready.or(method.wait_for_ready);
+            max_recv = max_recv.min(method.max_response_bytes.unwrap_or(usize::MAX));
+            max_send = max_send.min(method.max_request_bytes.unwrap_or(usize::MAX));
+            if let Some(policy) = &method.retry {
+                retry = Some(Retry {
+                    policy: policy.clone(),
+                    throttle: service_config.as_ref().and_then(|c| c.throttle.clone()),
+                });
+            }
+        }
         let deadline = match (timeout.map(|t| Instant::now() + t), head.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -135,14 +179,11 @@ impl Channel {
             deadline,
             cancellation: head.cancellation,
             compression: head.compression,
-            max_recv: head
-                .max_recv_message_size
-                .unwrap_or(config.max_recv_message_size),
-            max_send: head
-                .max_send_message_size
-                .unwrap_or(config.max_send_message_size),
+            max_recv,
+            max_send,
             credentials: head.call_credentials,
-            wait_for_ready: head.wait_for_ready.unwrap_or(config.wait_for_ready),
+            wait_for_ready: wait_for_ready.unwrap_or(config.wait_for_ready),
+            retry,
             end,
         };
 
@@ -293,14 +334,88 @@ impl Channel {
         }
     }
 
-    /// One attempt at a unary call: the headers, the encoded request, the raw response.
+    /// A unary call's attempts under its retry policy (gRFC A6), if it has one: each
+    /// attempt sends the encoded request anew (with `grpc-previous-rpc-attempts`), until one
+    /// succeeds, fails with a code the policy does not retry, commits (response headers
+    /// arrived), runs out of attempts or throttle tokens, or the server's pushback says stop.
+    /// The caller's deadline bounds the whole, backoffs included.
+    async fn unary_retrying(
+        self,
+        attempt: Attempt,
+        max_recv: usize,
+        request: http::Request<()>,
+        frame: Bytes,
+        retry: Option<Retry>,
+    ) -> Result<Response<Bytes>, Status> {
+        let Some(retry) = retry else {
+            return self
+                .unary_attempt(attempt, max_recv, request, frame)
+                .await
+                .0;
+        };
+        let policy = &retry.policy;
+        let mut backoff = policy.initial_backoff;
+        let mut attempts = 0u32;
+        loop {
+            let mut this = copy_request(&request);
+            if attempts > 0 {
+                this.headers_mut()
+                    .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(attempts));
+            }
+            let (result, committed) = self
+                .clone()
+                .unary_attempt(attempt.clone(), max_recv, this, frame.clone())
+                .await;
+            attempts += 1;
+            let status = match result {
+                Ok(response) => {
+                    if let Some(throttle) = &retry.throttle {
+                        throttle.success();
+                    }
+                    return Ok(response);
+                }
+                Err(status) => status,
+            };
+            let retryable = policy.retryable.contains(&status.code());
+            let pushback = pushback(&status);
+            if (retryable || pushback.is_some())
+                && let Some(throttle) = &retry.throttle
+            {
+                throttle.failure();
+            }
+            let throttled = retry.throttle.as_ref().is_some_and(|t| !t.allows());
+            if committed || !retryable || attempts >= policy.max_attempts || throttled {
+                return Err(status);
+            }
+            let delay = match pushback {
+                // The server's word: wait this long, and start the backoff over.
+                Some(Some(ms)) => {
+                    backoff = policy.initial_backoff;
+                    Duration::from_millis(ms)
+                }
+                // A negative or malformed pushback: no more attempts.
+                Some(None) => return Err(status),
+                None => {
+                    // Full jitter: anywhere between 0 and the current backoff.
+                    let delay = backoff.mul_f64(backoff::random());
+                    backoff = backoff.mul_f64(policy.multiplier).min(policy.max_backoff);
+                    delay
+                }
+            };
+            tracing::debug!(attempt = attempts, ?delay, "retrying after {status}");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt at a unary call: the headers, the encoded request, the raw response; and
+    /// whether the call committed (response headers arrived).
     async fn unary_attempt(
         self,
         attempt: Attempt,
         max_recv: usize,
         request: http::Request<()>,
         frame: Bytes,
-    ) -> Result<Response<Bytes>, Status> {
+    ) -> (Result<Response<Bytes>, Status>, bool) {
         // gRFC A6's transparent retry: a stream the server refused before processing it
         // (REFUSED_STREAM, or past a GOAWAY's last stream) is sent once more, on whatever
         // connection the picker gives.
@@ -311,7 +426,10 @@ impl Channel {
                 response,
                 mut send,
                 guard,
-            } = self.send_headers(&attempt, request).await?;
+            } = match self.send_headers(&attempt, request).await {
+                Ok(opened) => opened,
+                Err(status) => return (Err(status), false),
+            };
             let sent = transport::send_data(&mut send, frame.clone(), true).await;
             if let Err(e) = sent {
                 // The response (an early error status, say) explains it better if there is
@@ -325,10 +443,17 @@ impl Channel {
                     tracing::debug!("transparent retry: {status}");
                     request = retry;
                 }
-                (result, _) => return result,
+                (result, _) => return (result, response.committed()),
             }
         }
     }
+}
+
+/// The server's `grpc-retry-pushback-ms`: `None` if absent, `Some(None)` if negative or
+/// malformed (stop retrying), `Some(Some(ms))` to wait that long.
+fn pushback(status: &Status) -> Option<Option<u64>> {
+    let value = status.metadata().get(GRPC_RETRY_PUSHBACK_MS)?;
+    Some(value.trim().parse::<u64>().ok())
 }
 
 /// Where an attempt run by the `Around`s leaves its raw response.
@@ -362,9 +487,13 @@ impl CallInvoker for Channel {
         let max_recv = call.max_recv;
         let raw = match around {
             None => {
-                let attempt = self
-                    .clone()
-                    .unary_attempt(call.attempt(), max_recv, request, frame);
+                let attempt = self.clone().unary_retrying(
+                    call.attempt(),
+                    max_recv,
+                    request,
+                    frame,
+                    call.retry.clone(),
+                );
                 with_deadline(&call, attempt).await
             }
             Some(info) => {
@@ -372,14 +501,16 @@ impl CallInvoker for Channel {
                 // again as a new attempt, and the last attempt's response is kept.
                 let channel = self.clone();
                 let attempt = call.attempt();
+                let retry = call.retry.clone();
                 let slot: AttemptSlot = Arc::default();
                 let out = Arc::clone(&slot);
                 let mut core = move || -> AroundFuture<'static> {
-                    let attempt = channel.clone().unary_attempt(
+                    let attempt = channel.clone().unary_retrying(
                         attempt.clone(),
                         max_recv,
                         copy_request(&request),
                         frame.clone(),
+                        retry.clone(),
                     );
                     let out = Arc::clone(&out);
                     Box::pin(async move {

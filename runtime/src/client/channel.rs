@@ -24,7 +24,7 @@ use crate::keepalive::ClientParameters;
 use crate::proxy::Proxy;
 use crate::resolver::{self, ResolverBuilder};
 use crate::service::MethodRef;
-use crate::service_config::ServiceConfig;
+use crate::service_config::{ConfigCell, Effective, ServiceConfig};
 use crate::status::Status;
 use crate::subchannel::{Connection, Connector, DialFn};
 use crate::transport::{BoxedIo, Http2Settings};
@@ -74,6 +74,8 @@ struct Inner {
     secure: bool,
     call_credentials: Option<Arc<dyn CallCredentials>>,
     handles: Handles,
+    /// The service config in effect: the default, then the resolver's.
+    service_config: Arc<ConfigCell>,
     /// The control task, until it starts (at build inside a runtime, else on first use).
     pending: Mutex<Option<Pending>>,
     started: AtomicBool,
@@ -194,6 +196,11 @@ impl Channel {
 
     pub(crate) fn activity(&self) -> &Arc<Activity> {
         &self.inner.activity
+    }
+
+    /// The service config in effect, if any.
+    pub(crate) fn service_config(&self) -> Option<Arc<Effective>> {
+        self.inner.service_config.load()
     }
 
     /// The request URI for a method.
@@ -478,8 +485,9 @@ impl ChannelBuilder {
         self
     }
 
-    /// The service config (gRPC's JSON) used until the resolver provides one. This version
-    /// reads its `loadBalancingConfig` (and the older `loadBalancingPolicy`).
+    /// The service config (gRPC's JSON, see `docs/service-config.md`) used until the
+    /// resolver provides one: `loadBalancingConfig`, `methodConfig` (timeout, waitForReady,
+    /// message size limits, retryPolicy, hedgingPolicy) and `retryThrottling`.
     pub fn default_service_config(mut self, json: impl Into<String>) -> Self {
         self.service_config = Some(json.into());
         self
@@ -593,7 +601,14 @@ impl ChannelBuilder {
             })?),
             None => None,
         };
-        let (policy, balancer_config) = match service_config.and_then(|c| c.load_balancing) {
+        let cell = Arc::new(ConfigCell::default());
+        let load_balancing = service_config
+            .as_ref()
+            .and_then(|c| c.load_balancing.clone());
+        if let Some(config) = service_config {
+            cell.store(config);
+        }
+        let (policy, balancer_config) = match load_balancing {
             Some((name, config)) => (name, config),
             None => (self.policy.unwrap_or_else(|| "pick_first".to_owned()), None),
         };
@@ -631,6 +646,7 @@ impl ChannelBuilder {
             policy,
             balancer_config,
             idle_timeout: self.idle_timeout,
+            service_config: Arc::clone(&cell),
         };
         let (handles, pending) = conn::prepare(plan, connector, Arc::clone(&activity));
         let started = tokio::runtime::Handle::try_current().is_ok();
@@ -654,6 +670,7 @@ impl ChannelBuilder {
                 secure,
                 call_credentials: self.call_credentials,
                 handles,
+                service_config: cell,
                 pending: Mutex::new(pending),
                 started: AtomicBool::new(started),
                 activity,

@@ -13,7 +13,7 @@ use crate::balancer::{
     failing_picker, queue_picker,
 };
 use crate::resolver::{Address, Resolver, ResolverBuilder, ResolverChannel, ResolverState, Target};
-use crate::service_config::ServiceConfig;
+use crate::service_config::{ConfigCell, ServiceConfig};
 use crate::status::Status;
 use crate::subchannel::{ActiveCall, Connection, Connector, StateListener};
 
@@ -102,6 +102,7 @@ pub(crate) struct Plan {
     pub(crate) policy: String,
     pub(crate) balancer_config: Option<serde_json::Value>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) service_config: Arc<ConfigCell>,
 }
 
 /// The ends of the control task that the channel keeps.
@@ -289,6 +290,10 @@ impl Task {
                 return;
             }
         };
+        if !self.plan.service_config.holds(&config) {
+            tracing::debug!(target = %self.connector.target, "service config from the resolver");
+            self.plan.service_config.store(config.clone());
+        }
         let Some((policy, balancer_config)) = config.load_balancing else {
             return;
         };

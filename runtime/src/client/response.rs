@@ -51,6 +51,8 @@ pub(crate) struct H2Response {
     reset_on_drop: Option<SharedSend>,
     /// Counts the call on its channel and connection while the response lives.
     _guard: Option<CallGuard>,
+    /// Response headers a body follows have arrived: the call is committed (gRFC A6).
+    committed: bool,
 }
 
 impl H2Response {
@@ -73,6 +75,7 @@ impl H2Response {
             send_task: None,
             reset_on_drop: None,
             _guard: None,
+            committed: false,
         }
     }
 
@@ -169,6 +172,7 @@ impl H2Response {
             &CompressionEncoding::ALL,
         )
         .unwrap_or(compression::Received::Unsupported);
+        self.committed = true;
         self.headers = Some(MetadataMap::from_headers_checked(parts.headers)?);
         self.state = State::Body(Body::new(
             recv,
@@ -218,6 +222,12 @@ impl H2Response {
             State::Body(body) => body.frames.last_compressed(),
             _ => false,
         }
+    }
+
+    /// Whether response headers (not trailers-only) arrived: past this, a retry would lose
+    /// what the application may have seen (gRFC A6's commit point).
+    pub(crate) fn committed(&self) -> bool {
+        self.committed
     }
 
     pub(crate) fn take_headers(&mut self) -> MetadataMap {

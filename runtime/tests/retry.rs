@@ -1,0 +1,288 @@
+//! Retries per the service config (gRFC A6): attempts and their `grpc-previous-rpc-attempts`,
+//! retryable codes, the commit point, server pushback, throttling, and the deadline over all
+//! attempts.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use grpc_runtime::client::{Channel, ChannelBuilder, Client};
+use grpc_runtime::credentials::ChannelCredentials;
+use grpc_runtime::interceptor::from_fn;
+use grpc_runtime::server::Server;
+use grpc_runtime::{Code, Request, Response, Status};
+use protobuf::well_known_types::wrappers::StringValue;
+use tokio::time::Instant;
+
+/// What the server saw of each call id: the `grpc-previous-rpc-attempts` of each attempt.
+type Seen = Arc<Mutex<HashMap<String, Vec<Option<String>>>>>;
+
+/// A server whose interceptor fails the first `x-fail-first` attempts of each call (by its
+/// `x-id`) with `x-fail-code`, adding `x-pushback` as `grpc-retry-pushback-ms`.
+fn flaky_server(seen: Seen) -> Server {
+    Server::builder()
+        .add_service(Echo::default())
+        .interceptor(from_fn(move |call| {
+            let md = call.metadata();
+            let id = md.get("x-id").unwrap_or_default().to_owned();
+            let previous = md.get("grpc-previous-rpc-attempts").map(str::to_owned);
+            let mut seen = seen.lock().unwrap();
+            let attempts = seen.entry(id).or_default();
+            attempts.push(previous);
+            let fail_first: usize = md.get("x-fail-first").map_or(0, |n| n.parse().unwrap());
+            if attempts.len() <= fail_first {
+                let code: i32 = md.get("x-fail-code").map_or(14, |c| c.parse().unwrap());
+                let mut status = Status::new(Code::from_i32(code), "flaky");
+                if let Some(ms) = md.get("x-pushback") {
+                    status
+                        .metadata_mut()
+                        .insert("grpc-retry-pushback-ms", ms)
+                        .unwrap();
+                }
+                return Err(status);
+            }
+            Ok(())
+        }))
+        .build()
+}
+
+const RETRY: &str = r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE", "ABORTED"]}}]}"#;
+
+/// A channel to `server` over in-memory pipes (deterministic on the paused clock).
+fn channel(server: &Server, configure: impl FnOnce(ChannelBuilder) -> ChannelBuilder) -> Channel {
+    let server = server.clone();
+    configure(
+        Channel::builder("retry.test:1")
+            .credentials(ChannelCredentials::insecure())
+            .dialer(move || {
+                let (client, served) = tokio::io::duplex(256 * 1024);
+                tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+                async move { Ok(client) }
+            }),
+    )
+    .build()
+    .unwrap()
+}
+
+async fn call(channel: &Channel, id: &str, headers: &[(&str, &str)]) -> Result<String, Status> {
+    let mut request = Request::new(s(id));
+    request.metadata_mut().insert("x-id", id).unwrap();
+    for (k, v) in headers {
+        request.metadata_mut().insert(k, v).unwrap();
+    }
+    let reply: Response<StringValue> = Client::new(channel.clone())
+        .unary(UNARY, request, pb())
+        .await?;
+    Ok(reply.into_inner().value)
+}
+
+fn attempts(seen: &Seen, id: &str) -> Vec<Option<String>> {
+    seen.lock().unwrap().get(id).cloned().unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retried_until_success_with_previous_attempts_counted() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    assert_eq!(
+        call(&channel, "a", &[("x-fail-first", "3")]).await.unwrap(),
+        "a"
+    );
+    assert_eq!(
+        attempts(&seen, "a"),
+        [None, Some("1".into()), Some("2".into()), Some("3".into())]
+    );
+    // One more failure than attempts allowed: the last status comes back.
+    let err = call(&channel, "b", &[("x-fail-first", "4")])
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unavailable, "flaky"));
+    assert_eq!(attempts(&seen, "b").len(), 4);
+    // Without a policy: one attempt.
+    let plain = channel_without_policy(&server);
+    assert!(call(&plain, "c", &[("x-fail-first", "1")]).await.is_err());
+    assert_eq!(attempts(&seen, "c").len(), 1);
+}
+
+fn channel_without_policy(server: &Server) -> Channel {
+    channel(server, |b| b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_policys_codes_are_retried() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    // ABORTED is in the list; INTERNAL (13) is not.
+    call(
+        &channel,
+        "aborted",
+        &[("x-fail-first", "1"), ("x-fail-code", "10")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(attempts(&seen, "aborted").len(), 2);
+    let err = call(
+        &channel,
+        "internal",
+        &[("x-fail-first", "1"), ("x-fail-code", "13")],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(attempts(&seen, "internal").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_pushback_delays_or_stops_retries() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let started = Instant::now();
+    call(
+        &channel,
+        "p",
+        &[("x-fail-first", "1"), ("x-pushback", "700")],
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(750),
+        "the retry waited the pushback: {took:?}"
+    );
+    assert_eq!(attempts(&seen, "p").len(), 2);
+    // A negative pushback: no retry.
+    let err = call(
+        &channel,
+        "n",
+        &[("x-fail-first", "1"), ("x-pushback", "-1")],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(attempts(&seen, "n").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_stops_retries_and_successes_bring_them_back() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let config = RETRY.trim_end_matches('}').to_owned()
+        + r#", "retryThrottling": {"maxTokens": 10, "tokenRatio": 1}}"#;
+    let channel = channel(&server, |b| b.default_service_config(config));
+    let mut counts = Vec::new();
+    for i in 0..4 {
+        let id = format!("t{i}");
+        assert!(call(&channel, &id, &[("x-fail-first", "9")]).await.is_err());
+        counts.push(attempts(&seen, &id).len());
+    }
+    // 10 tokens; each failure takes one, and a retry goes out only while more than 5 are
+    // left: 4 attempts (10 -> 6), then none (5, 4, 3).
+    assert_eq!(counts, [4, 1, 1, 1]);
+    // Each success gives one back: at 7, a failure (-> 6) may be retried again.
+    for i in 0..4 {
+        call(&channel, &format!("ok{i}"), &[]).await.unwrap();
+    }
+    call(&channel, "again", &[("x-fail-first", "1")])
+        .await
+        .unwrap();
+    assert_eq!(attempts(&seen, "again").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_covers_every_attempt() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let config = r#"{"methodConfig": [{"name": [{}], "timeout": "0.5s",
+        "retryPolicy": {"maxAttempts": 5, "initialBackoff": "1s", "maxBackoff": "1s",
+                        "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let channel = channel(&server, |b| b.default_service_config(config));
+    let started = Instant::now();
+    let err = call(
+        &channel,
+        "d",
+        &[("x-fail-first", "9"), ("x-pushback", "400")],
+    )
+    .await
+    .unwrap_err();
+    // The config's 0.5 s timeout: two attempts 400 ms apart, then the deadline.
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(started.elapsed() < Duration::from_millis(550));
+    assert_eq!(attempts(&seen, "d").len(), 2);
+}
+
+#[tokio::test]
+async fn a_committed_call_is_not_retried() {
+    // A server that sends response headers, then fails: the call is committed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let streams = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&streams);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut conn = h2::server::handshake(tcp).await.unwrap();
+                while let Some(Ok((_, mut respond))) = conn.accept().await {
+                    *count.lock().unwrap() += 1;
+                    let mut response = http::Response::new(());
+                    response
+                        .headers_mut()
+                        .insert("content-type", "application/grpc".parse().unwrap());
+                    let mut send = respond.send_response(response, false).unwrap();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", "14".parse().unwrap());
+                    send.send_trailers(trailers).unwrap();
+                }
+            });
+        }
+    });
+    let channel = Channel::builder(&format!("http://{addr}"))
+        .default_service_config(RETRY)
+        .build()
+        .unwrap();
+    let err = call(&channel, "x", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(*streams.lock().unwrap(), 1, "committed: no second attempt");
+}
+
+#[tokio::test]
+async fn service_config_settings_apply_per_method() {
+    let srv = start().await;
+    let config = r#"{"methodConfig": [
+        {"name": [{"service": "test.Echo", "method": "Unary"}], "timeout": "0.2s",
+         "maxResponseMessageBytes": 100}]}"#;
+    let channel = Channel::builder(&format!("http://{}", srv.addr))
+        .default_service_config(config)
+        .build()
+        .unwrap();
+    // The method's timeout applies with none on the call.
+    let err = Client::new(channel.clone())
+        .unary(UNARY, Request::new(s("sleep:5000")), pb::<_, StringValue>())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    // So does its response limit.
+    let err = Client::new(channel.clone())
+        .unary(UNARY, Request::new(s("big:1000")), pb::<_, StringValue>())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // A call's own smaller timeout wins.
+    let mut request = Request::new(s("sleep:150"));
+    request.set_timeout(Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    let err = Client::new(channel)
+        .unary(UNARY, request, pb::<_, StringValue>())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(started.elapsed() < Duration::from_millis(140));
+}
