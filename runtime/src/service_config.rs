@@ -155,7 +155,6 @@ impl ServiceConfig {
             .or_else(|| self.methods.get(&format!("{service}/")))
             .or_else(|| self.methods.get("/"))
     }
-
 }
 
 /// One `methodConfig` entry: the names it applies to (as lookup keys) and its settings.

@@ -286,3 +286,26 @@ async fn service_config_settings_apply_per_method() {
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert!(started.elapsed() < Duration::from_millis(140));
 }
+
+#[tokio::test(start_paused = true)]
+async fn server_streaming_calls_are_retried_before_they_commit() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let mut request = Request::new(n(3));
+    request.metadata_mut().insert("x-id", "stream").unwrap();
+    request.metadata_mut().insert("x-fail-first", "2").unwrap();
+    let mut stream = Client::new(channel)
+        .server_streaming(COUNT, request, pb::<_, StringValue>())
+        .await
+        .unwrap();
+    let mut got = 0;
+    while stream.message().await.unwrap().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, 3);
+    assert_eq!(
+        attempts(&seen, "stream"),
+        [None, Some("1".into()), Some("2".into())]
+    );
+}

@@ -48,6 +48,9 @@ struct Call {
     wait_for_ready: bool,
     /// The service config's retry policy for the method, and the channel's throttle.
     retry: Option<Retry>,
+    /// A streaming call's request headers, kept to open another attempt (with a retry
+    /// policy only).
+    replay: Option<http::Request<()>>,
 }
 
 /// A retry policy in force for one call.
@@ -184,6 +187,7 @@ impl Channel {
             credentials: head.call_credentials,
             wait_for_ready: wait_for_ready.unwrap_or(config.wait_for_ready),
             retry,
+            replay: None,
             end,
         };
 
@@ -312,6 +316,9 @@ impl Channel {
         head: Request<()>,
     ) -> Result<(Call, Opened), Status> {
         let (mut call, request, around) = self.prepare(method, kind, head).await?;
+        if call.retry.is_some() && kind == MethodKind::ServerStreaming {
+            call.replay = Some(copy_request(&request));
+        }
         let opened = with_deadline(&call, async {
             let attempt = call.attempt();
             match around {
@@ -353,56 +360,24 @@ impl Channel {
                 .await
                 .0;
         };
-        let policy = &retry.policy;
-        let mut backoff = policy.initial_backoff;
-        let mut attempts = 0u32;
+        let mut state = RetryState::new(&retry);
         loop {
-            let mut this = copy_request(&request);
-            if attempts > 0 {
-                this.headers_mut()
-                    .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(attempts));
-            }
+            let this = state.request(&request);
             let (result, committed) = self
                 .clone()
                 .unary_attempt(attempt.clone(), max_recv, this, frame.clone())
                 .await;
-            attempts += 1;
             let status = match result {
                 Ok(response) => {
-                    if let Some(throttle) = &retry.throttle {
-                        throttle.success();
-                    }
+                    retry.succeeded();
                     return Ok(response);
                 }
                 Err(status) => status,
             };
-            let retryable = policy.retryable.contains(&status.code());
-            let pushback = pushback(&status);
-            if (retryable || pushback.is_some())
-                && let Some(throttle) = &retry.throttle
-            {
-                throttle.failure();
-            }
-            let throttled = retry.throttle.as_ref().is_some_and(|t| !t.allows());
-            if committed || !retryable || attempts >= policy.max_attempts || throttled {
+            let Some(delay) = state.next_delay(&retry, &status, committed) else {
                 return Err(status);
-            }
-            let delay = match pushback {
-                // The server's word: wait this long, and start the backoff over.
-                Some(Some(ms)) => {
-                    backoff = policy.initial_backoff;
-                    Duration::from_millis(ms)
-                }
-                // A negative or malformed pushback: no more attempts.
-                Some(None) => return Err(status),
-                None => {
-                    // Full jitter: anywhere between 0 and the current backoff.
-                    let delay = backoff.mul_f64(backoff::random());
-                    backoff = backoff.mul_f64(policy.multiplier).min(policy.max_backoff);
-                    delay
-                }
             };
-            tracing::debug!(attempt = attempts, ?delay, "retrying after {status}");
+            tracing::debug!(attempt = state.attempts, ?delay, "retrying after {status}");
             tokio::time::sleep(delay).await;
         }
     }
@@ -444,6 +419,87 @@ impl Channel {
                     request = retry;
                 }
                 (result, _) => return (result, response.committed()),
+            }
+        }
+    }
+}
+
+impl Retry {
+    /// A call succeeded: a token back to the throttle.
+    fn succeeded(&self) {
+        if let Some(throttle) = &self.throttle {
+            throttle.success();
+        }
+    }
+}
+
+/// Where a call stands in its retry policy.
+struct RetryState {
+    /// Attempts made.
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl RetryState {
+    fn new(retry: &Retry) -> RetryState {
+        RetryState {
+            attempts: 0,
+            backoff: retry.policy.initial_backoff,
+        }
+    }
+
+    /// For a call whose first attempt is out already.
+    fn started(retry: &Retry) -> RetryState {
+        RetryState {
+            attempts: 1,
+            ..RetryState::new(retry)
+        }
+    }
+
+    /// The next attempt's request headers: `request`'s, with `grpc-previous-rpc-attempts`
+    /// after the first.
+    fn request(&mut self, request: &http::Request<()>) -> http::Request<()> {
+        let mut this = copy_request(request);
+        if self.attempts > 0 {
+            this.headers_mut()
+                .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(self.attempts));
+        }
+        self.attempts += 1;
+        this
+    }
+
+    /// After an attempt failed with `status`: how long to wait before the next, or `None`
+    /// to give up (a code the policy does not retry, committed, out of attempts or of
+    /// throttle tokens, or the server's pushback says stop).
+    fn next_delay(&mut self, retry: &Retry, status: &Status, committed: bool) -> Option<Duration> {
+        let policy = &retry.policy;
+        let retryable = policy.retryable.contains(&status.code());
+        let pushback = pushback(status);
+        if (retryable || pushback.is_some())
+            && let Some(throttle) = &retry.throttle
+        {
+            throttle.failure();
+        }
+        let throttled = retry.throttle.as_ref().is_some_and(|t| !t.allows());
+        if committed || !retryable || self.attempts >= policy.max_attempts || throttled {
+            return None;
+        }
+        match pushback {
+            // The server's word: wait this long, and start the backoff over.
+            Some(Some(ms)) => {
+                self.backoff = policy.initial_backoff;
+                Some(Duration::from_millis(ms))
+            }
+            // A negative or malformed pushback: no more attempts.
+            Some(None) => None,
+            None => {
+                // Full jitter: anywhere between 0 and the current backoff.
+                let delay = self.backoff.mul_f64(backoff::random());
+                self.backoff = self
+                    .backoff
+                    .mul_f64(policy.multiplier)
+                    .min(policy.max_backoff);
+                Some(delay)
             }
         }
     }
@@ -554,19 +610,57 @@ impl CallInvoker for Channel {
         mut codec: C,
     ) -> Result<Streaming<C::Decode>, Status> {
         let (head, message) = request.split();
-        let (mut call, opened) = self.open(method, MethodKind::ServerStreaming, head).await?;
-        let mut send = opened.send;
-        let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
+        let (mut call, mut opened) = self.open(method, MethodKind::ServerStreaming, head).await?;
         let frame = call.encode(codec.encoder(), message);
-        let headers = with_deadline(&call, async {
-            let frame = frame?;
-            let _ = transport::send_data(&mut send, frame, true).await;
-            std::future::poll_fn(|cx| response.poll_headers(cx)).await
-        })
-        .await;
-        if let Err(status) = headers {
-            call.end.finish(&status);
-            return Err(status);
+        // With a retry policy, an attempt that fails before response headers (trailers-only)
+        // is made again: the request is one message, kept encoded.
+        let mut retrying = call.retry.as_ref().map(RetryState::started);
+        let mut response = loop {
+            let Opened {
+                response,
+                mut send,
+                guard,
+            } = opened;
+            let mut response = H2Response::new(response, call.max_recv).tracked(guard);
+            let this = frame.clone();
+            let headers = with_deadline(&call, async {
+                let frame = this?;
+                let _ = transport::send_data(&mut send, frame, true).await;
+                std::future::poll_fn(|cx| response.poll_headers(cx)).await
+            })
+            .await;
+            let status = match headers {
+                Ok(()) => break response,
+                Err(status) => status,
+            };
+            let next = match (&call.retry, &mut retrying, &call.replay) {
+                (Some(retry), Some(state), Some(replay)) => state
+                    .next_delay(retry, &status, response.committed())
+                    .map(|delay| (delay, state.request(replay))),
+                _ => None,
+            };
+            let Some((delay, request)) = next else {
+                call.end.finish(&status);
+                return Err(status);
+            };
+            drop(response);
+            tracing::debug!(?delay, "retrying after {status}");
+            let attempt = call.attempt();
+            let reopened = with_deadline(&call, async {
+                tokio::time::sleep(delay).await;
+                self.send_headers(&attempt, request).await
+            })
+            .await;
+            opened = match reopened {
+                Ok(reopened) => reopened,
+                Err(status) => {
+                    call.end.finish(&status);
+                    return Err(status);
+                }
+            };
+        };
+        if let Some(retry) = &call.retry {
+            retry.succeeded();
         }
         response.watch(call.deadline, call.cancellation.take());
         response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
