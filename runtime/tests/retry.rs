@@ -309,3 +309,89 @@ async fn server_streaming_calls_are_retried_before_they_commit() {
         [None, Some("1".into()), Some("2".into())]
     );
 }
+
+/// Stalls the first attempt of each call for 10 s, noting if the client cancels it
+/// meanwhile; records each attempt's `grpc-previous-rpc-attempts`.
+#[derive(Clone, Default)]
+struct StallFirst {
+    attempts: Arc<Mutex<HashMap<String, usize>>>,
+    previous: Arc<Mutex<Vec<Option<String>>>>,
+    cancelled: Arc<Mutex<usize>>,
+}
+
+/// Counts a stalled attempt as cancelled if dropped before its stall ends.
+struct Stalled(Arc<Mutex<usize>>, bool);
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        if !self.1 {
+            *self.0.lock().unwrap() += 1;
+        }
+    }
+}
+
+impl grpc_runtime::interceptor::Interceptor for StallFirst {
+    fn on_call<'a>(
+        &'a self,
+        call: &'a mut grpc_runtime::interceptor::CallInfo,
+    ) -> grpc_runtime::interceptor::InterceptFuture<'a> {
+        let id = call.metadata().get("x-id").unwrap_or_default().to_owned();
+        let previous = call
+            .metadata()
+            .get("grpc-previous-rpc-attempts")
+            .map(str::to_owned);
+        self.previous.lock().unwrap().push(previous);
+        let first = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(id).or_default();
+            *n += 1;
+            *n == 1
+        };
+        let cancelled = Arc::clone(&self.cancelled);
+        Box::pin(async move {
+            if first {
+                let mut stalled = Stalled(cancelled, false);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                stalled.1 = true;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedging_answers_with_the_second_attempt_and_cancels_the_first() {
+    let stall = StallFirst::default();
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .interceptor(stall.clone())
+        .build();
+    let config = r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
+        "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.5s",
+                          "nonFatalStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let channel = channel(&server, |b| b.default_service_config(config));
+    let started = Instant::now();
+    assert_eq!(call(&channel, "h", &[]).await.unwrap(), "h");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(600),
+        "answered by the hedge sent after hedgingDelay: {took:?}"
+    );
+    assert_eq!(
+        *stall.previous.lock().unwrap(),
+        [None, Some("1".to_owned())],
+        "two attempts: the first, and the hedge"
+    );
+    // The first attempt is cancelled on the server (RST_STREAM(CANCEL) drops its call).
+    for _ in 0..100 {
+        if *stall.cancelled.lock().unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *stall.cancelled.lock().unwrap(),
+        1,
+        "the stalled attempt was cancelled"
+    );
+}

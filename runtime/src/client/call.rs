@@ -29,7 +29,7 @@ use crate::headers::{
 use crate::interceptor::{AroundFuture, CallInfo, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
 use crate::service::{MethodKind, MethodRef};
-use crate::service_config::{RetryPolicy, Throttle};
+use crate::service_config::{HedgingPolicy, RetryPolicy, Throttle};
 use crate::status::Status;
 use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
@@ -48,9 +48,18 @@ struct Call {
     wait_for_ready: bool,
     /// The service config's retry policy for the method, and the channel's throttle.
     retry: Option<Retry>,
+    /// The service config's hedging policy for the method (unary calls), and the throttle.
+    hedge: Option<Hedge>,
     /// A streaming call's request headers, kept to open another attempt (with a retry
     /// policy only).
     replay: Option<http::Request<()>>,
+}
+
+/// A hedging policy in force for one call.
+#[derive(Clone)]
+struct Hedge {
+    policy: HedgingPolicy,
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// A retry policy in force for one call.
@@ -159,6 +168,7 @@ impl Channel {
             .unwrap_or(config.max_send_message_size);
         let mut wait_for_ready = head.wait_for_ready;
         let mut retry = None;
+        let mut hedge = None;
         if let Some(method) = &method_config {
             timeout = match (timeout, method.timeout) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -167,10 +177,17 @@ impl Channel {
             wait_for_ready = wait_for_ready.or(method.wait_for_ready);
             max_recv = max_recv.min(method.max_response_bytes.unwrap_or(usize::MAX));
             max_send = max_send.min(method.max_request_bytes.unwrap_or(usize::MAX));
+            let throttle = service_config.as_ref().and_then(|c| c.throttle.clone());
             if let Some(policy) = &method.retry {
                 retry = Some(Retry {
                     policy: policy.clone(),
-                    throttle: service_config.as_ref().and_then(|c| c.throttle.clone()),
+                    throttle: throttle.clone(),
+                });
+            }
+            if let Some(policy) = &method.hedging {
+                hedge = Some(Hedge {
+                    policy: policy.clone(),
+                    throttle,
                 });
             }
         }
@@ -187,6 +204,7 @@ impl Channel {
             credentials: head.call_credentials,
             wait_for_ready: wait_for_ready.unwrap_or(config.wait_for_ready),
             retry,
+            hedge,
             replay: None,
             end,
         };
@@ -353,7 +371,13 @@ impl Channel {
         request: http::Request<()>,
         frame: Bytes,
         retry: Option<Retry>,
+        hedge: Option<Hedge>,
     ) -> Result<Response<Bytes>, Status> {
+        if let Some(hedge) = hedge {
+            return self
+                .unary_hedged(attempt, max_recv, request, frame, hedge)
+                .await;
+        }
         let Some(retry) = retry else {
             return self
                 .unary_attempt(attempt, max_recv, request, frame)
@@ -379,6 +403,92 @@ impl Channel {
             };
             tracing::debug!(attempt = state.attempts, ?delay, "retrying after {status}");
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A unary call hedged (gRFC A6): the request goes out again every `hedgingDelay` (up to
+    /// `maxAttempts`, while the throttle allows) until an attempt answers. The first answer
+    /// wins and the others are dropped, which resets their streams with CANCEL. A status the
+    /// policy calls non-fatal sends the next hedge at once (or after the server's pushback);
+    /// any other ends the call. The caller's deadline bounds the whole.
+    async fn unary_hedged(
+        self,
+        attempt: Attempt,
+        max_recv: usize,
+        request: http::Request<()>,
+        frame: Bytes,
+        hedge: Hedge,
+    ) -> Result<Response<Bytes>, Status> {
+        use futures_util::stream::{FuturesUnordered, StreamExt as _};
+
+        let policy = &hedge.policy;
+        let mut in_flight = FuturesUnordered::new();
+        let mut sent = 0u32;
+        let mut last = None;
+        let mut next = Some(Instant::now());
+        loop {
+            if let Some(at) = next
+                && Instant::now() >= at
+            {
+                let throttled = sent > 0 && hedge.throttle.as_ref().is_some_and(|t| !t.allows());
+                if sent < policy.max_attempts && !throttled {
+                    let mut this = copy_request(&request);
+                    if sent > 0 {
+                        this.headers_mut()
+                            .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(sent));
+                    }
+                    sent += 1;
+                    in_flight.push(self.clone().unary_attempt(
+                        attempt.clone(),
+                        max_recv,
+                        this,
+                        frame.clone(),
+                    ));
+                    next = (sent < policy.max_attempts).then(|| Instant::now() + policy.delay);
+                } else {
+                    next = None;
+                }
+            }
+            if in_flight.is_empty() && next.is_none() {
+                return Err(last.unwrap_or_else(|| Status::unavailable("no attempt was made")));
+            }
+            let timer = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some((result, _)) = in_flight.next() => match result {
+                    Ok(response) => {
+                        if let Some(throttle) = &hedge.throttle {
+                            throttle.success();
+                        }
+                        // Dropping the rest cancels them.
+                        return Ok(response);
+                    }
+                    Err(status) => {
+                        let non_fatal = policy.non_fatal.contains(&status.code());
+                        let pushback = pushback(&status);
+                        if (non_fatal || pushback.is_some())
+                            && let Some(throttle) = &hedge.throttle
+                        {
+                            throttle.failure();
+                        }
+                        if !non_fatal {
+                            return Err(status);
+                        }
+                        next = match pushback {
+                            Some(Some(ms)) => Some(Instant::now() + Duration::from_millis(ms)),
+                            Some(None) => None,
+                            None if sent < policy.max_attempts => Some(Instant::now()),
+                            None => None,
+                        };
+                        last = Some(status);
+                    }
+                },
+                () = timer => {}
+            }
         }
     }
 
@@ -549,6 +659,7 @@ impl CallInvoker for Channel {
                     request,
                     frame,
                     call.retry.clone(),
+                    call.hedge.clone(),
                 );
                 with_deadline(&call, attempt).await
             }
@@ -557,7 +668,7 @@ impl CallInvoker for Channel {
                 // again as a new attempt, and the last attempt's response is kept.
                 let channel = self.clone();
                 let attempt = call.attempt();
-                let retry = call.retry.clone();
+                let (retry, hedge) = (call.retry.clone(), call.hedge.clone());
                 let slot: AttemptSlot = Arc::default();
                 let out = Arc::clone(&slot);
                 let mut core = move || -> AroundFuture<'static> {
@@ -567,6 +678,7 @@ impl CallInvoker for Channel {
                         copy_request(&request),
                         frame.clone(),
                         retry.clone(),
+                        hedge.clone(),
                     );
                     let out = Arc::clone(&out);
                     Box::pin(async move {

@@ -122,7 +122,17 @@ impl Started {
             timeout: described.timeout,
             peer: Some(Arc::clone(&peer)),
         };
-        if let Err(status) = chain.start(&mut info).await {
+        // A slow `on_call` (an authorization lookup, say) still ends with the call: when the
+        // client resets the stream, or the deadline passes.
+        let started = tokio::select! {
+            started = chain.start(&mut info) => started,
+            _ = std::future::poll_fn(|cx| responder.poll_reset(cx)) => return None,
+            () = sleep_until(deadline) => {
+                responder.finish(&Status::deadline_exceeded("deadline exceeded on the server"), None);
+                return None;
+            }
+        };
+        if let Err(status) = started {
             responder.finish(&status, None);
             return None;
         }
@@ -244,4 +254,12 @@ pub(super) fn deadline_exceeded(responder: &mut Responder, end: &mut EndGuard) {
 pub(super) fn cancelled(responder: &mut Responder, end: &mut EndGuard) {
     responder.reset(h2::Reason::CANCEL);
     end.finish(&Status::cancelled("call cancelled by the client"));
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
