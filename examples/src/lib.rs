@@ -7,5 +7,6 @@ pub mod proto {
 }
 
 pub mod load_balancing;
+pub mod retry;
 pub mod route_guide;
 pub mod tls;

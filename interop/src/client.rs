@@ -200,12 +200,53 @@ impl Cases {
             "very_large_response" => Box::pin(self.very_large_response()),
             "rpc_soak" => Box::pin(self.rpc_soak()),
             "channel_soak" => Box::pin(self.channel_soak()),
+            "retry_on_unavailable" => Box::pin(self.retry_on_unavailable()),
             other => return Err(format!("unknown test case {other:?}")),
         };
         match tokio::time::timeout(Duration::from_secs(60), case).await {
             Ok(outcome) => outcome,
             Err(_) => Err("timed out after 60 s".to_owned()),
         }
+    }
+
+    /// Our own case, not the interop spec's: a server following our retry convention
+    /// (interop/peers/python/server.py: `x-retry-id`, `x-fail-first`) fails the first two
+    /// attempts with UNAVAILABLE; a channel whose service config retries UNAVAILABLE
+    /// succeeds on the third, and the server saw `grpc-previous-rpc-attempts: 2`.
+    async fn retry_on_unavailable(&self) -> Outcome {
+        let config = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
+            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.2s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+        let channel = builder(&self.target, &self.credentials, Some(config))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let id = format!(
+            "retry-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut request = Request::new(SimpleRequest::new());
+        request
+            .metadata_mut()
+            .insert("x-retry-id", &id)
+            .map_err(|e| e.to_string())?;
+        request
+            .metadata_mut()
+            .insert("x-fail-first", "2")
+            .map_err(|e| e.to_string())?;
+        let reply = TestServiceClient::new(channel)
+            .unary_call(request)
+            .await
+            .map_err(|s| status_err("UnaryCall", s))?;
+        let attempts = reply.trailers().get("x-attempts");
+        check(attempts == Some("3"), || {
+            format!("the server saw attempts {attempts:?}, expected 3")
+        })?;
+        let previous = reply.trailers().get("x-previous-attempts");
+        check(previous == Some("2"), || {
+            format!("the last attempt carried grpc-previous-rpc-attempts {previous:?}, expected 2")
+        })
     }
 
     async fn empty_unary(&self) -> Outcome {
@@ -674,7 +715,10 @@ impl Cases {
     }
 }
 
-/// Expands `--test_case`: a name, a comma list, or `all`.
+/// Cases of our own, beside the interop spec's; run only when named.
+pub const OWN_CASES: &[&str] = &["retry_on_unavailable"];
+
+/// Expands `--test_case`: a name, a comma list, or `all` (the spec's cases).
 ///
 /// # Errors
 ///
@@ -689,6 +733,7 @@ pub fn select(spec: &str) -> Result<Vec<&'static str>, String> {
         .map(|name| {
             ALL_CASES
                 .iter()
+                .chain(OWN_CASES)
                 .find(|c| **c == name)
                 .copied()
                 .ok_or_else(|| format!("unknown test case {name:?}"))

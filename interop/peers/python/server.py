@@ -28,6 +28,31 @@ ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
 CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
+# Retries against a real peer (our own test convention, not the interop spec's): a call
+# carrying x-retry-id and x-fail-first=N fails its first N attempts (keyed by the id) with
+# UNAVAILABLE; the attempt that succeeds reports how many attempts the server saw, and the
+# grpc-previous-rpc-attempts it got, in trailing metadata x-attempts / x-previous-attempts.
+_attempts = {}
+_attempts_lock = threading.Lock()
+
+
+def fail_first(context):
+    """Aborts the attempt if the retry convention says so; False if it does not apply."""
+    md = dict(context.invocation_metadata())
+    if "x-retry-id" not in md or "x-fail-first" not in md:
+        return False
+    with _attempts_lock:
+        n = _attempts.get(md["x-retry-id"], 0) + 1
+        _attempts[md["x-retry-id"]] = n
+    if n <= int(md["x-fail-first"]):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "attempt %d fails" % n)
+    context.set_trailing_metadata((
+        ("x-attempts", str(n)),
+        ("x-previous-attempts", md.get("grpc-previous-rpc-attempts", "none")),
+    ))
+    return False
+
+
 def parse_args(argv):
     """--port=N [--use_tls=true --cert_file=F --key_file=F] (also `--flag value`)."""
     opts = {"port": None, "use_tls": "false", "cert_file": "", "key_file": ""}
@@ -107,6 +132,8 @@ class TestService(test_pb2_grpc.TestServiceServicer):
         return empty_pb2.Empty()
 
     def UnaryCall(self, request, context):
+        if fail_first(context):
+            return messages_pb2.SimpleResponse()
         echo_metadata(context)
         check_status(request.response_status if request.HasField("response_status") else None,
                      context)
