@@ -241,6 +241,8 @@ pub struct LoadConfig {
     /// TLS: the CA (PEM file) to trust; the server is expected to be `localhost` (the
     /// benchmark's certificate). Plaintext when `None`.
     pub tls_ca: Option<String>,
+    /// A service config for the channel (ours only: the overhead of a retry policy).
+    pub service_config: Option<String>,
     /// Write the gRPC-framed request to this file and exit (for h2load).
     pub write_request: Option<String>,
     /// A label for the report.
@@ -288,6 +290,7 @@ Options (defaults in brackets):
   --server-pid PID       report this process's CPU time over the measured time
   --tls-ca FILE          TLS (ALPN h2) trusting this CA (PEM); the server's certificate must
                          name localhost (benchmark/make-cert.sh) [plaintext]
+  --service-config JSON  the channel's service config (ours; tonic has none) [none]
   --label TEXT           a name for the RESULT line
   --write-request FILE   write the gRPC-framed request to FILE (for h2load) and exit
 
@@ -310,6 +313,7 @@ impl LoadConfig {
             threads: a.get("threads", 1usize),
             server_pid: a.opt("server-pid"),
             tls_ca: a.opt("tls-ca"),
+            service_config: a.opt("service-config"),
             write_request: a.opt("write-request"),
             label: a.get("label", String::new()),
         };

@@ -19,9 +19,12 @@ pub(crate) struct ServiceConfig {
     /// The first supported policy of `loadBalancingConfig` (or the older
     /// `loadBalancingPolicy`), with its configuration.
     pub(crate) load_balancing: Option<(String, Option<Value>)>,
-    /// `methodConfig`, by name: `service/method`, `service/` (all of a service) and `/`
-    /// (the default).
+    /// `methodConfig` for single methods, by `service/method`.
     methods: HashMap<String, Arc<MethodConfig>>,
+    /// `methodConfig` for whole services, by service name.
+    services: HashMap<String, Arc<MethodConfig>>,
+    /// `methodConfig` for every method (`[{}]`).
+    default_method: Option<Arc<MethodConfig>>,
     /// `retryThrottling`.
     pub(crate) throttling: Option<RetryThrottling>,
 }
@@ -33,8 +36,8 @@ pub(crate) struct MethodConfig {
     pub(crate) wait_for_ready: Option<bool>,
     pub(crate) max_request_bytes: Option<usize>,
     pub(crate) max_response_bytes: Option<usize>,
-    pub(crate) retry: Option<RetryPolicy>,
-    pub(crate) hedging: Option<HedgingPolicy>,
+    pub(crate) retry: Option<Arc<RetryPolicy>>,
+    pub(crate) hedging: Option<Arc<HedgingPolicy>>,
 }
 
 /// `retryPolicy` (gRFC A6).
@@ -121,11 +124,20 @@ impl ServiceConfig {
                     .map_err(|e| bad(format_args!("methodConfig[{i}].{e}")))?;
                 let method = Arc::new(method);
                 for name in names {
-                    if config
-                        .methods
-                        .insert(name.clone(), Arc::clone(&method))
-                        .is_some()
-                    {
+                    let twice = match name.split_once('/') {
+                        Some(("", _)) => {
+                            config.default_method.replace(Arc::clone(&method)).is_some()
+                        }
+                        Some((service, "")) => config
+                            .services
+                            .insert(service.to_owned(), Arc::clone(&method))
+                            .is_some(),
+                        _ => config
+                            .methods
+                            .insert(name.clone(), Arc::clone(&method))
+                            .is_some(),
+                    };
+                    if twice {
                         return Err(bad(format_args!(
                             "methodConfig[{i}]: the name {name:?} is configured twice"
                         )));
@@ -145,15 +157,13 @@ impl ServiceConfig {
     /// The settings for the method at `path` (`/package.Service/Method`): the method's own,
     /// else its service's, else the default.
     pub(crate) fn method(&self, path: &str) -> Option<&Arc<MethodConfig>> {
-        if self.methods.is_empty() {
-            return None;
-        }
+        // Lookups by slices of the path: nothing is allocated per call.
         let trimmed = path.strip_prefix('/').unwrap_or(path);
         let service = trimmed.rsplit_once('/').map_or(trimmed, |(s, _)| s);
         self.methods
             .get(trimmed)
-            .or_else(|| self.methods.get(&format!("{service}/")))
-            .or_else(|| self.methods.get("/"))
+            .or_else(|| self.services.get(service))
+            .or(self.default_method.as_ref())
     }
 }
 
@@ -205,10 +215,14 @@ fn parse_method_config(entry: &Map<String, Value>) -> Result<(Vec<String>, Metho
             Some(count(limit).map_err(|e| format!("maxResponseMessageBytes: {e}"))?);
     }
     if let Some(retry) = entry.get("retryPolicy") {
-        config.retry = Some(parse_retry(retry).map_err(|e| format!("retryPolicy.{e}"))?);
+        config.retry = Some(Arc::new(
+            parse_retry(retry).map_err(|e| format!("retryPolicy.{e}"))?,
+        ));
     }
     if let Some(hedging) = entry.get("hedgingPolicy") {
-        config.hedging = Some(parse_hedging(hedging).map_err(|e| format!("hedgingPolicy.{e}"))?);
+        config.hedging = Some(Arc::new(
+            parse_hedging(hedging).map_err(|e| format!("hedgingPolicy.{e}"))?,
+        ));
     }
     if config.retry.is_some() && config.hedging.is_some() {
         return Err("retryPolicy and hedgingPolicy: only one may be set".to_owned());

@@ -124,10 +124,11 @@ async fn run(cfg: LoadConfig) -> i32 {
     let mut clients = Vec::new();
     for _ in 0..cfg.connections {
         // One channel per connection; connect before the clock starts.
-        let channel = match Channel::builder(&cfg.target)
-            .credentials(credentials.clone())
-            .build()
-        {
+        let mut builder = Channel::builder(&cfg.target).credentials(credentials.clone());
+        if let Some(json) = &cfg.service_config {
+            builder = builder.default_service_config(json.clone());
+        }
+        let channel = match builder.build() {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -58,14 +58,14 @@ struct Call {
 /// A hedging policy in force for one call.
 #[derive(Clone)]
 struct Hedge {
-    policy: HedgingPolicy,
+    policy: Arc<HedgingPolicy>,
     throttle: Option<Arc<Throttle>>,
 }
 
 /// A retry policy in force for one call.
 #[derive(Clone)]
 struct Retry {
-    policy: RetryPolicy,
+    policy: Arc<RetryPolicy>,
     throttle: Option<Arc<Throttle>>,
 }
 

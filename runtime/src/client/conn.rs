@@ -2,7 +2,7 @@
 //! time (gRPC-Go's `ClientConn` with its serializer), and idleness.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -38,9 +38,10 @@ pub(crate) enum Control {
 pub(crate) struct Activity {
     /// Calls in flight on the channel.
     active: AtomicUsize,
-    /// When the last call started, in ms since `epoch`.
-    last_call_ms: AtomicU64,
-    epoch: Instant,
+    /// A call started since the idle check last looked. A flag, not a timestamp, so a call
+    /// reads no clock: the channel goes IDLE between one and two idle timeouts after its
+    /// last call, as gRPC-Go's idleness manager does.
+    recent: AtomicBool,
     /// Whether the channel is IDLE (no resolver, no balancer); the first call to see it
     /// asks the control task to leave it.
     idle: AtomicBool,
@@ -50,16 +51,18 @@ impl Activity {
     pub(crate) fn new() -> Activity {
         Activity {
             active: AtomicUsize::new(0),
-            last_call_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            recent: AtomicBool::new(false),
             idle: AtomicBool::new(true),
         }
     }
 
     /// A call starts: note the time; leave IDLE if the channel is.
     pub(crate) fn call_started(&self, control: &mpsc::UnboundedSender<Control>) {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        self.last_call_ms.store(now, Ordering::Relaxed);
+        // A load first: on a busy channel the flag is already set, and the store would
+        // bounce its cache line between cores for nothing.
+        if !self.recent.load(Ordering::Relaxed) {
+            self.recent.store(true, Ordering::Relaxed);
+        }
         self.exit_idle(control);
     }
 
@@ -216,20 +219,16 @@ impl Task {
     fn idle_deadline(&self) -> Option<Instant> {
         let timeout = self.plan.idle_timeout?;
         self.balancer.as_ref()?;
-        let last = Duration::from_millis(self.activity.last_call_ms.load(Ordering::Relaxed));
-        Some(self.activity.epoch + last + timeout)
+        Some(Instant::now() + timeout)
     }
 
-    /// Enters IDLE if no call is in flight and none started for the idle timeout; else
-    /// says when to look again.
+    /// Enters IDLE if no call is in flight and none started since the last check, a timeout
+    /// ago; else says when to look again.
     fn maybe_enter_idle(&mut self) -> Option<Instant> {
-        let deadline = self.idle_deadline()?;
-        let now = Instant::now();
-        if self.activity.active.load(Ordering::Relaxed) != 0 {
-            return self.plan.idle_timeout.map(|timeout| now + timeout);
-        }
-        if now < deadline {
-            return Some(deadline);
+        let next = self.idle_deadline()?;
+        let recent = self.activity.recent.swap(false, Ordering::Relaxed);
+        if recent || self.activity.active.load(Ordering::Relaxed) != 0 {
+            return Some(next);
         }
         tracing::debug!(target = %self.connector.target, "idle: closing connections");
         self.generation += 1;
