@@ -9,6 +9,10 @@
 #   benchmark/profile.sh dhat  ours|tonic|h2 [unary|streaming] [tls]
 #       valgrind's DHAT over a fixed number of calls: heap allocations (blocks, bytes) per
 #       call, and the allocation sites that make them.
+#   benchmark/profile.sh syscalls ours|tonic|h2 [unary|streaming] [tls]
+#       perf stat of the server under the same load as perf: its CPU time and its I/O
+#       system calls (writev, recvfrom, epoll_wait...) per call, from syscall tracepoints
+#       (nearly free, unlike strace). One line; run it alternately to compare servers.
 #
 # tls: the server and the load over TLS, with a fresh certificate from make-cert.sh (as
 # run.sh's tls-* scenarios); reports are named ...-tls.
@@ -18,7 +22,7 @@
 # Needs: perf (Debian linux-perf), valgrind, h2load (nghttp2-client), python3.
 set -euo pipefail
 
-TOOL=${1:?perf|dhat}
+TOOL=${1:?perf|dhat|syscalls}
 SERVER=${2:?ours|tonic|h2}
 RPC=${3:-unary}
 SEC=${4:-}
@@ -103,6 +107,38 @@ case "$TOOL" in
     echo "inclusive time: $OUT/perf-$TAG-inclusive.txt"
     grep -v '^#' "$OUT/perf-$TAG-self.txt" | grep -v '^$' | head -40
     ;;
+  syscalls)
+    start "${PIN0[@]}"
+    SECS=${PROFILE_SECS:-5}
+    load secs $((SECS + 3)) >"$OUT/load-$TAG.txt" &
+    LPID=$!
+    sleep 1.5
+    events=task-clock
+    for call in writev write sendmsg sendto recvfrom read recvmsg epoll_wait; do
+      events+=",syscalls:sys_enter_$call"
+    done
+    perf stat -x, -e "$events" -p "$SPID" -o "$OUT/syscalls-$TAG.csv" -- sleep "$SECS"
+    wait "$LPID"
+    # The load's rate over its whole run, times the counted seconds: the calls counted.
+    python3 - "$OUT/load-$TAG.txt" "$OUT/syscalls-$TAG.csv" "$SECS" "$TAG" <<'EOF'
+import re, sys
+load, csv, secs, tag = open(sys.argv[1]).read(), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+m = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", load) or re.search(r" qps=([\d.]+)", load)
+rate = float(m.group(1))
+calls = rate * secs
+out = [f"{tag}: {rate:.0f} calls/s"]
+for line in open(csv):
+    f = line.strip().split(",")
+    if len(f) < 3 or not f[0].replace(".", "").isdigit():
+        continue
+    value, event = float(f[0]), f[2]
+    if event == "task-clock":
+        out.insert(1, f"server CPU {value * 1000 / calls:.2f} us/call")
+    elif value > 0:
+        out.append(f"{event.split('sys_enter_')[-1]} {value / calls:.4f}/call")
+print(", ".join(out))
+EOF
+    ;;
   dhat)
     CALLS=${PROFILE_CALLS:-20000}
     start valgrind --tool=dhat --dhat-out-file="$OUT/dhat-$TAG.json"
@@ -139,7 +175,7 @@ for tbk, tb, frames in rows[:30]:
 EOF
     ;;
   *)
-    echo "usage: $0 perf|dhat ours|tonic|h2 [unary|streaming] [tls]" >&2
+    echo "usage: $0 perf|dhat|syscalls ours|tonic|h2 [unary|streaming] [tls]" >&2
     exit 2
     ;;
 esac
