@@ -34,7 +34,7 @@ interop:
 	bash interop/run-matrix.sh
 
 # Benchmarks (benchmark/README.md). bench: our server alone; bench-compare: ours vs tonic vs a
-# bare h2 server, side by side (about 10 minutes; needs h2load from Debian's nghttp2-client
+# bare h2 server, side by side (about 30 minutes; needs h2load from Debian's nghttp2-client
 # for the h2load rows, and protoc for the tonic crate); bench-smoke: a few seconds, for CI.
 .PHONY: bench bench-compare bench-smoke
 

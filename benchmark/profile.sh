@@ -124,7 +124,9 @@ case "$TOOL" in
 import re, sys
 load, csv, secs, tag = open(sys.argv[1]).read(), sys.argv[2], float(sys.argv[3]), sys.argv[4]
 m = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", load) or re.search(r" qps=([\d.]+)", load)
-rate = float(m.group(1))
+rate = float(m.group(1)) if m else 0.0
+if rate == 0:
+    sys.exit(f"{tag}: the load made no calls:\n{load}")
 calls = rate * secs
 out = [f"{tag}: {rate:.0f} calls/s"]
 for line in open(csv):

@@ -34,7 +34,8 @@
 #   CARGO_TARGET_DIR where the binaries are built [target] (a private one keeps them from
 #                    being rebuilt by others' builds in the middle of a run)
 #
-# Full compare run with the defaults: about 10 minutes on 2 cores.
+# Full compare run with the defaults: about 30 minutes on 2 cores (BENCH_QUIET's waits
+# included; about 20 without them).
 set -euo pipefail
 
 MODE=${1:-bench}
