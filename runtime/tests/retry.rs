@@ -395,3 +395,34 @@ async fn hedging_answers_with_the_second_attempt_and_cancels_the_first() {
         "the stalled attempt was cancelled"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn client_streaming_calls_replay_their_messages_on_retry() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let mut request = Request::new(futures_util::stream::iter(vec![s("a"), s("b"), s("c")]));
+    request.metadata_mut().insert("x-id", "cs").unwrap();
+    request.metadata_mut().insert("x-fail-first", "2").unwrap();
+    let reply: Response<StringValue> = Client::new(channel.clone())
+        .client_streaming(CONCAT, request, pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().value, "a,b,c", "every message, replayed");
+    assert_eq!(
+        attempts(&seen, "cs"),
+        [None, Some("1".into()), Some("2".into())]
+    );
+
+    // Past the replay buffer (256 KiB) the call commits: a failure after it is final.
+    let big = "x".repeat(100 * 1024);
+    let messages = vec![s(&big), s(&big), s(&big), s("fail:14:late")];
+    let mut request = Request::new(futures_util::stream::iter(messages));
+    request.metadata_mut().insert("x-id", "big").unwrap();
+    let err = Client::new(channel)
+        .client_streaming(CONCAT, request, pb::<_, StringValue>())
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unavailable, "late"));
+    assert_eq!(attempts(&seen, "big").len(), 1, "committed: no retry");
+}

@@ -334,7 +334,12 @@ impl Channel {
         head: Request<()>,
     ) -> Result<(Call, Opened), Status> {
         let (mut call, request, around) = self.prepare(method, kind, head).await?;
-        if call.retry.is_some() && kind == MethodKind::ServerStreaming {
+        if call.retry.is_some()
+            && matches!(
+                kind,
+                MethodKind::ServerStreaming | MethodKind::ClientStreaming
+            )
+        {
             call.replay = Some(copy_request(&request));
         }
         let opened = with_deadline(&call, async {
@@ -795,6 +800,11 @@ impl CallInvoker for Channel {
     {
         let (head, messages) = request.split();
         let (mut call, opened) = self.open(method, MethodKind::ClientStreaming, head).await?;
+        if call.retry.is_some() && call.replay.is_some() {
+            return self
+                .client_streaming_retrying(call, opened, messages, codec)
+                .await;
+        }
         let send = opened.send;
         let send_error: SendError = Arc::new(Mutex::new(None));
         let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
@@ -956,5 +966,194 @@ where
             }
         }
         let _ = send.send_data(Bytes::new(), true);
+    })
+}
+
+/// The most a client-streaming call with a retry policy buffers for replay (gRPC-Go's
+/// default per-call retry buffer, gRFC A6); past it the call commits: no more retries.
+const RETRY_BUFFER: usize = 256 * 1024;
+
+impl Channel {
+    /// A client-streaming call under a retry policy (gRFC A6): the messages sent are kept
+    /// (up to [`RETRY_BUFFER`] bytes) and sent again on each new attempt, until an attempt
+    /// succeeds, fails for good, commits (response headers, or the buffer overflows), or
+    /// runs out of attempts.
+    async fn client_streaming_retrying<C, S>(
+        &self,
+        mut call: Call,
+        opened: Opened,
+        messages: S,
+        mut codec: C,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: Codec,
+        S: Stream + Send + 'static,
+        S::Item: Into<Outbound<C::Encode>> + Send,
+    {
+        let retry = call.retry.clone().expect("a retry policy");
+        let replay = call.replay.take().expect("the request kept for replay");
+        let (next_tx, next_rx) = tokio::sync::mpsc::unbounded_channel();
+        let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let send_error: SendError = Arc::new(Mutex::new(None));
+        let sender = AbortOnDrop(spawn_replaying_sender(
+            messages,
+            opened.send,
+            next_rx,
+            &call,
+            codec.encoder(),
+            Arc::clone(&send_error),
+            Arc::clone(&overflowed),
+        ));
+        let mut state = RetryState::started(&retry);
+        let (mut response_future, mut guard) = (opened.response, opened.guard);
+        let result = loop {
+            let mut response = H2Response::new(response_future, call.max_recv).tracked(guard);
+            let result =
+                with_deadline(&call, single_response(&mut response, codec.decoder())).await;
+            let status = match result {
+                Ok(reply) => {
+                    retry.succeeded();
+                    break Ok(reply);
+                }
+                Err(status) => status,
+            };
+            if let Some(error) = send_error.lock().expect("send error lock").take() {
+                break Err(error);
+            }
+            let committed =
+                response.committed() || overflowed.load(std::sync::atomic::Ordering::Acquire);
+            let Some(delay) = state.next_delay(&retry, &status, committed) else {
+                break Err(status);
+            };
+            drop(response);
+            tracing::debug!(attempt = state.attempts, ?delay, "retrying after {status}");
+            let request = state.request(&replay);
+            let attempt = call.attempt();
+            let reopened = with_deadline(&call, async {
+                tokio::time::sleep(delay).await;
+                self.send_headers(&attempt, request).await
+            })
+            .await;
+            match reopened {
+                Ok(opened) => {
+                    // The sender replays what it kept on the new stream, then goes on.
+                    let _ = next_tx.send(opened.send);
+                    (response_future, guard) = (opened.response, opened.guard);
+                }
+                Err(status) => break Err(status),
+            }
+        };
+        drop(sender);
+        call.end.finish(status_of(&result));
+        result
+    }
+}
+
+/// Aborts a task when dropped: however a call ends, its sender does not outlive it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends every message of `messages` on the current attempt's stream, keeping the frames
+/// (up to [`RETRY_BUFFER`] bytes, then `overflowed`) to send again on each stream that
+/// arrives through `next`; ends each stream once the messages have.
+fn spawn_replaying_sender<S, E>(
+    messages: S,
+    first: SendStream<Bytes>,
+    mut next: tokio::sync::mpsc::UnboundedReceiver<SendStream<Bytes>>,
+    call: &Call,
+    mut encoder: E,
+    send_error: SendError,
+    overflowed: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Stream + Send + 'static,
+    E: Encoder,
+    S::Item: Into<Outbound<E::Item>> + Send,
+{
+    let compression = call.compression;
+    let max_send = call.max_send;
+    tokio::spawn(async move {
+        let mut messages = std::pin::pin!(messages);
+        let mut scratch = BytesMut::new();
+        let mut kept: Vec<Bytes> = Vec::new();
+        let mut kept_bytes = 0usize;
+        // The stream of the attempt in progress; `None` while it is gone and the next has
+        // not come.
+        let mut send = Some(first);
+        let mut done = false;
+        loop {
+            let Some(stream) = send.as_mut() else {
+                // This attempt's stream failed: the next attempt's, with everything kept.
+                if overflowed.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                let Some(mut stream) = next.recv().await else {
+                    return;
+                };
+                let mut ok = true;
+                for frame in &kept {
+                    if transport::send_data(&mut stream, frame.clone(), false)
+                        .await
+                        .is_err()
+                    {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok && done {
+                    let _ = stream.send_data(Bytes::new(), true);
+                }
+                send = ok.then_some(stream);
+                continue;
+            };
+            if done {
+                // Everything is out on this stream; wait for another attempt, if any.
+                send = None;
+                continue;
+            }
+            let Some(message) = messages.next().await else {
+                let _ = stream.send_data(Bytes::new(), true);
+                done = true;
+                continue;
+            };
+            // In a block: the message is not held across an await (it need not be `Send`).
+            let frame = {
+                let message: Outbound<E::Item> = message.into();
+                framing::encode(
+                    &mut encoder,
+                    message.get_ref(),
+                    compression.filter(|_| message.is_compressed()),
+                    max_send,
+                    Kind::Request,
+                    &mut scratch,
+                )
+            };
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(status) => {
+                    *send_error.lock().expect("send error lock") = Some(status);
+                    stream.send_reset(h2::Reason::CANCEL);
+                    return;
+                }
+            };
+            if !overflowed.load(std::sync::atomic::Ordering::Relaxed) {
+                kept_bytes += frame.len();
+                if kept_bytes > RETRY_BUFFER {
+                    // Too much to replay: the call commits to this attempt.
+                    overflowed.store(true, std::sync::atomic::Ordering::Release);
+                    kept = Vec::new();
+                } else {
+                    kept.push(frame.clone());
+                }
+            }
+            if transport::send_data(stream, frame, false).await.is_err() {
+                send = None;
+            }
+        }
     })
 }
