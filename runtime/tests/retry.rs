@@ -426,3 +426,38 @@ async fn client_streaming_calls_replay_their_messages_on_retry() {
     assert_eq!((err.code(), err.message()), (Code::Unavailable, "late"));
     assert_eq!(attempts(&seen, "big").len(), 1, "committed: no retry");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_channel_wide_replay_buffer_limit_commits_calls_too() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    // 1 MiB per call, but 150 KiB for the whole channel.
+    let channel = channel(&server, |b| {
+        b.default_service_config(RETRY)
+            .retry_buffer_limits(1024 * 1024, 150 * 1024)
+    });
+    let big = "x".repeat(100 * 1024);
+    let messages = vec![s(&big), s(&big), s("fail:14:late")];
+    let mut request = Request::new(futures_util::stream::iter(messages));
+    request.metadata_mut().insert("x-id", "wide").unwrap();
+    let err = Client::new(channel.clone())
+        .client_streaming(CONCAT, request, pb::<_, StringValue>())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(
+        attempts(&seen, "wide").len(),
+        1,
+        "past the channel's limit: committed"
+    );
+    // The call gave its share back: a small call is retried again.
+    let mut request = Request::new(futures_util::stream::iter(vec![s("small")]));
+    request.metadata_mut().insert("x-id", "small").unwrap();
+    request.metadata_mut().insert("x-fail-first", "1").unwrap();
+    let reply: Response<StringValue> = Client::new(channel)
+        .client_streaming(CONCAT, request, pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().value, "small");
+    assert_eq!(attempts(&seen, "small").len(), 2);
+}

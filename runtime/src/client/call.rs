@@ -969,13 +969,9 @@ where
     })
 }
 
-/// The most a client-streaming call with a retry policy buffers for replay (gRPC-Go's
-/// default per-call retry buffer, gRFC A6); past it the call commits: no more retries.
-const RETRY_BUFFER: usize = 256 * 1024;
-
 impl Channel {
     /// A client-streaming call under a retry policy (gRFC A6): the messages sent are kept
-    /// (up to [`RETRY_BUFFER`] bytes) and sent again on each new attempt, until an attempt
+    /// (within the channel's retry buffer limits) and sent again on each new attempt, until an attempt
     /// succeeds, fails for good, commits (response headers, or the buffer overflows), or
     /// runs out of attempts.
     async fn client_streaming_retrying<C, S>(
@@ -995,6 +991,13 @@ impl Channel {
         let (next_tx, next_rx) = tokio::sync::mpsc::unbounded_channel();
         let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let send_error: SendError = Arc::new(Mutex::new(None));
+        let config = self.config();
+        let buffer = ReplayBuffer {
+            per_call: config.retry_buffer_per_call,
+            per_channel: config.retry_buffer_per_channel,
+            channel: Arc::clone(&config.retry_buffered),
+            kept: 0,
+        };
         let sender = AbortOnDrop(spawn_replaying_sender(
             messages,
             opened.send,
@@ -1003,6 +1006,7 @@ impl Channel {
             codec.encoder(),
             Arc::clone(&send_error),
             Arc::clone(&overflowed),
+            buffer,
         ));
         let mut state = RetryState::started(&retry);
         let (mut response_future, mut guard) = (opened.response, opened.guard);
@@ -1058,9 +1062,55 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What a call keeps for replay, counted against its own limit and its channel's.
+struct ReplayBuffer {
+    per_call: usize,
+    per_channel: usize,
+    /// The channel's total kept bytes.
+    channel: Arc<std::sync::atomic::AtomicUsize>,
+    /// This call's kept bytes (given back to the channel when the call ends).
+    kept: usize,
+}
+
+impl ReplayBuffer {
+    /// Counts `bytes` more; `false` if that passes a limit (then nothing of this call is
+    /// counted any more).
+    fn take(&mut self, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let within_call = self.kept + bytes <= self.per_call;
+        let per_channel = self.per_channel;
+        let within_channel = within_call
+            && self
+                .channel
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |total| {
+                    (total + bytes <= per_channel).then_some(total + bytes)
+                })
+                .is_ok();
+        if within_channel {
+            self.kept += bytes;
+        } else {
+            self.release();
+        }
+        within_channel
+    }
+
+    fn release(&mut self) {
+        self.channel
+            .fetch_sub(self.kept, std::sync::atomic::Ordering::AcqRel);
+        self.kept = 0;
+    }
+}
+
+impl Drop for ReplayBuffer {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Sends every message of `messages` on the current attempt's stream, keeping the frames
-/// (up to [`RETRY_BUFFER`] bytes, then `overflowed`) to send again on each stream that
-/// arrives through `next`; ends each stream once the messages have.
+/// (within `buffer`'s limits, then `overflowed`) to send again on each stream that arrives
+/// through `next`; ends each stream once the messages have.
+#[allow(clippy::too_many_arguments)]
 fn spawn_replaying_sender<S, E>(
     messages: S,
     first: SendStream<Bytes>,
@@ -1069,6 +1119,7 @@ fn spawn_replaying_sender<S, E>(
     mut encoder: E,
     send_error: SendError,
     overflowed: Arc<std::sync::atomic::AtomicBool>,
+    mut buffer: ReplayBuffer,
 ) -> tokio::task::JoinHandle<()>
 where
     S: Stream + Send + 'static,
@@ -1081,7 +1132,6 @@ where
         let mut messages = std::pin::pin!(messages);
         let mut scratch = BytesMut::new();
         let mut kept: Vec<Bytes> = Vec::new();
-        let mut kept_bytes = 0usize;
         // The stream of the attempt in progress; `None` while it is gone and the next has
         // not come.
         let mut send = Some(first);
@@ -1142,13 +1192,12 @@ where
                 }
             };
             if !overflowed.load(std::sync::atomic::Ordering::Relaxed) {
-                kept_bytes += frame.len();
-                if kept_bytes > RETRY_BUFFER {
+                if buffer.take(frame.len()) {
+                    kept.push(frame.clone());
+                } else {
                     // Too much to replay: the call commits to this attempt.
                     overflowed.store(true, std::sync::atomic::Ordering::Release);
                     kept = Vec::new();
-                } else {
-                    kept.push(frame.clone());
                 }
             }
             if transport::send_data(stream, frame, false).await.is_err() {

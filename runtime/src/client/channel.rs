@@ -95,6 +95,11 @@ pub(crate) struct Config {
     pub(crate) max_recv_message_size: usize,
     pub(crate) max_send_message_size: usize,
     pub(crate) wait_for_ready: bool,
+    /// What one call under a retry policy may keep for replay (gRFC A6).
+    pub(crate) retry_buffer_per_call: usize,
+    /// What all the channel's calls may keep together, and what they keep now.
+    pub(crate) retry_buffer_per_channel: usize,
+    pub(crate) retry_buffered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl fmt::Debug for Channel {
@@ -146,6 +151,7 @@ impl Channel {
             keepalive: None,
             backoff: BackoffConfig::default(),
             proxy: Proxy::from_env(),
+            retry_buffer: (256 * 1024, 16 * 1024 * 1024),
         }
     }
 
@@ -341,6 +347,7 @@ pub struct ChannelBuilder {
     keepalive: Option<ClientParameters>,
     backoff: BackoffConfig,
     proxy: Proxy,
+    retry_buffer: (usize, usize),
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -521,6 +528,14 @@ impl ChannelBuilder {
         self
     }
 
+    /// How much of what client-streaming calls under a retry policy sent is kept for replay:
+    /// per call, and for all the channel's calls together. A call that would pass either
+    /// commits (it is not retried after). Defaults: 256 KiB and 16 MiB (gRPC-Go's).
+    pub fn retry_buffer_limits(mut self, per_call: usize, per_channel: usize) -> Self {
+        self.retry_buffer = (per_call, per_channel);
+        self
+    }
+
     /// The HTTP CONNECT proxy connections go through. Default: [`Proxy::from_env`].
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = proxy;
@@ -666,6 +681,9 @@ impl ChannelBuilder {
                     max_recv_message_size: self.max_recv_message_size,
                     max_send_message_size: self.max_send_message_size,
                     wait_for_ready: self.wait_for_ready,
+                    retry_buffer_per_call: self.retry_buffer.0,
+                    retry_buffer_per_channel: self.retry_buffer.1,
+                    retry_buffered: Arc::default(),
                 },
                 secure,
                 call_credentials: self.call_credentials,
