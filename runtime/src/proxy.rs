@@ -16,8 +16,8 @@ const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 ///
 /// Default: [`Proxy::from_env`], as gRPC-Go does: `HTTPS_PROXY` (or `https_proxy`) names the
 /// proxy, `NO_PROXY` (or `no_proxy`) the hosts reached directly; `localhost` and loopback
-/// addresses never go through a proxy. Only TCP targets are proxied; the proxy resolves the
-/// target's name (the channel skips DNS, per gRFC A1).
+/// addresses never go through a proxy. Only `dns:` and `passthrough:` targets (host names)
+/// are proxied; the proxy resolves the name (the channel skips DNS, per gRFC A1).
 ///
 /// # Examples
 ///
@@ -98,6 +98,10 @@ impl Proxy {
             Kind::None => return Ok(None),
             Kind::Http(proxy) => proxy.clone(),
             Kind::FromEnv => {
+                // Local hosts first: a malformed HTTPS_PROXY never stops a local channel.
+                if is_local(host) {
+                    return Ok(None);
+                }
                 let Some(url) = env("HTTPS_PROXY") else {
                     return Ok(None);
                 };
@@ -109,12 +113,8 @@ impl Proxy {
                             .collect()
                     })
                     .unwrap_or_default();
-                let proxy = parse_url(&url, no_proxy)
-                    .map_err(|e| Error::invalid_config(&format!("HTTPS_PROXY: {e}")))?;
-                if is_local(host) {
-                    return Ok(None);
-                }
-                proxy
+                parse_url(&url, no_proxy)
+                    .map_err(|e| Error::invalid_config(&format!("HTTPS_PROXY: {e}")))?
             }
         };
         Ok((!proxy.bypassed(host)).then_some(proxy))

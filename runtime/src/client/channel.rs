@@ -587,8 +587,11 @@ impl ChannelBuilder {
         }
 
         // The resolver: the dialer's one fixed address, the channel's own, or the registry's.
+        // Proxies apply to names (dns: and passthrough: targets), as in gRFC A1; address
+        // lists, sockets, custom resolvers and dialers connect directly.
+        let named = matches!(target.scheme(), "dns" | "passthrough");
         let proxy = match &host {
-            Some(host) if self.dialer.is_none() => self.proxy.for_host(host)?,
+            Some(host) if self.dialer.is_none() && named => self.proxy.for_host(host)?,
             _ => None,
         };
         let resolver: Arc<dyn ResolverBuilder> = if self.dialer.is_some() {
