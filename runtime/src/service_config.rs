@@ -364,32 +364,7 @@ fn codes(value: Option<&Value>) -> Result<Vec<Code>, String> {
 fn code_by_name(name: &str) -> Option<Code> {
     (0..=16)
         .map(Code::from_i32)
-        .find(|code| code_name(*code).eq_ignore_ascii_case(name))
-}
-
-/// A code's name as service configs write it.
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-        #[allow(unreachable_patterns)]
-        _ => "",
-    }
+        .find(|code| code.as_str().eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]

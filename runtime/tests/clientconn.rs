@@ -364,25 +364,6 @@ async fn keepalive_finds_a_blackholed_connection() {
     );
 }
 
-/// A channel whose connections are in-memory pipes to `server`, with `configure`d settings.
-fn memory_channel(
-    server: &Server,
-    configure: impl FnOnce(ChannelBuilder) -> ChannelBuilder,
-) -> Channel {
-    let server = server.clone();
-    configure(
-        Channel::builder("memory.test:1")
-            .credentials(ChannelCredentials::insecure())
-            .dialer(move || {
-                let (client, served) = tokio::io::duplex(256 * 1024);
-                tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
-                async move { Ok(client) }
-            }),
-    )
-    .build()
-    .unwrap()
-}
-
 #[tokio::test(start_paused = true)]
 async fn an_idle_channel_closes_its_connections_and_the_next_call_reconnects() {
     let echo = Echo::default();

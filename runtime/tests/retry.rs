@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use grpc_runtime::client::{Channel, ChannelBuilder, Client};
-use grpc_runtime::credentials::ChannelCredentials;
+use grpc_runtime::client::{Channel, Client};
 use grpc_runtime::interceptor::from_fn;
 use grpc_runtime::server::Server;
 use grpc_runtime::{Code, Request, Response, Status};
@@ -53,22 +52,6 @@ const RETRY: &str = r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
     "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE", "ABORTED"]}}]}"#;
 
-/// A channel to `server` over in-memory pipes (deterministic on the paused clock).
-fn channel(server: &Server, configure: impl FnOnce(ChannelBuilder) -> ChannelBuilder) -> Channel {
-    let server = server.clone();
-    configure(
-        Channel::builder("retry.test:1")
-            .credentials(ChannelCredentials::insecure())
-            .dialer(move || {
-                let (client, served) = tokio::io::duplex(256 * 1024);
-                tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
-                async move { Ok(client) }
-            }),
-    )
-    .build()
-    .unwrap()
-}
-
 async fn call(channel: &Channel, id: &str, headers: &[(&str, &str)]) -> Result<String, Status> {
     let mut request = Request::new(s(id));
     request.metadata_mut().insert("x-id", id).unwrap();
@@ -89,7 +72,7 @@ fn attempts(seen: &Seen, id: &str) -> Vec<Option<String>> {
 async fn retried_until_success_with_previous_attempts_counted() {
     let seen = Seen::default();
     let server = flaky_server(seen.clone());
-    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY));
     assert_eq!(
         call(&channel, "a", &[("x-fail-first", "3")]).await.unwrap(),
         "a"
@@ -111,14 +94,14 @@ async fn retried_until_success_with_previous_attempts_counted() {
 }
 
 fn channel_without_policy(server: &Server) -> Channel {
-    channel(server, |b| b)
+    memory_channel(server, |b| b)
 }
 
 #[tokio::test(start_paused = true)]
 async fn only_the_policys_codes_are_retried() {
     let seen = Seen::default();
     let server = flaky_server(seen.clone());
-    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY));
     // ABORTED is in the list; INTERNAL (13) is not.
     call(
         &channel,
@@ -143,7 +126,7 @@ async fn only_the_policys_codes_are_retried() {
 async fn server_pushback_delays_or_stops_retries() {
     let seen = Seen::default();
     let server = flaky_server(seen.clone());
-    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY));
     let started = Instant::now();
     call(
         &channel,
@@ -176,7 +159,7 @@ async fn throttling_stops_retries_and_successes_bring_them_back() {
     let server = flaky_server(seen.clone());
     let config = RETRY.trim_end_matches('}').to_owned()
         + r#", "retryThrottling": {"maxTokens": 10, "tokenRatio": 1}}"#;
-    let channel = channel(&server, |b| b.default_service_config(config));
+    let channel = memory_channel(&server, |b| b.default_service_config(config));
     let mut counts = Vec::new();
     for i in 0..4 {
         let id = format!("t{i}");
@@ -203,7 +186,7 @@ async fn the_deadline_covers_every_attempt() {
     let config = r#"{"methodConfig": [{"name": [{}], "timeout": "0.5s",
         "retryPolicy": {"maxAttempts": 5, "initialBackoff": "1s", "maxBackoff": "1s",
                         "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
-    let channel = channel(&server, |b| b.default_service_config(config));
+    let channel = memory_channel(&server, |b| b.default_service_config(config));
     let started = Instant::now();
     let err = call(
         &channel,
@@ -291,7 +274,7 @@ async fn service_config_settings_apply_per_method() {
 async fn server_streaming_calls_are_retried_before_they_commit() {
     let seen = Seen::default();
     let server = flaky_server(seen.clone());
-    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY));
     let mut request = Request::new(n(3));
     request.metadata_mut().insert("x-id", "stream").unwrap();
     request.metadata_mut().insert("x-fail-first", "2").unwrap();
@@ -369,7 +352,7 @@ async fn hedging_answers_with_the_second_attempt_and_cancels_the_first() {
     let config = r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
         "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.5s",
                           "nonFatalStatusCodes": ["UNAVAILABLE"]}}]}"#;
-    let channel = channel(&server, |b| b.default_service_config(config));
+    let channel = memory_channel(&server, |b| b.default_service_config(config));
     let started = Instant::now();
     assert_eq!(call(&channel, "h", &[]).await.unwrap(), "h");
     let took = started.elapsed();
@@ -400,7 +383,7 @@ async fn hedging_answers_with_the_second_attempt_and_cancels_the_first() {
 async fn client_streaming_calls_replay_their_messages_on_retry() {
     let seen = Seen::default();
     let server = flaky_server(seen.clone());
-    let channel = channel(&server, |b| b.default_service_config(RETRY));
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY));
     let mut request = Request::new(futures_util::stream::iter(vec![s("a"), s("b"), s("c")]));
     request.metadata_mut().insert("x-id", "cs").unwrap();
     request.metadata_mut().insert("x-fail-first", "2").unwrap();
@@ -432,7 +415,7 @@ async fn the_channel_wide_replay_buffer_limit_commits_calls_too() {
     let seen = Seen::default();
     let server = flaky_server(seen.clone());
     // 1 MiB per call, but 150 KiB for the whole channel.
-    let channel = channel(&server, |b| {
+    let channel = memory_channel(&server, |b| {
         b.default_service_config(RETRY)
             .retry_buffer_limits(1024 * 1024, 150 * 1024)
     });

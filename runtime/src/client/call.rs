@@ -941,17 +941,13 @@ where
         let mut messages = std::pin::pin!(messages);
         let mut scratch = BytesMut::new();
         while let Some(message) = messages.next().await {
-            let frame = {
-                let message: Outbound<E::Item> = message.into();
-                framing::encode(
-                    &mut encoder,
-                    message.get_ref(),
-                    compression.filter(|_| message.is_compressed()),
-                    max_send,
-                    Kind::Request,
-                    &mut scratch,
-                )
-            };
+            let frame = framing::encode_request(
+                &mut encoder,
+                message.into(),
+                compression,
+                max_send,
+                &mut scratch,
+            );
             let frame = match frame {
                 Ok(frame) => frame,
                 Err(status) => {
@@ -1171,18 +1167,13 @@ where
                 done = true;
                 continue;
             };
-            // In a block: the message is not held across an await (it need not be `Send`).
-            let frame = {
-                let message: Outbound<E::Item> = message.into();
-                framing::encode(
-                    &mut encoder,
-                    message.get_ref(),
-                    compression.filter(|_| message.is_compressed()),
-                    max_send,
-                    Kind::Request,
-                    &mut scratch,
-                )
-            };
+            let frame = framing::encode_request(
+                &mut encoder,
+                message.into(),
+                compression,
+                max_send,
+                &mut scratch,
+            );
             let frame = match frame {
                 Ok(frame) => frame,
                 Err(status) => {

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use h2::SendStream;
 use tokio::sync::mpsc;
 
-use crate::codec::framing::{self, Kind};
+use crate::codec::framing;
 use crate::codec::{Encoder, Outbound};
 use crate::compression::CompressionEncoding;
 use crate::status::Status;
@@ -122,13 +122,11 @@ impl<T: Send + 'static> RequestSender<T> {
         let message = message.into();
         match &mut self.inner {
             Inner::H2(sender) => {
-                let compression = sender.compression.filter(|_| message.is_compressed());
-                let frame = framing::encode(
+                let frame = framing::encode_request(
                     &mut *sender.encoder,
-                    message.get_ref(),
-                    compression,
+                    message,
+                    sender.compression,
                     sender.max_send,
-                    Kind::Request,
                     &mut sender.scratch,
                 );
                 let mut frame = match frame {

@@ -8,7 +8,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::{EncodeBuf, Encoder};
+use super::{EncodeBuf, Encoder, Outbound};
 use crate::compression::{self, CompressionEncoding, Received};
 use crate::status::Status;
 
@@ -40,6 +40,26 @@ impl Kind {
 ///
 /// The encoder writes the message once, straight after the prefix. `scratch` serves
 /// compression only (the plain bytes are compressed from the frame into it).
+/// Encodes one streamed request message as a frame, compressed if the call compresses and
+/// the message allows it. It takes the message, so a sender never holds it across an await
+/// (it need not be `Send`).
+pub(crate) fn encode_request<E: Encoder + ?Sized>(
+    encoder: &mut E,
+    message: Outbound<E::Item>,
+    compression: Option<CompressionEncoding>,
+    max_size: usize,
+    scratch: &mut BytesMut,
+) -> Result<Bytes, Status> {
+    encode(
+        encoder,
+        message.get_ref(),
+        compression.filter(|_| message.is_compressed()),
+        max_size,
+        Kind::Request,
+        scratch,
+    )
+}
+
 pub(crate) fn encode<E: Encoder + ?Sized>(
     encoder: &mut E,
     item: &E::Item,

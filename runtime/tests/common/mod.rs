@@ -307,6 +307,26 @@ pub async fn start_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) 
     }
 }
 
+/// A channel whose connections are in-memory pipes to `server` (deterministic on the paused
+/// clock), plaintext, with `configure`d settings.
+pub fn memory_channel(
+    server: &Server,
+    configure: impl FnOnce(grpc_runtime::client::ChannelBuilder) -> grpc_runtime::client::ChannelBuilder,
+) -> Channel {
+    let server = server.clone();
+    configure(
+        Channel::builder("memory.test:1")
+            .credentials(grpc_runtime::credentials::ChannelCredentials::insecure())
+            .dialer(move || {
+                let (client, served) = tokio::io::duplex(256 * 1024);
+                tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+                async move { Ok(client) }
+            }),
+    )
+    .build()
+    .unwrap()
+}
+
 /// Waits (bounded) until `cond` holds.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..200 {
