@@ -145,6 +145,69 @@ pub trait Interceptor: Send + Sync + 'static {
     fn on_end(&self, call: &CallInfo, status: &Status) {
         let _ = (call, status);
     }
+
+    /// Runs on a client as each attempt of the call goes out: the first, each retry or hedge
+    /// of a retry or hedging policy (gRFC A6), and each transparent retry of a stream the
+    /// server never processed. Never called on a server.
+    fn on_attempt(&self, call: &CallInfo, attempt: &AttemptInfo) {
+        let _ = (call, attempt);
+    }
+}
+
+/// One attempt of a client call, as [`Interceptor::on_attempt`] sees it.
+///
+/// # Examples
+///
+/// ```
+/// use grpc_runtime::interceptor::{AttemptInfo, CallInfo, InterceptFuture, Interceptor};
+///
+/// /// Logs every attempt after the first.
+/// struct Attempts;
+///
+/// impl Interceptor for Attempts {
+///     fn on_call<'a>(&'a self, _: &'a mut CallInfo) -> InterceptFuture<'a> {
+///         Box::pin(std::future::ready(Ok(())))
+///     }
+///
+///     fn on_attempt(&self, call: &CallInfo, attempt: &AttemptInfo) {
+///         if attempt.number() > 1 || attempt.is_transparent() {
+///             println!("{}: attempt {} ({attempt:?})", call.path(), attempt.number());
+///         }
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptInfo {
+    pub(crate) number: u32,
+    pub(crate) transparent: bool,
+    pub(crate) hedge: bool,
+}
+
+impl AttemptInfo {
+    pub(crate) const FIRST: AttemptInfo = AttemptInfo {
+        number: 1,
+        transparent: false,
+        hedge: false,
+    };
+
+    /// Which attempt of the call's retry or hedging policy this is: 1 for the first, and one
+    /// more than the `grpc-previous-rpc-attempts` it sends after that.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// A transparent retry: the attempt numbered [`number`](Self::number) went out once
+    /// already and the server refused it unprocessed (REFUSED_STREAM, or a stream past a
+    /// GOAWAY), so it is sent again without counting against the policy.
+    pub fn is_transparent(&self) -> bool {
+        self.transparent
+    }
+
+    /// Sent by a hedging policy while earlier attempts may still be in flight.
+    pub fn is_hedge(&self) -> bool {
+        self.hedge
+    }
 }
 
 /// A shared interceptor: keep an `Arc` to read its state while it is installed.
@@ -155,6 +218,10 @@ impl<I: Interceptor> Interceptor for Arc<I> {
 
     fn on_end(&self, call: &CallInfo, status: &Status) {
         (**self).on_end(call, status);
+    }
+
+    fn on_attempt(&self, call: &CallInfo, attempt: &AttemptInfo) {
+        (**self).on_attempt(call, attempt);
     }
 }
 
@@ -381,6 +448,13 @@ impl Chain {
         Ok(())
     }
 
+    /// Runs every `on_attempt` in order.
+    pub(crate) fn attempt(&self, call: &CallInfo, attempt: &AttemptInfo) {
+        for interceptor in self.observers.iter() {
+            interceptor.on_attempt(call, attempt);
+        }
+    }
+
     /// Runs every `on_end` in reverse order.
     pub(crate) fn end(&self, call: &CallInfo, status: &Status) {
         for interceptor in self.observers.iter().rev() {
@@ -392,11 +466,16 @@ impl Chain {
 /// Reports a call's outcome to the chain exactly once: explicitly, or as CANCELLED on drop.
 /// One pointer wide, and `None` without interceptors: it sits in every call's task.
 #[derive(Debug)]
-pub(crate) struct EndGuard(Option<Box<(Chain, CallInfo)>>);
+pub(crate) struct EndGuard(Option<Arc<(Chain, CallInfo)>>);
 
 impl EndGuard {
     pub(crate) fn new(chain: Chain, call: CallInfo) -> EndGuard {
-        EndGuard(Some(Box::new((chain, call))))
+        EndGuard(Some(Arc::new((chain, call))))
+    }
+
+    /// The chain and the call, for `on_attempt` (`None` without interceptors).
+    pub(crate) fn observer(&self) -> Option<Arc<(Chain, CallInfo)>> {
+        self.0.clone()
     }
 
     /// A guard that reports nothing (no interceptors).

@@ -462,6 +462,27 @@ async fn calls_go_through_an_http_connect_proxy() {
     assert!(err.message().contains("407"), "{err}");
 }
 
+/// Records each attempt's number and whether it was a transparent retry.
+struct AttemptLog(Arc<std::sync::Mutex<Vec<(u32, bool)>>>);
+
+impl grpc_runtime::interceptor::Interceptor for AttemptLog {
+    fn on_call<'a>(
+        &'a self,
+        _: &'a mut grpc_runtime::interceptor::CallInfo,
+    ) -> grpc_runtime::interceptor::InterceptFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn on_attempt(
+        &self,
+        _: &grpc_runtime::interceptor::CallInfo,
+        attempt: &grpc_runtime::interceptor::AttemptInfo,
+    ) {
+        let seen = (attempt.number(), attempt.is_transparent());
+        self.0.lock().unwrap().push(seen);
+    }
+}
+
 #[tokio::test]
 async fn a_refused_stream_is_retried_transparently_once() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -495,9 +516,19 @@ async fn a_refused_stream_is_retried_transparently_once() {
             });
         }
     });
-    let channel = plaintext(&addr.to_string()).build().unwrap();
+    // Interceptors are told of the second attempt as a transparent one.
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let channel = plaintext(&addr.to_string())
+        .interceptor(AttemptLog(Arc::clone(&attempts)))
+        .build()
+        .unwrap();
     assert_eq!(hello(&channel).await.unwrap(), "retried");
     assert_eq!(streams.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [(1, false), (1, true)],
+        "the same attempt, sent again transparently"
+    );
 }
 
 #[tokio::test]

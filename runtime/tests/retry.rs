@@ -13,7 +13,7 @@ use grpc_runtime::client::{Channel, Client};
 use grpc_runtime::interceptor::from_fn;
 use grpc_runtime::server::Server;
 use grpc_runtime::{Code, Request, Response, Status};
-use protobuf::well_known_types::wrappers::StringValue;
+use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
 use tokio::time::Instant;
 
 /// What the server saw of each call id: the `grpc-previous-rpc-attempts` of each attempt.
@@ -443,4 +443,254 @@ async fn the_channel_wide_replay_buffer_limit_commits_calls_too() {
         .unwrap();
     assert_eq!(reply.into_inner().value, "small");
     assert_eq!(attempts(&seen, "small").len(), 2);
+}
+
+/// Sends `messages` on a bidi call, reading one reply after each; returns the replies, or the
+/// first error.
+async fn chat(
+    channel: &Channel,
+    request: Request<()>,
+    messages: &[&str],
+) -> Result<Vec<String>, Status> {
+    let (mut tx, mut rx) = Client::new(channel.clone())
+        .bidi_streaming(CHAT, request, pb::<StringValue, StringValue>())
+        .await?;
+    let mut replies = Vec::new();
+    for message in messages {
+        tx.send(s(message)).await?;
+        match rx.message().await? {
+            Some(reply) => replies.push(reply.value),
+            None => return Err(Status::internal("the stream ended early")),
+        }
+    }
+    tx.close();
+    assert!(rx.message().await?.is_none());
+    Ok(replies)
+}
+
+fn tagged(id: &str, headers: &[(&str, &str)]) -> Request<()> {
+    let mut request = Request::new(());
+    request.metadata_mut().insert("x-id", id).unwrap();
+    for (k, v) in headers {
+        request.metadata_mut().insert(k, v).unwrap();
+    }
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn bidi_calls_are_retried_before_they_commit() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY));
+
+    // Two messages go out before anything is read: both are replayed on each attempt.
+    let (mut tx, mut rx) = Client::new(channel.clone())
+        .bidi_streaming(
+            CHAT,
+            tagged("bidi", &[("x-fail-first", "2")]),
+            pb::<StringValue, StringValue>(),
+        )
+        .await
+        .unwrap();
+    tx.send(s("a")).await.unwrap();
+    tx.send(s("b")).await.unwrap();
+    assert_eq!(rx.message().await.unwrap().unwrap().value, "a");
+    assert_eq!(rx.message().await.unwrap().unwrap().value, "b");
+    tx.send(s("c")).await.unwrap();
+    assert_eq!(rx.message().await.unwrap().unwrap().value, "c");
+    tx.close();
+    assert!(rx.message().await.unwrap().is_none());
+    assert_eq!(
+        attempts(&seen, "bidi"),
+        [None, Some("1".into()), Some("2".into())]
+    );
+
+    // Once a reply has come the call is committed: a failure after it is final.
+    let err = chat(&channel, tagged("late", &[]), &["a", "fail:14:late"])
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unavailable, "late"));
+    assert_eq!(attempts(&seen, "late").len(), 1, "committed: no retry");
+
+    // A code outside the policy is not retried.
+    let err = chat(
+        &channel,
+        tagged("internal", &[("x-fail-first", "1"), ("x-fail-code", "13")]),
+        &["a"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(attempts(&seen, "internal").len(), 1);
+}
+
+#[tokio::test]
+async fn bidi_retries_over_tcp() {
+    let seen = Seen::default();
+    let flaky = flaky_server(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, peer)) = listener.accept().await {
+            let peer = grpc_runtime::Peer::new(Some(peer), None);
+            tokio::spawn(flaky.clone().serve_connection(tcp, peer));
+        }
+    });
+    let channel = Channel::builder(&format!("http://{addr}"))
+        .default_service_config(RETRY)
+        .build()
+        .unwrap();
+    let replies = chat(
+        &channel,
+        tagged("tcp", &[("x-fail-first", "3")]),
+        &["one", "two"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(replies, ["one", "two"]);
+    assert_eq!(
+        attempts(&seen, "tcp"),
+        [None, Some("1".into()), Some("2".into()), Some("3".into())]
+    );
+}
+
+const HEDGE: &str = r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
+    "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.5s",
+                      "nonFatalStatusCodes": ["UNAVAILABLE"]}}]}"#;
+
+fn stalling_server(stall: &StallFirst) -> Server {
+    Server::builder()
+        .add_service(Echo::default())
+        .interceptor(stall.clone())
+        .build()
+}
+
+async fn assert_hedged(stall: &StallFirst, started: Instant) {
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(600),
+        "answered by the hedge sent after hedgingDelay: {took:?}"
+    );
+    assert_eq!(
+        *stall.previous.lock().unwrap(),
+        [None, Some("1".to_owned())],
+        "two attempts: the first, and the hedge"
+    );
+    eventually("the stalled attempt is cancelled on the server", || {
+        *stall.cancelled.lock().unwrap() == 1
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn streaming_calls_are_hedged_too() {
+    // Server streaming.
+    let stall = StallFirst::default();
+    let channel = memory_channel(&stalling_server(&stall), |b| {
+        b.default_service_config(HEDGE)
+    });
+    let started = Instant::now();
+    let mut request = Request::new(n(3));
+    request.metadata_mut().insert("x-id", "ss").unwrap();
+    let mut stream = Client::new(channel)
+        .server_streaming(COUNT, request, pb::<_, UInt32Value>())
+        .await
+        .unwrap();
+    assert_hedged(&stall, started).await;
+    let mut got = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        got.push(m.value);
+    }
+    assert_eq!(got, [0, 1, 2]);
+
+    // Client streaming: every message reaches the hedge.
+    let stall = StallFirst::default();
+    let channel = memory_channel(&stalling_server(&stall), |b| {
+        b.default_service_config(HEDGE)
+    });
+    let started = Instant::now();
+    let mut request = Request::new(futures_util::stream::iter(vec![s("a"), s("b"), s("c")]));
+    request.metadata_mut().insert("x-id", "cs").unwrap();
+    let reply: Response<StringValue> = Client::new(channel)
+        .client_streaming(CONCAT, request, pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().value, "a,b,c");
+    assert_hedged(&stall, started).await;
+
+    // Bidi: what was sent before the hedge is replayed on it.
+    let stall = StallFirst::default();
+    let channel = memory_channel(&stalling_server(&stall), |b| {
+        b.default_service_config(HEDGE)
+    });
+    let started = Instant::now();
+    let (mut tx, mut rx) = Client::new(channel)
+        .bidi_streaming(CHAT, tagged("bidi", &[]), pb::<StringValue, StringValue>())
+        .await
+        .unwrap();
+    tx.send(s("early")).await.unwrap();
+    assert_eq!(rx.message().await.unwrap().unwrap().value, "early");
+    assert_hedged(&stall, started).await;
+    tx.send(s("late")).await.unwrap();
+    assert_eq!(rx.message().await.unwrap().unwrap().value, "late");
+    tx.close();
+    assert!(rx.message().await.unwrap().is_none());
+}
+
+/// Records what `on_attempt` is told: (number, transparent, hedge).
+#[derive(Clone, Default)]
+struct AttemptLog(Arc<Mutex<Vec<(u32, bool, bool)>>>);
+
+impl grpc_runtime::interceptor::Interceptor for AttemptLog {
+    fn on_call<'a>(
+        &'a self,
+        _: &'a mut grpc_runtime::interceptor::CallInfo,
+    ) -> grpc_runtime::interceptor::InterceptFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn on_attempt(
+        &self,
+        _: &grpc_runtime::interceptor::CallInfo,
+        attempt: &grpc_runtime::interceptor::AttemptInfo,
+    ) {
+        self.0.lock().unwrap().push((
+            attempt.number(),
+            attempt.is_transparent(),
+            attempt.is_hedge(),
+        ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn interceptors_see_each_attempt() {
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let log = AttemptLog::default();
+    let channel = memory_channel(&server, |b| {
+        b.default_service_config(RETRY).interceptor(log.clone())
+    });
+    call(&channel, "u", &[("x-fail-first", "2")]).await.unwrap();
+    assert_eq!(
+        std::mem::take(&mut *log.0.lock().unwrap()),
+        [(1, false, false), (2, false, false), (3, false, false)]
+    );
+    chat(&channel, tagged("b", &[("x-fail-first", "1")]), &["x"])
+        .await
+        .unwrap();
+    assert_eq!(
+        std::mem::take(&mut *log.0.lock().unwrap()),
+        [(1, false, false), (2, false, false)]
+    );
+
+    let stall = StallFirst::default();
+    let log = AttemptLog::default();
+    let channel = memory_channel(&stalling_server(&stall), |b| {
+        b.default_service_config(HEDGE).interceptor(log.clone())
+    });
+    call(&channel, "h", &[]).await.unwrap();
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        [(1, false, false), (2, false, true)]
+    );
 }

@@ -15,21 +15,17 @@ use tokio::time::Instant;
 
 use super::conn::CallGuard;
 use super::response::{H2Response, SendError};
-use super::sender::{H2Sender, RequestSender};
+use super::retry::{self, Committing, Hedge, Pending, Policy, Retry, RetryState, copy_request};
+use super::sender::{Encoding, FrameSender, H2Sender, RequestSender};
 use super::{BidiCall, CallInvoker, Channel};
-use crate::backoff;
 use crate::codec::framing::{self, Kind};
 use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
 use crate::credentials::{self, CallCredentials, CallCredentialsInfo};
-use crate::headers::{
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS,
-    GRPC_TIMEOUT,
-};
-use crate::interceptor::{AroundFuture, CallInfo, EndGuard, run_around, wrap};
+use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
+use crate::interceptor::{AroundFuture, AttemptInfo, CallInfo, Chain, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
 use crate::service::{MethodKind, MethodRef};
-use crate::service_config::{HedgingPolicy, RetryPolicy, Throttle};
 use crate::status::Status;
 use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
@@ -46,42 +42,30 @@ struct Call {
     /// The call's own credentials (the channel's are the channel's).
     credentials: Option<Arc<dyn CallCredentials>>,
     wait_for_ready: bool,
-    /// The service config's retry policy for the method, and the channel's throttle.
-    retry: Option<Retry>,
-    /// The service config's hedging policy for the method (unary calls), and the throttle.
-    hedge: Option<Hedge>,
-    /// A streaming call's request headers, kept to open another attempt (with a retry
-    /// policy only).
+    /// The service config's retry or hedging policy for the method, with the channel's
+    /// throttle.
+    policy: Option<Policy>,
+    /// A streaming call's request headers, kept to open another attempt (under a policy
+    /// only).
     replay: Option<http::Request<()>>,
-}
-
-/// A hedging policy in force for one call.
-#[derive(Clone)]
-struct Hedge {
-    policy: Arc<HedgingPolicy>,
-    throttle: Option<Arc<Throttle>>,
-}
-
-/// A retry policy in force for one call.
-#[derive(Clone)]
-struct Retry {
-    policy: Arc<RetryPolicy>,
-    throttle: Option<Arc<Throttle>>,
 }
 
 /// What each attempt of a call needs to open its stream.
 #[derive(Clone)]
-struct Attempt {
+pub(super) struct Attempt {
     deadline: Option<Instant>,
     credentials: Option<Arc<dyn CallCredentials>>,
     wait_for_ready: bool,
+    /// The interceptors and the call they see, told of each attempt (`None` without
+    /// interceptors).
+    observer: Option<Arc<(Chain, CallInfo)>>,
 }
 
 /// A stream whose request headers are out, and the count that keeps its channel busy.
-struct Opened {
-    response: ResponseFuture,
-    send: SendStream<Bytes>,
-    guard: CallGuard,
+pub(super) struct Opened {
+    pub(super) response: ResponseFuture,
+    pub(super) send: SendStream<Bytes>,
+    pub(super) guard: CallGuard,
 }
 
 impl Call {
@@ -90,6 +74,7 @@ impl Call {
             deadline: self.deadline,
             credentials: self.credentials.clone(),
             wait_for_ready: self.wait_for_ready,
+            observer: self.end.observer(),
         }
     }
 
@@ -167,8 +152,7 @@ impl Channel {
             .max_send_message_size
             .unwrap_or(config.max_send_message_size);
         let mut wait_for_ready = head.wait_for_ready;
-        let mut retry = None;
-        let mut hedge = None;
+        let mut policy = None;
         if let Some(method) = &method_config {
             timeout = match (timeout, method.timeout) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -178,17 +162,17 @@ impl Channel {
             max_recv = max_recv.min(method.max_response_bytes.unwrap_or(usize::MAX));
             max_send = max_send.min(method.max_request_bytes.unwrap_or(usize::MAX));
             let throttle = service_config.as_ref().and_then(|c| c.throttle.clone());
-            if let Some(policy) = &method.retry {
-                retry = Some(Retry {
-                    policy: policy.clone(),
-                    throttle: throttle.clone(),
-                });
-            }
-            if let Some(policy) = &method.hedging {
-                hedge = Some(Hedge {
-                    policy: policy.clone(),
+            // The parser lets a method have one of the two at most.
+            if let Some(retry) = &method.retry {
+                policy = Some(Policy::Retry(Retry {
+                    policy: retry.clone(),
                     throttle,
-                });
+                }));
+            } else if let Some(hedging) = &method.hedging {
+                policy = Some(Policy::Hedge(Hedge {
+                    policy: hedging.clone(),
+                    throttle,
+                }));
             }
         }
         let deadline = match (timeout.map(|t| Instant::now() + t), head.deadline) {
@@ -203,8 +187,7 @@ impl Channel {
             max_send,
             credentials: head.call_credentials,
             wait_for_ready: wait_for_ready.unwrap_or(config.wait_for_ready),
-            retry,
-            hedge,
+            policy,
             replay: None,
             end,
         };
@@ -247,11 +230,25 @@ impl Channel {
 
     /// Sends the request headers on a connection the picker chooses (waiting for one if the
     /// channel is connecting), with the call credentials' metadata.
-    async fn send_headers(
+    pub(super) async fn send_headers(
         &self,
         attempt: &Attempt,
         mut request: http::Request<()>,
+        info: AttemptInfo,
     ) -> Result<Opened, Status> {
+        if info != AttemptInfo::FIRST {
+            tracing::debug!(
+                method = request.uri().path(),
+                attempt = info.number,
+                transparent = info.transparent,
+                hedge = info.hedge,
+                "another attempt"
+            );
+        }
+        if let Some(observer) = &attempt.observer {
+            let (chain, call) = &**observer;
+            chain.attempt(call, &info);
+        }
         let method = request.uri().path();
         let (mut subchannel, mut connection) = self.pick(method, attempt.wait_for_ready).await?;
         // A connection that stopped taking streams (a GOAWAY arrived, it closed) since the
@@ -334,22 +331,24 @@ impl Channel {
         head: Request<()>,
     ) -> Result<(Call, Opened), Status> {
         let (mut call, request, around) = self.prepare(method, kind, head).await?;
-        if call.retry.is_some()
-            && matches!(
-                kind,
-                MethodKind::ServerStreaming | MethodKind::ClientStreaming
-            )
-        {
+        if call.policy.is_some() {
             call.replay = Some(copy_request(&request));
         }
         let opened = with_deadline(&call, async {
             let attempt = call.attempt();
             match around {
-                None => self.send_headers(&attempt, request).await,
+                None => {
+                    self.send_headers(&attempt, request, AttemptInfo::FIRST)
+                        .await
+                }
                 Some(info) => {
                     let arounds = self.config().interceptors.arounds();
                     let channel = self.clone();
-                    let open = async move { channel.send_headers(&attempt, request).await };
+                    let open = async move {
+                        channel
+                            .send_headers(&attempt, request, AttemptInfo::FIRST)
+                            .await
+                    };
                     wrap(arounds, &info, open).await
                 }
             }
@@ -364,37 +363,40 @@ impl Channel {
         }
     }
 
-    /// A unary call's attempts under its retry policy (gRFC A6), if it has one: each
-    /// attempt sends the encoded request anew (with `grpc-previous-rpc-attempts`), until one
-    /// succeeds, fails with a code the policy does not retry, commits (response headers
-    /// arrived), runs out of attempts or throttle tokens, or the server's pushback says stop.
-    /// The caller's deadline bounds the whole, backoffs included.
+    /// A unary call's attempts under its retry or hedging policy (gRFC A6), if it has one.
+    /// Under a retry policy each attempt sends the encoded request anew (with
+    /// `grpc-previous-rpc-attempts`), until one succeeds, fails with a code the policy does
+    /// not retry, commits (response headers arrived), runs out of attempts or throttle
+    /// tokens, or the server's pushback says stop. The caller's deadline bounds the whole,
+    /// backoffs included.
     async fn unary_retrying(
         self,
         attempt: Attempt,
         max_recv: usize,
         request: http::Request<()>,
         frame: Bytes,
-        retry: Option<Retry>,
-        hedge: Option<Hedge>,
+        policy: Option<Policy>,
     ) -> Result<Response<Bytes>, Status> {
-        if let Some(hedge) = hedge {
-            return self
-                .unary_hedged(attempt, max_recv, request, frame, hedge)
-                .await;
-        }
-        let Some(retry) = retry else {
-            return self
-                .unary_attempt(attempt, max_recv, request, frame)
-                .await
-                .0;
+        let retry = match policy {
+            None => {
+                return self
+                    .unary_attempt(attempt, max_recv, request, AttemptInfo::FIRST, frame)
+                    .await
+                    .0;
+            }
+            Some(Policy::Hedge(hedge)) => {
+                return self
+                    .unary_hedged(attempt, max_recv, request, frame, hedge)
+                    .await;
+            }
+            Some(Policy::Retry(retry)) => retry,
         };
-        let mut state = RetryState::new(&retry);
+        let mut state = RetryState::new(retry.policy.initial_backoff);
         loop {
-            let this = state.request(&request);
+            let (this, info) = state.request(&request, false);
             let (result, committed) = self
                 .clone()
-                .unary_attempt(attempt.clone(), max_recv, this, frame.clone())
+                .unary_attempt(attempt.clone(), max_recv, this, info, frame.clone())
                 .await;
             let status = match result {
                 Ok(response) => {
@@ -426,32 +428,27 @@ impl Channel {
     ) -> Result<Response<Bytes>, Status> {
         use futures_util::stream::{FuturesUnordered, StreamExt as _};
 
-        let policy = &hedge.policy;
         let mut in_flight = FuturesUnordered::new();
-        let mut sent = 0u32;
+        let mut state = RetryState::new(Duration::ZERO);
         let mut last = None;
         let mut next = Some(Instant::now());
         loop {
             if let Some(at) = next
                 && Instant::now() >= at
             {
-                let throttled = sent > 0 && hedge.throttle.as_ref().is_some_and(|t| !t.allows());
-                if sent < policy.max_attempts && !throttled {
-                    let mut this = copy_request(&request);
-                    if sent > 0 {
-                        this.headers_mut()
-                            .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(sent));
-                    }
-                    sent += 1;
+                next = None;
+                if hedge.allows(state.attempts) {
+                    let (this, info) = state.request(&request, true);
                     in_flight.push(self.clone().unary_attempt(
                         attempt.clone(),
                         max_recv,
                         this,
+                        info,
                         frame.clone(),
                     ));
-                    next = (sent < policy.max_attempts).then(|| Instant::now() + policy.delay);
-                } else {
-                    next = None;
+                    if hedge.allows(state.attempts) {
+                        next = Some(Instant::now() + hedge.policy.delay);
+                    }
                 }
             }
             if in_flight.is_empty() && next.is_none() {
@@ -466,28 +463,14 @@ impl Channel {
             tokio::select! {
                 Some((result, _)) = in_flight.next() => match result {
                     Ok(response) => {
-                        if let Some(throttle) = &hedge.throttle {
-                            throttle.success();
-                        }
+                        hedge.succeeded();
                         // Dropping the rest cancels them.
                         return Ok(response);
                     }
                     Err(status) => {
-                        let non_fatal = policy.non_fatal.contains(&status.code());
-                        let pushback = pushback(&status);
-                        if (non_fatal || pushback.is_some())
-                            && let Some(throttle) = &hedge.throttle
-                        {
-                            throttle.failure();
-                        }
-                        if !non_fatal {
-                            return Err(status);
-                        }
-                        next = match pushback {
-                            Some(Some(ms)) => Some(Instant::now() + Duration::from_millis(ms)),
-                            Some(None) => None,
-                            None if sent < policy.max_attempts => Some(Instant::now()),
-                            None => None,
+                        next = match hedge.after_failure(&status, state.attempts, next) {
+                            Err(()) => return Err(status),
+                            Ok(next) => next,
                         };
                         last = Some(status);
                     }
@@ -504,6 +487,7 @@ impl Channel {
         attempt: Attempt,
         max_recv: usize,
         request: http::Request<()>,
+        info: AttemptInfo,
         frame: Bytes,
     ) -> (Result<Response<Bytes>, Status>, bool) {
         // gRFC A6's transparent retry: a stream the server refused before processing it
@@ -511,12 +495,13 @@ impl Channel {
         // connection the picker gives.
         let mut again = Some(copy_request(&request));
         let mut request = request;
+        let mut info = info;
         loop {
             let Opened {
                 response,
                 mut send,
                 guard,
-            } = match self.send_headers(&attempt, request).await {
+            } = match self.send_headers(&attempt, request, info).await {
                 Ok(opened) => opened,
                 Err(status) => return (Err(status), false),
             };
@@ -532,111 +517,12 @@ impl Channel {
                 (Err(status), Some(retry)) if transport::never_processed(&status) => {
                     tracing::debug!("transparent retry: {status}");
                     request = retry;
+                    info.transparent = true;
                 }
                 (result, _) => return (result, response.committed()),
             }
         }
     }
-}
-
-impl Retry {
-    /// A call succeeded: a token back to the throttle.
-    fn succeeded(&self) {
-        if let Some(throttle) = &self.throttle {
-            throttle.success();
-        }
-    }
-}
-
-/// Where a call stands in its retry policy.
-struct RetryState {
-    /// Attempts made.
-    attempts: u32,
-    backoff: Duration,
-}
-
-impl RetryState {
-    fn new(retry: &Retry) -> RetryState {
-        RetryState {
-            attempts: 0,
-            backoff: retry.policy.initial_backoff,
-        }
-    }
-
-    /// For a call whose first attempt is out already.
-    fn started(retry: &Retry) -> RetryState {
-        RetryState {
-            attempts: 1,
-            ..RetryState::new(retry)
-        }
-    }
-
-    /// The next attempt's request headers: `request`'s, with `grpc-previous-rpc-attempts`
-    /// after the first.
-    fn request(&mut self, request: &http::Request<()>) -> http::Request<()> {
-        let mut this = copy_request(request);
-        if self.attempts > 0 {
-            this.headers_mut()
-                .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(self.attempts));
-        }
-        self.attempts += 1;
-        this
-    }
-
-    /// After an attempt failed with `status`: how long to wait before the next, or `None`
-    /// to give up (a code the policy does not retry, committed, out of attempts or of
-    /// throttle tokens, or the server's pushback says stop).
-    fn next_delay(&mut self, retry: &Retry, status: &Status, committed: bool) -> Option<Duration> {
-        let policy = &retry.policy;
-        let retryable = policy.retryable.contains(&status.code());
-        let pushback = pushback(status);
-        if (retryable || pushback.is_some())
-            && let Some(throttle) = &retry.throttle
-        {
-            throttle.failure();
-        }
-        let throttled = retry.throttle.as_ref().is_some_and(|t| !t.allows());
-        if committed || !retryable || self.attempts >= policy.max_attempts || throttled {
-            return None;
-        }
-        match pushback {
-            // The server's word: wait this long, and start the backoff over.
-            Some(Some(ms)) => {
-                self.backoff = policy.initial_backoff;
-                Some(Duration::from_millis(ms))
-            }
-            // A negative or malformed pushback: no more attempts.
-            Some(None) => None,
-            None => {
-                // Full jitter: anywhere between 0 and the current backoff.
-                let delay = self.backoff.mul_f64(backoff::random());
-                self.backoff = self
-                    .backoff
-                    .mul_f64(policy.multiplier)
-                    .min(policy.max_backoff);
-                Some(delay)
-            }
-        }
-    }
-}
-
-/// The server's `grpc-retry-pushback-ms`: `None` if absent, `Some(None)` if negative or
-/// malformed (stop retrying), `Some(Some(ms))` to wait that long.
-fn pushback(status: &Status) -> Option<Option<u64>> {
-    let value = status.metadata().get(GRPC_RETRY_PUSHBACK_MS)?;
-    Some(value.trim().parse::<u64>().ok())
-}
-
-/// Where an attempt run by the `Around`s leaves its raw response.
-type AttemptSlot = Arc<Mutex<Option<Result<Response<Bytes>, Status>>>>;
-
-/// A copy of a request's head, for another attempt.
-fn copy_request(request: &http::Request<()>) -> http::Request<()> {
-    let mut copy = http::Request::new(());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.headers_mut() = request.headers().clone();
-    copy
 }
 
 impl CallInvoker for Channel {
@@ -663,8 +549,7 @@ impl CallInvoker for Channel {
                     max_recv,
                     request,
                     frame,
-                    call.retry.clone(),
-                    call.hedge.clone(),
+                    call.policy.clone(),
                 );
                 with_deadline(&call, attempt).await
             }
@@ -673,7 +558,7 @@ impl CallInvoker for Channel {
                 // again as a new attempt, and the last attempt's response is kept.
                 let channel = self.clone();
                 let attempt = call.attempt();
-                let (retry, hedge) = (call.retry.clone(), call.hedge.clone());
+                let policy = call.policy.clone();
                 let slot: AttemptSlot = Arc::default();
                 let out = Arc::clone(&slot);
                 let mut core = move || -> AroundFuture<'static> {
@@ -682,8 +567,7 @@ impl CallInvoker for Channel {
                         max_recv,
                         copy_request(&request),
                         frame.clone(),
-                        retry.clone(),
-                        hedge.clone(),
+                        policy.clone(),
                     );
                     let out = Arc::clone(&out);
                     Box::pin(async move {
@@ -727,58 +611,41 @@ impl CallInvoker for Channel {
         mut codec: C,
     ) -> Result<Streaming<C::Decode>, Status> {
         let (head, message) = request.split();
-        let (mut call, mut opened) = self.open(method, MethodKind::ServerStreaming, head).await?;
+        let (mut call, opened) = self.open(method, MethodKind::ServerStreaming, head).await?;
         let frame = call.encode(codec.encoder(), message);
-        // With a retry policy, an attempt that fails before response headers (trailers-only)
-        // is made again: the request is one message, kept encoded.
-        let mut retrying = call.retry.as_ref().map(RetryState::started);
-        let mut response = loop {
-            let Opened {
+        let mut response = match self.first(&mut call, opened) {
+            // Under a policy, the attempts race to the response headers.
+            First::UnderPolicy(pending) => {
+                let frames = futures_util::stream::once(std::future::ready(frame));
+                let committed =
+                    with_deadline(&call, pending.start(Box::pin(frames)).commit()).await;
+                match committed {
+                    Ok(response) => response,
+                    Err(status) => {
+                        call.end.finish(&status);
+                        return Err(status);
+                    }
+                }
+            }
+            First::Alone(Opened {
                 response,
                 mut send,
                 guard,
-            } = opened;
-            let mut response = H2Response::new(response, call.max_recv).tracked(guard);
-            let this = frame.clone();
-            let headers = with_deadline(&call, async {
-                let frame = this?;
-                let _ = transport::send_data(&mut send, frame, true).await;
-                std::future::poll_fn(|cx| response.poll_headers(cx)).await
-            })
-            .await;
-            let status = match headers {
-                Ok(()) => break response,
-                Err(status) => status,
-            };
-            let next = match (&call.retry, &mut retrying, &call.replay) {
-                (Some(retry), Some(state), Some(replay)) => state
-                    .next_delay(retry, &status, response.committed())
-                    .map(|delay| (delay, state.request(replay))),
-                _ => None,
-            };
-            let Some((delay, request)) = next else {
-                call.end.finish(&status);
-                return Err(status);
-            };
-            drop(response);
-            tracing::debug!(?delay, "retrying after {status}");
-            let attempt = call.attempt();
-            let reopened = with_deadline(&call, async {
-                tokio::time::sleep(delay).await;
-                self.send_headers(&attempt, request).await
-            })
-            .await;
-            opened = match reopened {
-                Ok(reopened) => reopened,
-                Err(status) => {
+            }) => {
+                let mut response = H2Response::new(response, call.max_recv).tracked(guard);
+                let headers = with_deadline(&call, async {
+                    let frame = frame?;
+                    let _ = transport::send_data(&mut send, frame, true).await;
+                    std::future::poll_fn(|cx| response.poll_headers(cx)).await
+                })
+                .await;
+                if let Err(status) = headers {
                     call.end.finish(&status);
                     return Err(status);
                 }
-            };
+                response
+            }
         };
-        if let Some(retry) = &call.retry {
-            retry.succeeded();
-        }
         response.watch(call.deadline, call.cancellation.take());
         response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
         Ok(Streaming::from_response(
@@ -800,24 +667,48 @@ impl CallInvoker for Channel {
     {
         let (head, messages) = request.split();
         let (mut call, opened) = self.open(method, MethodKind::ClientStreaming, head).await?;
-        if call.retry.is_some() && call.replay.is_some() {
-            return self
-                .client_streaming_retrying(call, opened, messages, codec)
-                .await;
-        }
-        let send = opened.send;
-        let send_error: SendError = Arc::new(Mutex::new(None));
-        let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
-        // Aborted however this call ends, dropped mid-call included: the sender holds the
-        // stream open, so a detached sender would keep the call alive on the server.
-        let task = spawn_sender(
-            messages,
-            send,
-            &call,
-            codec.encoder(),
-            Arc::clone(&send_error),
-        );
-        response.set_sender(task, Some(send_error));
+        let mut response = match self.first(&mut call, opened) {
+            // Under a policy, the messages are encoded as the sender task sends them, kept
+            // and replayed on each attempt until one commits.
+            First::UnderPolicy(pending) => {
+                let mut encoder = codec.encoder();
+                let (compression, max_send) = (call.compression, call.max_send);
+                let mut scratch = BytesMut::new();
+                let frames = messages.map(move |message| {
+                    framing::encode_request(
+                        &mut encoder,
+                        message.into(),
+                        compression,
+                        max_send,
+                        &mut scratch,
+                    )
+                });
+                match with_deadline(&call, pending.start(Box::pin(frames)).commit()).await {
+                    Ok(response) => response,
+                    Err(status) => {
+                        call.end.finish(&status);
+                        return Err(status);
+                    }
+                }
+            }
+            First::Alone(opened) => {
+                let send_error: SendError = Arc::new(Mutex::new(None));
+                let mut response =
+                    H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
+                // Aborted however this call ends, dropped mid-call included: the sender holds
+                // the stream open, so a detached sender would keep the call alive on the
+                // server.
+                let task = spawn_sender(
+                    messages,
+                    opened.send,
+                    &call,
+                    codec.encoder(),
+                    Arc::clone(&send_error),
+                );
+                response.set_sender(task, Some(send_error));
+                response
+            }
+        };
         let result = with_deadline(&call, single_response(&mut response, codec.decoder())).await;
         drop(response);
         call.end.finish(status_of(&result));
@@ -833,20 +724,71 @@ impl CallInvoker for Channel {
         let (mut call, opened) = self
             .open(method, MethodKind::BidiStreaming, request)
             .await?;
-        let send = Arc::new(Mutex::new(opened.send));
-        let mut response = H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
-        response.reset_on_drop(Arc::clone(&send));
-        let sender = RequestSender::h2(H2Sender {
-            stream: send,
+        let encoding = Encoding {
             encoder: Box::new(codec.encoder()),
             compression: call.compression,
             max_send: call.max_send,
             scratch: BytesMut::new(),
-        });
-        response.watch(call.deadline, call.cancellation.take());
-        response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
-        let stream = Streaming::from_response(Box::new(response), Box::new(codec.decoder()));
-        Ok((sender, stream))
+        };
+        let decoder = Box::new(codec.decoder());
+        let first = self.first(&mut call, opened);
+        let end = std::mem::replace(&mut call.end, EndGuard::none());
+        match first {
+            // Under a policy, the requests go to the sender task, which keeps and replays
+            // them; the response is the race of the attempts until one commits.
+            First::UnderPolicy(pending) => {
+                // One frame waits in the queue while the task sends the one before: `send`
+                // still waits for flow control, one message behind.
+                let (frames, mut queued) = tokio::sync::mpsc::channel(1);
+                let queued = futures_util::stream::poll_fn(move |cx| queued.poll_recv(cx));
+                let attempts = pending.start(Box::pin(queued));
+                let race = retry::race(attempts, call.deadline, call.cancellation.take(), end);
+                let sender = RequestSender::frames(FrameSender { frames, encoding });
+                let stream = Streaming::from_response(Box::new(Committing::new(race)), decoder);
+                Ok((sender, stream))
+            }
+            First::Alone(opened) => {
+                let send = Arc::new(Mutex::new(opened.send));
+                let mut response =
+                    H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
+                response.reset_on_drop(Arc::clone(&send));
+                let sender = RequestSender::h2(H2Sender {
+                    stream: send,
+                    encoding,
+                });
+                response.watch(call.deadline, call.cancellation.take());
+                response.set_end(end);
+                Ok((
+                    sender,
+                    Streaming::from_response(Box::new(response), decoder),
+                ))
+            }
+        }
+    }
+}
+
+/// Where an attempt run by the `Around`s leaves its raw response.
+type AttemptSlot = Arc<Mutex<Option<Result<Response<Bytes>, Status>>>>;
+
+/// A streaming call's first attempt: alone, or the start of attempts under a policy.
+enum First {
+    Alone(Opened),
+    UnderPolicy(Box<Pending>),
+}
+
+impl Channel {
+    fn first(&self, call: &mut Call, opened: Opened) -> First {
+        let (Some(policy), Some(request)) = (call.policy.clone(), call.replay.take()) else {
+            return First::Alone(opened);
+        };
+        First::UnderPolicy(Box::new(Pending {
+            channel: self.clone(),
+            attempt: call.attempt(),
+            request,
+            max_recv: call.max_recv,
+            policy,
+            first: opened,
+        }))
     }
 }
 
@@ -962,238 +904,5 @@ where
             }
         }
         let _ = send.send_data(Bytes::new(), true);
-    })
-}
-
-impl Channel {
-    /// A client-streaming call under a retry policy (gRFC A6): the messages sent are kept
-    /// (within the channel's retry buffer limits) and sent again on each new attempt, until an attempt
-    /// succeeds, fails for good, commits (response headers, or the buffer overflows), or
-    /// runs out of attempts.
-    async fn client_streaming_retrying<C, S>(
-        &self,
-        mut call: Call,
-        opened: Opened,
-        messages: S,
-        mut codec: C,
-    ) -> Result<Response<C::Decode>, Status>
-    where
-        C: Codec,
-        S: Stream + Send + 'static,
-        S::Item: Into<Outbound<C::Encode>> + Send,
-    {
-        let retry = call.retry.clone().expect("a retry policy");
-        let replay = call.replay.take().expect("the request kept for replay");
-        let (next_tx, next_rx) = tokio::sync::mpsc::unbounded_channel();
-        let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let send_error: SendError = Arc::new(Mutex::new(None));
-        let config = self.config();
-        let buffer = ReplayBuffer {
-            per_call: config.retry_buffer_per_call,
-            per_channel: config.retry_buffer_per_channel,
-            channel: Arc::clone(&config.retry_buffered),
-            kept: 0,
-        };
-        let sender = AbortOnDrop(spawn_replaying_sender(
-            messages,
-            opened.send,
-            next_rx,
-            &call,
-            codec.encoder(),
-            Arc::clone(&send_error),
-            Arc::clone(&overflowed),
-            buffer,
-        ));
-        let mut state = RetryState::started(&retry);
-        let (mut response_future, mut guard) = (opened.response, opened.guard);
-        let result = loop {
-            let mut response = H2Response::new(response_future, call.max_recv).tracked(guard);
-            let result =
-                with_deadline(&call, single_response(&mut response, codec.decoder())).await;
-            let status = match result {
-                Ok(reply) => {
-                    retry.succeeded();
-                    break Ok(reply);
-                }
-                Err(status) => status,
-            };
-            if let Some(error) = send_error.lock().expect("send error lock").take() {
-                break Err(error);
-            }
-            let committed =
-                response.committed() || overflowed.load(std::sync::atomic::Ordering::Acquire);
-            let Some(delay) = state.next_delay(&retry, &status, committed) else {
-                break Err(status);
-            };
-            drop(response);
-            tracing::debug!(attempt = state.attempts, ?delay, "retrying after {status}");
-            let request = state.request(&replay);
-            let attempt = call.attempt();
-            let reopened = with_deadline(&call, async {
-                tokio::time::sleep(delay).await;
-                self.send_headers(&attempt, request).await
-            })
-            .await;
-            match reopened {
-                Ok(opened) => {
-                    // The sender replays what it kept on the new stream, then goes on.
-                    let _ = next_tx.send(opened.send);
-                    (response_future, guard) = (opened.response, opened.guard);
-                }
-                Err(status) => break Err(status),
-            }
-        };
-        drop(sender);
-        call.end.finish(status_of(&result));
-        result
-    }
-}
-
-/// Aborts a task when dropped: however a call ends, its sender does not outlive it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// What a call keeps for replay, counted against its own limit and its channel's.
-struct ReplayBuffer {
-    per_call: usize,
-    per_channel: usize,
-    /// The channel's total kept bytes.
-    channel: Arc<std::sync::atomic::AtomicUsize>,
-    /// This call's kept bytes (given back to the channel when the call ends).
-    kept: usize,
-}
-
-impl ReplayBuffer {
-    /// Counts `bytes` more; `false` if that passes a limit (then nothing of this call is
-    /// counted any more).
-    fn take(&mut self, bytes: usize) -> bool {
-        use std::sync::atomic::Ordering;
-        let within_call = self.kept + bytes <= self.per_call;
-        let per_channel = self.per_channel;
-        let within_channel = within_call
-            && self
-                .channel
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |total| {
-                    (total + bytes <= per_channel).then_some(total + bytes)
-                })
-                .is_ok();
-        if within_channel {
-            self.kept += bytes;
-        } else {
-            self.release();
-        }
-        within_channel
-    }
-
-    fn release(&mut self) {
-        self.channel
-            .fetch_sub(self.kept, std::sync::atomic::Ordering::AcqRel);
-        self.kept = 0;
-    }
-}
-
-impl Drop for ReplayBuffer {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// Sends every message of `messages` on the current attempt's stream, keeping the frames
-/// (within `buffer`'s limits, then `overflowed`) to send again on each stream that arrives
-/// through `next`; ends each stream once the messages have.
-#[allow(clippy::too_many_arguments)]
-fn spawn_replaying_sender<S, E>(
-    messages: S,
-    first: SendStream<Bytes>,
-    mut next: tokio::sync::mpsc::UnboundedReceiver<SendStream<Bytes>>,
-    call: &Call,
-    mut encoder: E,
-    send_error: SendError,
-    overflowed: Arc<std::sync::atomic::AtomicBool>,
-    mut buffer: ReplayBuffer,
-) -> tokio::task::JoinHandle<()>
-where
-    S: Stream + Send + 'static,
-    E: Encoder,
-    S::Item: Into<Outbound<E::Item>> + Send,
-{
-    let compression = call.compression;
-    let max_send = call.max_send;
-    tokio::spawn(async move {
-        let mut messages = std::pin::pin!(messages);
-        let mut scratch = BytesMut::new();
-        let mut kept: Vec<Bytes> = Vec::new();
-        // The stream of the attempt in progress; `None` while it is gone and the next has
-        // not come.
-        let mut send = Some(first);
-        let mut done = false;
-        loop {
-            let Some(stream) = send.as_mut() else {
-                // This attempt's stream failed: the next attempt's, with everything kept.
-                if overflowed.load(std::sync::atomic::Ordering::Acquire) {
-                    return;
-                }
-                let Some(mut stream) = next.recv().await else {
-                    return;
-                };
-                let mut ok = true;
-                for frame in &kept {
-                    if transport::send_data(&mut stream, frame.clone(), false)
-                        .await
-                        .is_err()
-                    {
-                        ok = false;
-                        break;
-                    }
-                }
-                if ok && done {
-                    let _ = stream.send_data(Bytes::new(), true);
-                }
-                send = ok.then_some(stream);
-                continue;
-            };
-            if done {
-                // Everything is out on this stream; wait for another attempt, if any.
-                send = None;
-                continue;
-            }
-            let Some(message) = messages.next().await else {
-                let _ = stream.send_data(Bytes::new(), true);
-                done = true;
-                continue;
-            };
-            let frame = framing::encode_request(
-                &mut encoder,
-                message.into(),
-                compression,
-                max_send,
-                &mut scratch,
-            );
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(status) => {
-                    *send_error.lock().expect("send error lock") = Some(status);
-                    stream.send_reset(h2::Reason::CANCEL);
-                    return;
-                }
-            };
-            if !overflowed.load(std::sync::atomic::Ordering::Relaxed) {
-                if buffer.take(frame.len()) {
-                    kept.push(frame.clone());
-                } else {
-                    // Too much to replay: the call commits to this attempt.
-                    overflowed.store(true, std::sync::atomic::Ordering::Release);
-                    kept = Vec::new();
-                }
-            }
-            if transport::send_data(stream, frame, false).await.is_err() {
-                send = None;
-            }
-        }
     })
 }

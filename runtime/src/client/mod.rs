@@ -7,6 +7,7 @@ mod conn;
 mod invoker;
 mod options;
 mod response;
+mod retry;
 mod sender;
 mod target;
 

@@ -42,6 +42,9 @@ pub struct RequestSender<T> {
 
 enum Inner<T> {
     H2(Box<H2Sender<T>>),
+    /// Under a retry or hedging policy: the frames go to the task that sends them to each
+    /// attempt and keeps them for replay (`client::retry`).
+    Frames(Box<FrameSender<T>>),
     Channel(mpsc::Sender<T>),
     Closed,
 }
@@ -56,10 +59,32 @@ pub(crate) fn lock(send: &SharedSend) -> MutexGuard<'_, SendStream<Bytes>> {
 
 pub(crate) struct H2Sender<T> {
     pub(crate) stream: SharedSend,
+    pub(crate) encoding: Encoding<T>,
+}
+
+pub(crate) struct FrameSender<T> {
+    pub(crate) frames: mpsc::Sender<Result<Bytes, Status>>,
+    pub(crate) encoding: Encoding<T>,
+}
+
+/// How a bidi call's requests become frames.
+pub(crate) struct Encoding<T> {
     pub(crate) encoder: Box<dyn Encoder<Item = T>>,
     pub(crate) compression: Option<CompressionEncoding>,
     pub(crate) max_send: usize,
     pub(crate) scratch: BytesMut,
+}
+
+impl<T: 'static> Encoding<T> {
+    fn encode(&mut self, message: Outbound<T>) -> Result<Bytes, Status> {
+        framing::encode_request(
+            &mut *self.encoder,
+            message,
+            self.compression,
+            self.max_send,
+            &mut self.scratch,
+        )
+    }
 }
 
 impl<T> fmt::Debug for RequestSender<T> {
@@ -74,6 +99,12 @@ impl<T: Send + 'static> RequestSender<T> {
     pub(crate) fn h2(sender: H2Sender<T>) -> RequestSender<T> {
         RequestSender {
             inner: Inner::H2(Box::new(sender)),
+        }
+    }
+
+    pub(crate) fn frames(sender: FrameSender<T>) -> RequestSender<T> {
+        RequestSender {
+            inner: Inner::Frames(Box::new(sender)),
         }
     }
 
@@ -122,14 +153,7 @@ impl<T: Send + 'static> RequestSender<T> {
         let message = message.into();
         match &mut self.inner {
             Inner::H2(sender) => {
-                let frame = framing::encode_request(
-                    &mut *sender.encoder,
-                    message,
-                    sender.compression,
-                    sender.max_send,
-                    &mut sender.scratch,
-                );
-                let mut frame = match frame {
+                let mut frame = match sender.encoding.encode(message) {
                     Ok(frame) => frame,
                     Err(status) => {
                         lock(&sender.stream).send_reset(h2::Reason::CANCEL);
@@ -141,6 +165,20 @@ impl<T: Send + 'static> RequestSender<T> {
                 poll_fn(|cx| transport::poll_send(&mut lock(stream), &mut frame, false, cx))
                     .await
                     .map_err(|e| transport::status_from_h2(&e))
+            }
+            Inner::Frames(sender) => {
+                match sender.encoding.encode(message) {
+                    Ok(frame) => sender.frames.send(Ok(frame)).await.map_err(|_| {
+                        Status::cancelled("the call has ended; its response says how")
+                    }),
+                    Err(status) => {
+                        // The sending task resets the attempts' streams and the call ends with
+                        // this status.
+                        let _ = sender.frames.send(Err(status.clone())).await;
+                        self.inner = Inner::Closed;
+                        Err(status)
+                    }
+                }
             }
             Inner::Channel(tx) => tx
                 .send(message.into_inner())
