@@ -391,7 +391,9 @@ if [ $mode = ours ]; then
   # Retries from a service config against grpcio, which fails the first attempts (our own
   # case and convention: interop/peers/python/server.py's x-retry-id / x-fail-first).
   if [[ " ${PEERS[*]} " == *" python "* ]] && [[ " ${TRANSPORTS[*]} " == *" plain "* ]]; then
-    run_own retry_on_unavailable python
+    for case in retry_on_unavailable retry_bidi_on_unavailable hedging_past_a_stall; do
+      run_own "$case" python
+    done
   fi
 else
   for t in "${TRANSPORTS[@]}"; do

@@ -201,6 +201,8 @@ impl Cases {
             "rpc_soak" => Box::pin(self.rpc_soak()),
             "channel_soak" => Box::pin(self.channel_soak()),
             "retry_on_unavailable" => Box::pin(self.retry_on_unavailable()),
+            "retry_bidi_on_unavailable" => Box::pin(self.retry_bidi_on_unavailable()),
+            "hedging_past_a_stall" => Box::pin(self.hedging_past_a_stall()),
             other => return Err(format!("unknown test case {other:?}")),
         };
         match tokio::time::timeout(Duration::from_secs(60), case).await {
@@ -214,39 +216,68 @@ impl Cases {
     /// attempts with UNAVAILABLE; a channel whose service config retries UNAVAILABLE
     /// succeeds on the third, and the server saw `grpc-previous-rpc-attempts: 2`.
     async fn retry_on_unavailable(&self) -> Outcome {
-        let config = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
-            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.2s",
-                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
-        let channel = builder(&self.target, &self.credentials, Some(config))
+        let channel = builder(&self.target, &self.credentials, Some(RETRY_UNAVAILABLE))
             .build()
             .map_err(|e| e.to_string())?;
-        let id = format!(
-            "retry-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-        let mut request = Request::new(SimpleRequest::new());
-        request
-            .metadata_mut()
-            .insert("x-retry-id", &id)
-            .map_err(|e| e.to_string())?;
-        request
-            .metadata_mut()
-            .insert("x-fail-first", "2")
-            .map_err(|e| e.to_string())?;
+        let request = convention_request(SimpleRequest::new(), &[("x-fail-first", "2")])?;
         let reply = TestServiceClient::new(channel)
             .unary_call(request)
             .await
             .map_err(|s| status_err("UnaryCall", s))?;
-        let attempts = reply.trailers().get("x-attempts");
-        check(attempts == Some("3"), || {
-            format!("the server saw attempts {attempts:?}, expected 3")
+        attempts_seen(reply.trailers(), "3", "2")
+    }
+
+    /// Our own case: as `retry_on_unavailable`, for a bidi call that sends two requests
+    /// before reading: both are replayed on each attempt, and the third attempt answers both.
+    async fn retry_bidi_on_unavailable(&self) -> Outcome {
+        let channel = builder(&self.target, &self.credentials, Some(RETRY_UNAVAILABLE))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let request = convention_request((), &[("x-fail-first", "2")])?;
+        let (mut tx, mut stream) = TestServiceClient::new(channel)
+            .full_duplex_call(request)
+            .await
+            .map_err(|s| status_err("FullDuplexCall", s))?;
+        for size in [3, 5] {
+            let mut request = StreamingOutputCallRequest::new();
+            request.response_parameters = params(&[size]);
+            tx.send(request)
+                .await
+                .map_err(|s| status_err("FullDuplexCall send", s))?;
+        }
+        tx.close();
+        let got = read_all(&mut stream)
+            .await
+            .map_err(|s| status_err("FullDuplexCall", s))?;
+        let sizes: Vec<usize> = got.iter().map(|r| r.payload.body.len()).collect();
+        check(sizes == [3, 5], || {
+            format!("responses of {sizes:?} bytes, expected [3, 5]: both requests replayed")
         })?;
-        let previous = reply.trailers().get("x-previous-attempts");
-        check(previous == Some("2"), || {
-            format!("the last attempt carried grpc-previous-rpc-attempts {previous:?}, expected 2")
-        })
+        let trailers = stream.trailers().cloned().unwrap_or_default();
+        attempts_seen(&trailers, "3", "2")
+    }
+
+    /// Our own case: a hedging policy against a server whose first attempt stalls for 5 s
+    /// (the convention's `x-stall-first-ms`): the hedge sent after 200 ms answers, well before
+    /// the stall ends.
+    async fn hedging_past_a_stall(&self) -> Outcome {
+        let config = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
+            "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.2s",
+                              "nonFatalStatusCodes": ["UNAVAILABLE"]}}]}"#;
+        let channel = builder(&self.target, &self.credentials, Some(config))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let request = convention_request(SimpleRequest::new(), &[("x-stall-first-ms", "5000")])?;
+        let started = std::time::Instant::now();
+        let reply = TestServiceClient::new(channel)
+            .unary_call(request)
+            .await
+            .map_err(|s| status_err("UnaryCall", s))?;
+        let took = started.elapsed();
+        check(took < Duration::from_secs(3), || {
+            format!("answered after {took:?}: not by the hedge")
+        })?;
+        attempts_seen(reply.trailers(), "2", "1")
     }
 
     async fn empty_unary(&self) -> Outcome {
@@ -716,7 +747,11 @@ impl Cases {
 }
 
 /// Cases of our own, beside the interop spec's; run only when named.
-pub const OWN_CASES: &[&str] = &["retry_on_unavailable"];
+pub const OWN_CASES: &[&str] = &[
+    "retry_on_unavailable",
+    "retry_bidi_on_unavailable",
+    "hedging_past_a_stall",
+];
 
 /// Expands `--test_case`: a name, a comma list, or `all` (the spec's cases).
 ///
@@ -754,4 +789,47 @@ mod tests {
         );
         assert!(select("nope").is_err());
     }
+}
+
+/// The own retry cases' service config: UNAVAILABLE retried, up to 4 attempts.
+const RETRY_UNAVAILABLE: &str = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.2s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+
+/// A request following the retry convention of `interop/peers/python/server.py`: a fresh
+/// `x-retry-id` and the given headers.
+fn convention_request<T>(message: T, headers: &[(&str, &str)]) -> Result<Request<T>, String> {
+    let id = format!(
+        "retry-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-retry-id", &id)
+        .map_err(|e| e.to_string())?;
+    for (key, value) in headers {
+        request
+            .metadata_mut()
+            .insert(key, value)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(request)
+}
+
+/// Checks the convention's trailers: the attempts the server saw, and the
+/// `grpc-previous-rpc-attempts` of the one that answered.
+fn attempts_seen(trailers: &MetadataMap, attempts: &str, previous: &str) -> Outcome {
+    let seen = trailers.get("x-attempts");
+    check(seen == Some(attempts), || {
+        format!("the server saw attempts {seen:?}, expected {attempts}")
+    })?;
+    let got = trailers.get("x-previous-attempts");
+    check(got == Some(previous), || {
+        format!(
+            "the answering attempt carried grpc-previous-rpc-attempts {got:?}, expected {previous}"
+        )
+    })
 }

@@ -7,6 +7,9 @@
 //! sides: on a [`Channel`](crate::client::Channel) the metadata is what will be sent; on a
 //! [`Server`](crate::server::Server) it is what the handler will see.
 //!
+//! On a client it is also told of each attempt ([`Interceptor::on_attempt`]): the first, each
+//! retry or hedge of a service config's policy, each transparent retry.
+//!
 //! Interceptors run in the order they were added: the first added is the outermost, so its
 //! `on_call` runs first and its `on_end` last (gRPC-Go's chaining order).
 //!

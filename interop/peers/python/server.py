@@ -29,28 +29,34 @@ CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
 # Retries against a real peer (our own test convention, not the interop spec's): a call
-# carrying x-retry-id and x-fail-first=N fails its first N attempts (keyed by the id) with
-# UNAVAILABLE; the attempt that succeeds reports how many attempts the server saw, and the
-# grpc-previous-rpc-attempts it got, in trailing metadata x-attempts / x-previous-attempts.
+# carrying x-retry-id is counted by that id. With x-fail-first=N it fails its first N attempts
+# with UNAVAILABLE; with x-stall-first-ms=MS its first attempt waits that long (or until the
+# client cancels it) before going on. The attempt that succeeds reports how many attempts the
+# server saw, and the grpc-previous-rpc-attempts it got, in trailing metadata x-attempts /
+# x-previous-attempts.
 _attempts = {}
 _attempts_lock = threading.Lock()
 
 
 def fail_first(context):
-    """Aborts the attempt if the retry convention says so; False if it does not apply."""
+    """Applies the retry convention to this attempt (aborting it if it says so)."""
     md = dict(context.invocation_metadata())
-    if "x-retry-id" not in md or "x-fail-first" not in md:
-        return False
+    if "x-retry-id" not in md:
+        return
     with _attempts_lock:
         n = _attempts.get(md["x-retry-id"], 0) + 1
         _attempts[md["x-retry-id"]] = n
-    if n <= int(md["x-fail-first"]):
+    stall = md.get("x-stall-first-ms")
+    if stall is not None and n == 1:
+        until = time.monotonic() + int(stall) / 1000
+        while time.monotonic() < until and context.is_active():
+            time.sleep(0.01)
+    if n <= int(md.get("x-fail-first", "0")):
         context.abort(grpc.StatusCode.UNAVAILABLE, "attempt %d fails" % n)
     context.set_trailing_metadata((
         ("x-attempts", str(n)),
         ("x-previous-attempts", md.get("grpc-previous-rpc-attempts", "none")),
     ))
-    return False
 
 
 def parse_args(argv):
@@ -132,8 +138,7 @@ class TestService(test_pb2_grpc.TestServiceServicer):
         return empty_pb2.Empty()
 
     def UnaryCall(self, request, context):
-        if fail_first(context):
-            return messages_pb2.SimpleResponse()
+        fail_first(context)
         echo_metadata(context)
         check_status(request.response_status if request.HasField("response_status") else None,
                      context)
@@ -178,6 +183,7 @@ class TestService(test_pb2_grpc.TestServiceServicer):
         return messages_pb2.StreamingInputCallResponse(aggregated_payload_size=total)
 
     def FullDuplexCall(self, request_iterator, context):
+        fail_first(context)
         echo_metadata(context)
         compression_set = [False]
         for request in request_iterator:

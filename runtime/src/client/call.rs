@@ -380,7 +380,7 @@ impl Channel {
         let retry = match policy {
             None => {
                 return self
-                    .unary_attempt(attempt, max_recv, request, AttemptInfo::FIRST, frame)
+                    .unary_attempt(attempt, max_recv, request, None, AttemptInfo::FIRST, frame)
                     .await
                     .0;
             }
@@ -395,8 +395,14 @@ impl Channel {
         loop {
             let (this, info) = state.request(&request, false);
             let (result, committed) = self
-                .clone()
-                .unary_attempt(attempt.clone(), max_recv, this, info, frame.clone())
+                .unary_attempt(
+                    attempt.clone(),
+                    max_recv,
+                    this,
+                    Some(&request),
+                    info,
+                    frame.clone(),
+                )
                 .await;
             let status = match result {
                 Ok(response) => {
@@ -439,10 +445,11 @@ impl Channel {
                 next = None;
                 if hedge.allows(state.attempts) {
                     let (this, info) = state.request(&request, true);
-                    in_flight.push(self.clone().unary_attempt(
+                    in_flight.push(self.unary_attempt(
                         attempt.clone(),
                         max_recv,
                         this,
+                        Some(&request),
                         info,
                         frame.clone(),
                     ));
@@ -481,19 +488,26 @@ impl Channel {
     }
 
     /// One attempt at a unary call: the headers, the encoded request, the raw response; and
-    /// whether the call committed (response headers arrived).
+    /// whether the call committed (response headers arrived). `template` is the call's
+    /// request under a policy, kept by the policy's loop: a transparent retry copies it
+    /// only if it happens, where a call without a policy keeps a copy of its own.
     async fn unary_attempt(
-        self,
+        &self,
         attempt: Attempt,
         max_recv: usize,
         request: http::Request<()>,
+        template: Option<&http::Request<()>>,
         info: AttemptInfo,
         frame: Bytes,
     ) -> (Result<Response<Bytes>, Status>, bool) {
         // gRFC A6's transparent retry: a stream the server refused before processing it
         // (REFUSED_STREAM, or past a GOAWAY's last stream) is sent once more, on whatever
         // connection the picker gives.
-        let mut again = Some(copy_request(&request));
+        let mut again = match template {
+            Some(_) => None,
+            None => Some(copy_request(&request)),
+        };
+        let mut transparent_left = true;
         let mut request = request;
         let mut info = info;
         loop {
@@ -513,13 +527,18 @@ impl Channel {
             }
             let mut response = H2Response::new(response, max_recv).tracked(guard);
             let result = single_response(&mut response, BytesCodec).await;
-            match (result, again.take()) {
-                (Err(status), Some(retry)) if transport::never_processed(&status) => {
+            match result {
+                Err(status) if transparent_left && transport::never_processed(&status) => {
                     tracing::debug!("transparent retry: {status}");
-                    request = retry;
+                    request = match (again.take(), template) {
+                        (Some(copy), _) => copy,
+                        (None, Some(template)) => retry::attempt_request(template, info.number),
+                        (None, None) => unreachable!("a copy or the template"),
+                    };
+                    transparent_left = false;
                     info.transparent = true;
                 }
-                (result, _) => return (result, response.committed()),
+                result => return (result, response.committed()),
             }
         }
     }

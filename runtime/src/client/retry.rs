@@ -135,12 +135,8 @@ impl RetryState {
         request: &http::Request<()>,
         hedge: bool,
     ) -> (http::Request<()>, AttemptInfo) {
-        let mut this = copy_request(request);
-        if self.attempts > 0 {
-            this.headers_mut()
-                .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(self.attempts));
-        }
         self.attempts += 1;
+        let this = attempt_request(request, self.attempts);
         let info = AttemptInfo {
             number: self.attempts,
             transparent: false,
@@ -196,6 +192,18 @@ impl RetryState {
 fn pushback(status: &Status) -> Option<Option<u64>> {
     let value = status.metadata().get(GRPC_RETRY_PUSHBACK_MS)?;
     Some(value.trim().parse::<u64>().ok())
+}
+
+/// The request of attempt `number` (from 1): a copy of `template`, with
+/// `grpc-previous-rpc-attempts` after the first.
+pub(super) fn attempt_request(template: &http::Request<()>, number: u32) -> http::Request<()> {
+    let mut request = copy_request(template);
+    if number > 1 {
+        request
+            .headers_mut()
+            .insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(number - 1));
+    }
+    request
 }
 
 /// A copy of a request's head, for another attempt.
@@ -467,13 +475,7 @@ impl Attempts {
             // unprocessed goes again, not counted against the policy.
             if !transparent_used && transport::never_processed(&status) {
                 tracing::debug!(attempt = info.number, "transparent retry: {status}");
-                let mut request = copy_request(&self.request);
-                if info.number > 1 {
-                    request.headers_mut().insert(
-                        GRPC_PREVIOUS_RPC_ATTEMPTS,
-                        HeaderValue::from(info.number - 1),
-                    );
-                }
+                let request = attempt_request(&self.request, info.number);
                 let info = AttemptInfo {
                     transparent: true,
                     ..info
