@@ -776,21 +776,6 @@ pub fn select(spec: &str) -> Result<Vec<&'static str>, String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selects_cases() {
-        assert_eq!(select("all").unwrap().len(), ALL_CASES.len());
-        assert_eq!(
-            select("empty_unary, ping_pong").unwrap(),
-            ["empty_unary", "ping_pong"]
-        );
-        assert!(select("nope").is_err());
-    }
-}
-
 /// The own retry cases' service config: UNAVAILABLE retried, up to 4 attempts.
 const RETRY_UNAVAILABLE: &str = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
     "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.2s",
@@ -832,4 +817,19 @@ fn attempts_seen(trailers: &MetadataMap, attempts: &str, previous: &str) -> Outc
             "the answering attempt carried grpc-previous-rpc-attempts {got:?}, expected {previous}"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_cases() {
+        assert_eq!(select("all").unwrap().len(), ALL_CASES.len());
+        assert_eq!(
+            select("empty_unary, ping_pong").unwrap(),
+            ["empty_unary", "ping_pong"]
+        );
+        assert!(select("nope").is_err());
+    }
 }
