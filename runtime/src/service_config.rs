@@ -523,9 +523,40 @@ pub(crate) struct Effective {
 pub(crate) struct ConfigCell {
     set: std::sync::atomic::AtomicBool,
     current: std::sync::RwLock<Option<Arc<Effective>>>,
+    /// The resolver has answered once (with or without a config, or with an error): calls
+    /// choose their method config only after that (gRPC-Go's `waitForResolvedAddrs`).
+    resolved: std::sync::atomic::AtomicBool,
+    resolved_now: tokio::sync::Notify,
 }
 
 impl ConfigCell {
+    /// The resolver answered: calls waiting for it go on.
+    pub(crate) fn mark_resolved(&self) {
+        if !self
+            .resolved
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.resolved_now.notify_waiters();
+        }
+    }
+
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.resolved.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits for the resolver's first answer.
+    pub(crate) async fn wait_resolved(&self) {
+        loop {
+            let notified = self.resolved_now.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_resolved() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Makes `config` the one in effect.
     pub(crate) fn store(&self, config: ServiceConfig) {
         let throttle = config.throttling.map(|t| Arc::new(Throttle::new(t)));

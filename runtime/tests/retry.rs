@@ -524,18 +524,23 @@ async fn bidi_calls_are_retried_before_they_commit() {
     assert_eq!(attempts(&seen, "internal").len(), 1);
 }
 
-#[tokio::test]
-async fn bidi_retries_over_tcp() {
-    let seen = Seen::default();
-    let flaky = flaky_server(seen.clone());
+/// Serves `server` on a loopback TCP port.
+async fn serve_tcp(server: Server) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, peer)) = listener.accept().await {
             let peer = grpc_runtime::Peer::new(Some(peer), None);
-            tokio::spawn(flaky.clone().serve_connection(tcp, peer));
+            tokio::spawn(server.clone().serve_connection(tcp, peer));
         }
     });
+    addr
+}
+
+#[tokio::test]
+async fn bidi_retries_over_tcp() {
+    let seen = Seen::default();
+    let addr = serve_tcp(flaky_server(seen.clone())).await;
     let channel = Channel::builder(&format!("http://{addr}"))
         .default_service_config(RETRY)
         .build()
@@ -693,4 +698,57 @@ async fn interceptors_see_each_attempt() {
         *log.0.lock().unwrap(),
         [(1, false, false), (2, false, true)]
     );
+}
+
+#[tokio::test]
+async fn the_resolvers_config_replaces_the_default_unless_lookups_are_disabled() {
+    use grpc_runtime::resolver::manual::ManualResolver;
+    use grpc_runtime::resolver::{Address, ResolverState};
+
+    let seen = Seen::default();
+    let server = flaky_server(seen.clone());
+    let addr = serve_tcp(server.clone()).await;
+    // Pushed by the resolver: a retry policy. The default has none.
+    let no_retry = r#"{"methodConfig": [{"name": [{}], "timeout": "30s"}]}"#;
+    let channel_with = |disable: bool| {
+        let resolver = ManualResolver::new("manual");
+        resolver
+            .update_state(ResolverState::new(vec![Address::Tcp(addr)]).with_service_config(RETRY));
+        let builder = Channel::builder("manual:///flaky")
+            .credentials(grpc_runtime::credentials::ChannelCredentials::insecure())
+            .resolver(resolver)
+            .default_service_config(no_retry);
+        let builder = if disable {
+            builder.disable_service_config_lookup()
+        } else {
+            builder
+        };
+        builder.build().unwrap()
+    };
+    // The first call waits for the resolver, so it has the resolver's config.
+    let channel = channel_with(false);
+    call(&channel, "pushed", &[("x-fail-first", "1")])
+        .await
+        .unwrap();
+    assert_eq!(attempts(&seen, "pushed").len(), 2, "the resolver's policy");
+
+    let channel = channel_with(true);
+    let err = call(&channel, "ignored", &[("x-fail-first", "1")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(
+        attempts(&seen, "ignored").len(),
+        1,
+        "the default: no policy"
+    );
+
+    // disable_retry: the policy is there, and not applied.
+    let channel = memory_channel(&server, |b| b.default_service_config(RETRY).disable_retry());
+    assert!(
+        call(&channel, "off", &[("x-fail-first", "1")])
+            .await
+            .is_err()
+    );
+    assert_eq!(attempts(&seen, "off").len(), 1);
 }

@@ -140,7 +140,12 @@ impl Channel {
             metadata
         };
         // The service config's settings for the method (gRPC-Go's precedence: the smaller
-        // timeout and limits win; a call's own wait-for-ready wins over the config's).
+        // timeout and limits win; a call's own wait-for-ready wins over the config's), once
+        // the resolver has said whether it has one.
+        if let Err(status) = self.resolved(timeout, head.deadline).await {
+            end.finish(&status);
+            return Err(status);
+        }
         let service_config = self.service_config();
         let method_config = service_config
             .as_ref()
@@ -163,17 +168,18 @@ impl Channel {
             max_send = max_send.min(method.max_request_bytes.unwrap_or(usize::MAX));
             let throttle = service_config.as_ref().and_then(|c| c.throttle.clone());
             // The parser lets a method have one of the two at most.
-            if let Some(retry) = &method.retry {
-                policy = Some(Policy::Retry(Retry {
+            policy = match (&method.retry, &method.hedging) {
+                _ if !config.retries => None,
+                (Some(retry), _) => Some(Policy::Retry(Retry {
                     policy: retry.clone(),
                     throttle,
-                }));
-            } else if let Some(hedging) = &method.hedging {
-                policy = Some(Policy::Hedge(Hedge {
+                })),
+                (None, Some(hedging)) => Some(Policy::Hedge(Hedge {
                     policy: hedging.clone(),
                     throttle,
-                }));
-            }
+                })),
+                (None, None) => None,
+            };
         }
         let deadline = match (timeout.map(|t| Instant::now() + t), head.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -97,6 +97,8 @@ pub(crate) struct Config {
     pub(crate) wait_for_ready: bool,
     /// What one call under a retry policy may keep for replay (gRFC A6).
     pub(crate) retry_buffer_per_call: usize,
+    /// Whether the service config's retry and hedging policies apply.
+    pub(crate) retries: bool,
     /// What all the channel's calls may keep together, and what they keep now.
     pub(crate) retry_buffer_per_channel: usize,
     pub(crate) retry_buffered: Arc<std::sync::atomic::AtomicUsize>,
@@ -152,6 +154,8 @@ impl Channel {
             backoff: BackoffConfig::default(),
             proxy: Proxy::from_env(),
             retry_buffer: (256 * 1024, 16 * 1024 * 1024),
+            resolver_service_config: true,
+            retries: true,
         }
     }
 
@@ -207,6 +211,34 @@ impl Channel {
     /// The service config in effect, if any.
     pub(crate) fn service_config(&self) -> Option<Arc<Effective>> {
         self.inner.service_config.load()
+    }
+
+    /// Waits (until `deadline`) for the resolver's first answer, leaving IDLE for it: until
+    /// then a call cannot know its service config (gRPC-Go's `waitForResolvedAddrs`). One
+    /// load once the channel has resolved.
+    pub(crate) async fn resolved(
+        &self,
+        timeout: Option<Duration>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), Status> {
+        let cell = &self.inner.service_config;
+        if cell.is_resolved() {
+            return Ok(());
+        }
+        let deadline = match (timeout.map(|t| tokio::time::Instant::now() + t), deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.start();
+        self.inner.activity.exit_idle(&self.inner.handles.control);
+        let wait = cell.wait_resolved();
+        match deadline {
+            None => wait.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, wait).await.map_err(|_| {
+                Status::deadline_exceeded("deadline exceeded while resolving the target")
+            })?,
+        }
+        Ok(())
     }
 
     /// The request URI for a method.
@@ -348,6 +380,8 @@ pub struct ChannelBuilder {
     backoff: BackoffConfig,
     proxy: Proxy,
     retry_buffer: (usize, usize),
+    resolver_service_config: bool,
+    retries: bool,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -536,6 +570,22 @@ impl ChannelBuilder {
         self
     }
 
+    /// Ignores service configs from the resolver: the default one
+    /// ([`default_service_config`](Self::default_service_config)) stays in force (gRPC-Go's
+    /// `WithDisableServiceConfig`).
+    pub fn disable_service_config_lookup(mut self) -> Self {
+        self.resolver_service_config = false;
+        self
+    }
+
+    /// Turns off the service config's retry and hedging policies: each call makes one
+    /// attempt (and, for a stream the server refused unprocessed, one transparent retry).
+    /// gRPC-Go's `WithDisableRetry`.
+    pub fn disable_retry(mut self) -> Self {
+        self.retries = false;
+        self
+    }
+
     /// The HTTP CONNECT proxy connections go through. Default: [`Proxy::from_env`].
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = proxy;
@@ -665,6 +715,7 @@ impl ChannelBuilder {
             balancer_config,
             idle_timeout: self.idle_timeout,
             service_config: Arc::clone(&cell),
+            resolver_service_config: self.resolver_service_config,
         };
         let (handles, pending) = conn::prepare(plan, connector, Arc::clone(&activity));
         let started = tokio::runtime::Handle::try_current().is_ok();
@@ -687,6 +738,7 @@ impl ChannelBuilder {
                     retry_buffer_per_call: self.retry_buffer.0,
                     retry_buffer_per_channel: self.retry_buffer.1,
                     retry_buffered: Arc::default(),
+                    retries: self.retries,
                 },
                 secure,
                 call_credentials: self.call_credentials,

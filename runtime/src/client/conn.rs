@@ -106,6 +106,8 @@ pub(crate) struct Plan {
     pub(crate) balancer_config: Option<serde_json::Value>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) service_config: Arc<ConfigCell>,
+    /// Whether the resolver's service configs are used (else only the default).
+    pub(crate) resolver_service_config: bool,
 }
 
 /// The ends of the control task that the channel keeps.
@@ -270,6 +272,8 @@ impl Task {
 
     fn fail(&mut self, status: Status) {
         tracing::debug!(target = %self.connector.target, "channel failed: {status}");
+        // Calls waiting for the resolver go on to the failing picker.
+        self.plan.service_config.mark_resolved();
         self.picker.send_replace(failing_picker(status));
         self.state.send_replace(ConnectivityState::TransientFailure);
     }
@@ -322,9 +326,12 @@ impl Task {
     fn resolved(&mut self, result: Result<ResolverState, Status>) {
         match result {
             Ok(state) => {
-                if let Some(json) = &state.service_config {
+                if let Some(json) = &state.service_config
+                    && self.plan.resolver_service_config
+                {
                     self.apply_service_config(json);
                 }
+                self.plan.service_config.mark_resolved();
                 let mut refused = None;
                 self.with_balancer(|balancer, controller| {
                     refused = balancer.resolver_update(&state, controller).err();
@@ -334,6 +341,7 @@ impl Task {
                 }
             }
             Err(error) => {
+                self.plan.service_config.mark_resolved();
                 self.with_balancer(|balancer, controller| {
                     balancer.resolver_error(&error, controller)
                 });
