@@ -50,6 +50,7 @@ extern crate self as grpc_runtime;
 /// --check` keeps it current): the standard protos the runtime serves and speaks, exported
 /// by the modules that use them.
 #[allow(missing_docs, unreachable_pub)]
+#[rustfmt::skip]
 mod generated {
     pub(crate) mod google_rpc;
     pub(crate) mod health_v1;
