@@ -16,6 +16,7 @@
 //! | [`metadata`] | [`MetadataMap`] |
 //! | [`compression`] | [`CompressionEncoding`] |
 //! | [`interceptor`] | [`Interceptor`](interceptor::Interceptor) |
+//! | [`health`] | the `grpc.health.v1` service ([`HealthReporter`](health::HealthReporter)) and client-side health checking |
 //! | [`service`] | service and method descriptors |
 //!
 //! # Example
@@ -70,6 +71,7 @@ pub mod connectivity;
 pub mod credentials;
 mod error;
 mod headers;
+pub mod health;
 pub mod inprocess;
 pub mod interceptor;
 pub mod keepalive;

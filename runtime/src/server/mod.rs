@@ -143,6 +143,7 @@ impl Server {
     ///
     /// The stop proceeds if the future is dropped; only the wait ends.
     pub async fn graceful_stop(&self) {
+        self.tell_stopping();
         self.control.mode.send_if_modified(|mode| {
             let change = *mode == Mode::Serving;
             if change {
@@ -151,6 +152,16 @@ impl Server {
             change
         });
         self.wait_stopped().await;
+    }
+
+    /// Tells every service, once, that the server is stopping ([`Service::stopping`]).
+    fn tell_stopping(&self) {
+        if *self.control.mode.borrow() != Mode::Serving {
+            return;
+        }
+        for service in self.shared.services.values() {
+            service.stopping();
+        }
     }
 
     /// As [`graceful_stop`](Server::graceful_stop), but closes whatever is still running
@@ -169,6 +180,7 @@ impl Server {
     /// Closes every listener and connection at once; in-flight calls are dropped (their
     /// clients see `UNAVAILABLE`). gRPC-Go's `Stop`. Returns once every `serve` call has.
     pub async fn stop(&self) {
+        self.tell_stopping();
         self.control.mode.send_replace(Mode::Stopped);
         self.wait_stopped().await;
     }

@@ -13,4 +13,9 @@ pub trait Service: Send + Sync + 'static {
     /// one of [`ServerCall`]'s runners, which runs the handler in a task of its own, or answers
     /// with [`ServerCall::unimplemented`]. Runs on the connection's task, so it must not block.
     fn call(&self, method: &str, call: ServerCall);
+
+    /// Called once when the server hosting the service starts a graceful stop (or a stop),
+    /// before its connections drain: the health service turns every status NOT_SERVING
+    /// here. Must not block.
+    fn stopping(&self) {}
 }
