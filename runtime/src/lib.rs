@@ -13,10 +13,12 @@
 //! | [`credentials`] | transport security ([TLS](credentials::tls), mutual TLS, plaintext by explicit choice) and per-call credentials (tokens) |
 //! | [`inprocess`] | a server and a channel connected in memory (gRPC-Go's bufconn) |
 //! | [`status`] | [`Code`], [`Status`] |
+//! | [`error_details`] | the richer error model: [`ErrorDetails`](error_details::ErrorDetails) (`google.rpc` `BadRequest`, `RetryInfo`, `ErrorInfo`, ...) in a status's `grpc-status-details-bin`, [`Status::with_error_details`], [`Status::error_details`] |
 //! | [`metadata`] | [`MetadataMap`] |
 //! | [`compression`] | [`CompressionEncoding`] |
 //! | [`interceptor`] | [`Interceptor`](interceptor::Interceptor) |
 //! | [`health`] | the `grpc.health.v1` service ([`HealthReporter`](health::HealthReporter)) and client-side health checking |
+//! | [`reflection`] | server reflection, `grpc.reflection.v1` and `v1alpha` ([`register`](reflection::register)) |
 //! | [`service`] | service and method descriptors |
 //!
 //! # Example
@@ -70,6 +72,7 @@ pub mod compression;
 pub mod connectivity;
 pub mod credentials;
 mod error;
+pub mod error_details;
 mod headers;
 pub mod health;
 pub mod inprocess;
@@ -78,6 +81,7 @@ pub mod keepalive;
 pub mod metadata;
 mod peer;
 mod proxy;
+pub mod reflection;
 mod request;
 pub mod resolver;
 pub mod server;
