@@ -344,30 +344,156 @@ impl ::protobuf::reflect::ProtobufValue for Response {
     type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
 }
 
+// @@protoc_insertion_point(message:test.legacy.Annotations)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct Annotations {
+    // special fields
+    // @@protoc_insertion_point(special_field:test.legacy.Annotations.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a Annotations {
+    fn default() -> &'a Annotations {
+        <Annotations as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl Annotations {
+    pub fn new() -> Annotations {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(0);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<Annotations>(
+            "Annotations",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for Annotations {
+    const NAME: &'static str = "Annotations";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> Annotations {
+        Annotations::new()
+    }
+
+    fn clear(&mut self) {
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static Annotations {
+        static instance: Annotations = Annotations {
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for Annotations {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("Annotations").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for Annotations {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for Annotations {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+/// Extension fields
+pub mod exts {
+
+    pub const note: ::protobuf::ext::ExtFieldOptional<super::Request, ::std::string::String> = ::protobuf::ext::ExtFieldOptional::new(100, ::protobuf::descriptor::field_descriptor_proto::Type::TYPE_STRING);
+}
+
 static file_descriptor_proto_data: &'static [u8] = b"\
-    \n\x13legacy/proto2.proto\x12\x0btest.legacy\"5\n\x07Request\x12\x10\n\
+    \n\x13legacy/proto2.proto\x12\x0btest.legacy\"<\n\x07Request\x12\x10\n\
     \x03key\x18\x01\x20\x02(\tR\x03key\x12\x18\n\x05limit\x18\x02\x20\x01(\
-    \x05:\x0210R\x05limit\"\"\n\x08Response\x12\x16\n\x06values\x18\x01\x20\
-    \x03(\tR\x06values2@\n\x07Legacy2\x125\n\x06Lookup\x12\x14.test.legacy.R\
-    equest\x1a\x15.test.legacy.ResponseJ\x86\x03\n\x06\x12\x04\0\0\x0f\x01\n\
-    \x08\n\x01\x0c\x12\x03\0\0\x12\n\x08\n\x01\x02\x12\x03\x02\0\x14\n\n\n\
-    \x02\x04\0\x12\x04\x04\0\x07\x01\n\n\n\x03\x04\0\x01\x12\x03\x04\x08\x0f\
-    \n\x0b\n\x04\x04\0\x02\0\x12\x03\x05\x02\x1a\n\x0c\n\x05\x04\0\x02\0\x04\
-    \x12\x03\x05\x02\n\n\x0c\n\x05\x04\0\x02\0\x05\x12\x03\x05\x0b\x11\n\x0c\
-    \n\x05\x04\0\x02\0\x01\x12\x03\x05\x12\x15\n\x0c\n\x05\x04\0\x02\0\x03\
-    \x12\x03\x05\x18\x19\n\x0b\n\x04\x04\0\x02\x01\x12\x03\x06\x02*\n\x0c\n\
-    \x05\x04\0\x02\x01\x04\x12\x03\x06\x02\n\n\x0c\n\x05\x04\0\x02\x01\x05\
-    \x12\x03\x06\x0b\x10\n\x0c\n\x05\x04\0\x02\x01\x01\x12\x03\x06\x11\x16\n\
-    \x0c\n\x05\x04\0\x02\x01\x03\x12\x03\x06\x19\x1a\n\x0c\n\x05\x04\0\x02\
-    \x01\x08\x12\x03\x06\x1b)\n\x0c\n\x05\x04\0\x02\x01\x07\x12\x03\x06&(\n\
-    \n\n\x02\x04\x01\x12\x04\t\0\x0b\x01\n\n\n\x03\x04\x01\x01\x12\x03\t\x08\
-    \x10\n\x0b\n\x04\x04\x01\x02\0\x12\x03\n\x02\x1d\n\x0c\n\x05\x04\x01\x02\
-    \0\x04\x12\x03\n\x02\n\n\x0c\n\x05\x04\x01\x02\0\x05\x12\x03\n\x0b\x11\n\
-    \x0c\n\x05\x04\x01\x02\0\x01\x12\x03\n\x12\x18\n\x0c\n\x05\x04\x01\x02\0\
-    \x03\x12\x03\n\x1b\x1c\n\n\n\x02\x06\0\x12\x04\r\0\x0f\x01\n\n\n\x03\x06\
-    \0\x01\x12\x03\r\x08\x0f\n\x0b\n\x04\x06\0\x02\0\x12\x03\x0e\x02*\n\x0c\
-    \n\x05\x06\0\x02\0\x01\x12\x03\x0e\x06\x0c\n\x0c\n\x05\x06\0\x02\0\x02\
-    \x12\x03\x0e\x0e\x15\n\x0c\n\x05\x06\0\x02\0\x03\x12\x03\x0e\x20(\
+    \x05:\x0210R\x05limit*\x05\x08d\x10\xc8\x01\"\"\n\x08Response\x12\x16\n\
+    \x06values\x18\x01\x20\x03(\tR\x06values\"?\n\x0bAnnotations20\n\x08prio\
+    rity\x18e\x20\x01(\x05\x12\x14.test.legacy.RequestR\x08priority2@\n\x07L\
+    egacy2\x125\n\x06Lookup\x12\x14.test.legacy.Request\x1a\x15.test.legacy.\
+    Response:(\n\x04note\x18d\x20\x01(\t\x12\x14.test.legacy.RequestR\x04not\
+    eJ\xd4\x05\n\x06\x12\x04\0\0\x1b\x01\n\x08\n\x01\x0c\x12\x03\0\0\x12\n\
+    \x08\n\x01\x02\x12\x03\x02\0\x14\n\n\n\x02\x04\0\x12\x04\x04\0\x08\x01\n\
+    \n\n\x03\x04\0\x01\x12\x03\x04\x08\x0f\n\x0b\n\x04\x04\0\x02\0\x12\x03\
+    \x05\x02\x1a\n\x0c\n\x05\x04\0\x02\0\x04\x12\x03\x05\x02\n\n\x0c\n\x05\
+    \x04\0\x02\0\x05\x12\x03\x05\x0b\x11\n\x0c\n\x05\x04\0\x02\0\x01\x12\x03\
+    \x05\x12\x15\n\x0c\n\x05\x04\0\x02\0\x03\x12\x03\x05\x18\x19\n\x0b\n\x04\
+    \x04\0\x02\x01\x12\x03\x06\x02*\n\x0c\n\x05\x04\0\x02\x01\x04\x12\x03\
+    \x06\x02\n\n\x0c\n\x05\x04\0\x02\x01\x05\x12\x03\x06\x0b\x10\n\x0c\n\x05\
+    \x04\0\x02\x01\x01\x12\x03\x06\x11\x16\n\x0c\n\x05\x04\0\x02\x01\x03\x12\
+    \x03\x06\x19\x1a\n\x0c\n\x05\x04\0\x02\x01\x08\x12\x03\x06\x1b)\n\x0c\n\
+    \x05\x04\0\x02\x01\x07\x12\x03\x06&(\n\n\n\x03\x04\0\x05\x12\x03\x07\x02\
+    \x18\n\x0b\n\x04\x04\0\x05\0\x12\x03\x07\r\x17\n\x0c\n\x05\x04\0\x05\0\
+    \x01\x12\x03\x07\r\x10\n\x0c\n\x05\x04\0\x05\0\x02\x12\x03\x07\x14\x17\n\
+    \n\n\x02\x04\x01\x12\x04\n\0\x0c\x01\n\n\n\x03\x04\x01\x01\x12\x03\n\x08\
+    \x10\n\x0b\n\x04\x04\x01\x02\0\x12\x03\x0b\x02\x1d\n\x0c\n\x05\x04\x01\
+    \x02\0\x04\x12\x03\x0b\x02\n\n\x0c\n\x05\x04\x01\x02\0\x05\x12\x03\x0b\
+    \x0b\x11\n\x0c\n\x05\x04\x01\x02\0\x01\x12\x03\x0b\x12\x18\n\x0c\n\x05\
+    \x04\x01\x02\0\x03\x12\x03\x0b\x1b\x1c\n\n\n\x02\x06\0\x12\x04\x0e\0\x10\
+    \x01\n\n\n\x03\x06\0\x01\x12\x03\x0e\x08\x0f\n\x0b\n\x04\x06\0\x02\0\x12\
+    \x03\x0f\x02*\n\x0c\n\x05\x06\0\x02\0\x01\x12\x03\x0f\x06\x0c\n\x0c\n\
+    \x05\x06\0\x02\0\x02\x12\x03\x0f\x0e\x15\n\x0c\n\x05\x06\0\x02\0\x03\x12\
+    \x03\x0f\x20(\nX\n\x01\x07\x12\x04\x13\0\x15\x01\x1aM\x20Extensions:\x20\
+    reflection\x20finds\x20them\x20by\x20the\x20type\x20they\x20extend\x20an\
+    d\x20their\x20number.\n\n\t\n\x02\x07\0\x12\x03\x14\x02\x1d\n\n\n\x03\
+    \x07\0\x02\x12\x03\x13\x07\x0e\n\n\n\x03\x07\0\x04\x12\x03\x14\x02\n\n\n\
+    \n\x03\x07\0\x05\x12\x03\x14\x0b\x11\n\n\n\x03\x07\0\x01\x12\x03\x14\x12\
+    \x16\n\n\n\x03\x07\0\x03\x12\x03\x14\x19\x1c\n\n\n\x02\x04\x02\x12\x04\
+    \x17\0\x1b\x01\n\n\n\x03\x04\x02\x01\x12\x03\x17\x08\x13\n\x0b\n\x03\x04\
+    \x02\x06\x12\x04\x18\x02\x1a\x03\n\x0b\n\x04\x04\x02\x06\0\x12\x03\x19\
+    \x04\"\n\x0c\n\x05\x04\x02\x06\0\x02\x12\x03\x18\t\x10\n\x0c\n\x05\x04\
+    \x02\x06\0\x04\x12\x03\x19\x04\x0c\n\x0c\n\x05\x04\x02\x06\0\x05\x12\x03\
+    \x19\r\x12\n\x0c\n\x05\x04\x02\x06\0\x01\x12\x03\x19\x13\x1b\n\x0c\n\x05\
+    \x04\x02\x06\0\x03\x12\x03\x19\x1e!\
 ";
 
 /// `FileDescriptorProto` object which was a source for this generated file
@@ -385,9 +511,10 @@ pub fn file_descriptor() -> &'static ::protobuf::reflect::FileDescriptor {
     file_descriptor.get(|| {
         let generated_file_descriptor = generated_file_descriptor_lazy.get(|| {
             let mut deps = ::std::vec::Vec::with_capacity(0);
-            let mut messages = ::std::vec::Vec::with_capacity(2);
+            let mut messages = ::std::vec::Vec::with_capacity(3);
             messages.push(Request::generated_message_descriptor_data());
             messages.push(Response::generated_message_descriptor_data());
+            messages.push(Annotations::generated_message_descriptor_data());
             let mut enums = ::std::vec::Vec::with_capacity(0);
             ::protobuf::reflect::GeneratedFileDescriptor::new_generated(
                 file_descriptor_proto(),

@@ -14,6 +14,7 @@ use crate::compression::CompressionEncoding;
 use crate::credentials::ServerCredentials;
 use crate::interceptor::{Around, Chain, Interceptor};
 use crate::request::Request;
+use crate::service::ServiceDescriptor;
 use crate::status::Status;
 use crate::streaming::Streaming;
 
@@ -42,6 +43,11 @@ impl ServerBuilder {
         let name = service.descriptor().name;
         self.services.insert(name, Arc::new(service));
         self
+    }
+
+    /// The descriptors of the services added so far (for reflection).
+    pub(crate) fn descriptors(&self) -> impl Iterator<Item = &'static ServiceDescriptor> + '_ {
+        self.services.values().map(|service| service.descriptor())
     }
 
     /// Sends every call to a service this server does not host to `handler` (gRPC-Go's
