@@ -1,8 +1,13 @@
 //! The interop test server:
 //! `interop-server --port=PORT [--use_tls=true --cert_file=F --key_file=F]`.
+//!
+//! Beside `grpc.testing.TestService` it serves health (`grpc.health.v1`: the whole server
+//! and `grpc.testing.TestService` SERVING) and reflection (v1 and v1alpha).
 
 use grpc_runtime::credentials::ServerCredentials;
 use grpc_runtime::credentials::tls::{Identity, ServerTlsConfig};
+use grpc_runtime::health::{HealthReporter, ServingStatus};
+use grpc_runtime::reflection;
 use grpc_runtime::server::Server;
 use interop::flags::Flags;
 use interop::proto::test_grpc::TestServiceServer;
@@ -26,10 +31,13 @@ async fn main() {
         eprintln!("interop-server: {e}");
         std::process::exit(2)
     });
-    let server = Server::builder()
+    let health = HealthReporter::new();
+    health.set_serving_status("grpc.testing.TestService", ServingStatus::SERVING);
+    let builder = Server::builder()
         .credentials(credentials)
         .add_service(TestServiceServer::new(TestServiceImpl))
-        .build();
+        .add_service(health.service());
+    let server = reflection::register(builder).build();
     let stopper = server.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
