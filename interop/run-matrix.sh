@@ -369,6 +369,30 @@ run_own() {
   OWN+=("$verdict ours->$server (own case) $case${why:+: $why}")
 }
 
+# run_own_peer_client CASE PEER: PEER's client runs one of the own cases its peer knows
+# (client.py's OWN_CASES, the Go client's ownCases) against our server, plaintext; listed
+# and counted as run_own's.
+run_own_peer_client() {
+  local case=$1 client=$2 port pid line verdict="FAIL" why="no result from the client"
+  local log="$logs/${client}-client_ours-server_${case}"
+  port=$(free_port)
+  "$ours_server" --port="$port" >"$log.server.log" 2>&1 &
+  pid=$!
+  server_pids+=("$pid")
+  wait_listening "$port" "$pid" || echo "interop: our server did not start" >&2
+  # shellcheck disable=SC2046
+  timeout --kill-after=5 "$CLIENT_TIMEOUT" $(client_cmd "$client") --server_host=127.0.0.1 \
+    --server_port="$port" --test_case="$case" >"$log.client.log" 2>"$log.client.err"
+  stop_server "$pid" "$log.server.log"
+  while IFS= read -r line; do
+    case "$line" in
+      "PASS $case") verdict=PASS why="" ;;
+      "FAIL $case: "*) why=${line#FAIL $case: } ;;
+    esac
+  done <"$log.client.log"
+  OWN+=("$verdict $client->ours (own case) $case${why:+: $why}")
+}
+
 if [ $mode = ours ]; then
   for bin in "$ours_server" "$ours_client"; do
     [ -x "${bin%% *}" ] || { echo "interop: $bin is missing" >&2; exit 1; }
@@ -393,6 +417,16 @@ if [ $mode = ours ]; then
   if [[ " ${PEERS[*]} " == *" python "* ]] && [[ " ${TRANSPORTS[*]} " == *" plain "* ]]; then
     for case in retry_on_unavailable retry_bidi_on_unavailable hedging_past_a_stall; do
       run_own "$case" python
+    done
+  fi
+  # google.rpc error details both ways (our own case and convention: interop/src/details.rs,
+  # x-fail-with-details): grpcio (grpcio-status) and grpc-go (status.WithDetails) servers
+  # send them to our client; their clients decode what our server sends.
+  if [[ " ${TRANSPORTS[*]} " == *" plain "* ]]; then
+    for p in python go; do
+      [[ " ${PEERS[*]} " == *" $p "* ]] || continue
+      run_own error_details "$p"
+      run_own_peer_client error_details "$p"
     done
   fi
 else

@@ -203,6 +203,7 @@ impl Cases {
             "retry_on_unavailable" => Box::pin(self.retry_on_unavailable()),
             "retry_bidi_on_unavailable" => Box::pin(self.retry_bidi_on_unavailable()),
             "hedging_past_a_stall" => Box::pin(self.hedging_past_a_stall()),
+            "error_details" => Box::pin(self.error_details()),
             other => return Err(format!("unknown test case {other:?}")),
         };
         match tokio::time::timeout(Duration::from_secs(60), case).await {
@@ -278,6 +279,21 @@ impl Cases {
             format!("answered after {took:?}: not by the hedge")
         })?;
         attempts_seen(reply.trailers(), "2", "1")
+    }
+
+    /// Our own case: a server following the error-details convention (crate::details:
+    /// `x-fail-with-details`) fails the call with BadRequest, ErrorInfo and RetryInfo in
+    /// `grpc-status-details-bin`; they decode to what the convention says.
+    async fn error_details(&self) -> Outcome {
+        let mut request = Request::new(SimpleRequest::new());
+        request
+            .metadata_mut()
+            .insert(crate::details::HEADER, "1")
+            .map_err(|e| e.to_string())?;
+        match self.client().unary_call(request).await {
+            Ok(_) => Err("UnaryCall succeeded, expected it to fail with details".to_owned()),
+            Err(status) => crate::details::check(&status),
+        }
     }
 
     async fn empty_unary(&self) -> Outcome {
@@ -751,6 +767,7 @@ pub const OWN_CASES: &[&str] = &[
     "retry_on_unavailable",
     "retry_bidi_on_unavailable",
     "hedging_past_a_stall",
+    "error_details",
 ];
 
 /// Expands `--test_case`: a name, a comma list, or `all` (the spec's cases).

@@ -7,6 +7,7 @@ pub mod proto {
 }
 
 pub mod client;
+pub mod details;
 pub mod flags;
 pub mod server;
 

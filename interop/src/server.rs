@@ -97,6 +97,10 @@ impl TestService for TestServiceImpl {
         &self,
         request: Request<SimpleRequest>,
     ) -> Result<Response<SimpleResponse>, Status> {
+        // Our own error-details convention (crate::details), not the interop spec's.
+        if request.metadata().contains_key(crate::details::HEADER) {
+            return Err(crate::details::status());
+        }
         let (headers, trailers) = echoed(request.metadata());
         let compressed = request.extensions().get::<MessageCompressed>().is_some();
         let message = request.into_inner();

@@ -27,6 +27,8 @@ import threading
 import time
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 import protos
 
@@ -283,6 +285,38 @@ class Client:
         expect(err.code() == grpc.StatusCode.UNIMPLEMENTED,
                "got %s, want UNIMPLEMENTED" % err.code())
 
+    def error_details(self):
+        """Our own case (interop/src/details.rs): the server fails a UnaryCall carrying
+        x-fail-with-details with a google.rpc.Status holding BadRequest, ErrorInfo and
+        RetryInfo; grpcio-status reads it from grpc-status-details-bin."""
+        err = rpc_error(lambda: self.stub.UnaryCall(
+            messages_pb2.SimpleRequest(), metadata=(("x-fail-with-details", "1"),),
+            timeout=RPC_TIMEOUT))
+        expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT,
+               "code %s, want INVALID_ARGUMENT" % err.code())
+        expect(err.details() == DETAILS_MESSAGE,
+               "message %r, want %r" % (err.details(), DETAILS_MESSAGE))
+        # from_call checks that the google.rpc.Status's code and message match the call's.
+        status = rpc_status.from_call(err)
+        expect(status is not None, "no grpc-status-details-bin trailer")
+        # One of each, in any order (ErrorDetails sends its kinds in an order of its own).
+        bad, info, retry = (error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo(),
+                            error_details_pb2.RetryInfo())
+        by_url = {"type.googleapis.com/" + m.DESCRIPTOR.full_name: m for m in (bad, info, retry)}
+        urls = sorted(d.type_url for d in status.details)
+        expect(urls == sorted(by_url), "detail type URLs %s, want %s" % (urls, sorted(by_url)))
+        for detail in status.details:
+            expect(detail.Unpack(by_url[detail.type_url]), "cannot unpack %s" % detail.type_url)
+        violations = [(v.field, v.description) for v in bad.field_violations]
+        expect(violations == [("payload.body", "must not be empty"),
+                              ("response_size", "must be positive")],
+               "BadRequest violations %s" % violations)
+        expect((info.reason, info.domain, dict(info.metadata)) ==
+               ("INTEROP_DETAILS", "interop.grpc.test", {"case": "error_details"}),
+               "ErrorInfo %s" % str(info).replace("\n", " "))
+        delay = (retry.retry_delay.seconds, retry.retry_delay.nanos)
+        expect(delay == (1, 500_000_000), "RetryInfo delay %s, want 1.5 s" % (delay,))
+
     def custom_metadata(self):
         md = [(ECHO_INITIAL, INITIAL_VALUE), (ECHO_TRAILING, TRAILING_VALUE)]
 
@@ -332,6 +366,11 @@ CASES = [
     "server_compressed_streaming", "very_large_request", "very_large_response", "rpc_soak",
     "channel_soak",
 ]
+
+
+# Cases of our own, beside the interop spec's; run only when named.
+OWN_CASES = ["error_details"]
+DETAILS_MESSAGE = "invalid request (details attached)"
 
 
 def describe(err):
@@ -390,7 +429,7 @@ def main():
     opts = parse_args(sys.argv[1:])
     names = CASES if opts["test_case"] == "all" else opts["test_case"].split(",")
     for name in names:
-        if name not in CASES:
+        if name not in CASES and name not in OWN_CASES:
             sys.exit("unknown test case: " + name)
     creds, options = credentials(opts)
     client = Client("%s:%s" % (opts["server_host"], opts["server_port"]),

@@ -18,6 +18,9 @@ import time
 from concurrent import futures
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 import protos
 
@@ -57,6 +60,38 @@ def fail_first(context):
         ("x-attempts", str(n)),
         ("x-previous-attempts", md.get("grpc-previous-rpc-attempts", "none")),
     ))
+
+
+# Error details (our own convention, interop/src/details.rs): a UnaryCall carrying
+# x-fail-with-details fails with INVALID_ARGUMENT and a google.rpc.Status holding a
+# BadRequest, an ErrorInfo and a RetryInfo (in any order; grpcio-status's to_status puts it
+# in grpc-status-details-bin).
+FAIL_WITH_DETAILS = "x-fail-with-details"
+DETAILS_MESSAGE = "invalid request (details attached)"
+
+
+def fail_with_details(context):
+    """Applies the error-details convention to this call (aborting it if it asks)."""
+    if FAIL_WITH_DETAILS not in dict(context.invocation_metadata()):
+        return
+    bad_request = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(
+            field="payload.body", description="must not be empty"),
+        error_details_pb2.BadRequest.FieldViolation(
+            field="response_size", description="must be positive"),
+    ])
+    error_info = error_details_pb2.ErrorInfo(
+        reason="INTEROP_DETAILS", domain="interop.grpc.test", metadata={"case": "error_details"})
+    retry_info = error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=1, nanos=500_000_000))
+    details = []
+    for message in (bad_request, error_info, retry_info):
+        detail = any_pb2.Any()
+        detail.Pack(message)
+        details.append(detail)
+    status = status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                               message=DETAILS_MESSAGE, details=details)
+    context.abort_with_status(rpc_status.to_status(status))
 
 
 def parse_args(argv):
@@ -139,6 +174,7 @@ class TestService(test_pb2_grpc.TestServiceServicer):
 
     def UnaryCall(self, request, context):
         fail_first(context)
+        fail_with_details(context)
         echo_metadata(context)
         check_status(request.response_status if request.HasField("response_status") else None,
                      context)

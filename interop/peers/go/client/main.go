@@ -40,6 +40,8 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
 	pb "interop.local/testpb"
 )
 
@@ -62,6 +64,9 @@ var cases = []string{
 	"server_compressed_streaming", "very_large_request", "very_large_response", "rpc_soak",
 	"channel_soak",
 }
+
+// ownCases are ours, beside the interop spec's; run only when named.
+var ownCases = []string{"error_details"}
 
 type skipError struct{ why string }
 
@@ -308,6 +313,8 @@ func (c *client) run(name string) error {
 		return wantCode(err, codes.Unimplemented)
 	case "custom_metadata":
 		return c.customMetadata()
+	case "error_details":
+		return c.errorDetails()
 	case "rpc_soak":
 		for i := 0; i < c.soak; i++ {
 			if err := c.largeUnary(c.stub, 271828, 314159); err != nil {
@@ -542,6 +549,55 @@ func (c *client) customMetadata() error {
 	return check("duplex", header, s.Trailer())
 }
 
+// errorDetails is our own case (interop/src/details.rs): the server fails a UnaryCall
+// carrying x-fail-with-details with a google.rpc.Status holding a BadRequest, an ErrorInfo
+// and a RetryInfo, which grpc-go's status.Details decodes.
+func (c *client) errorDetails() error {
+	ctx, cancel := callCtx()
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-fail-with-details", "1")
+	_, err := c.stub.UnaryCall(ctx, &pb.SimpleRequest{})
+	if err == nil {
+		return fail("UnaryCall succeeded, want it to fail with details")
+	}
+	st := status.Convert(err)
+	const message = "invalid request (details attached)"
+	if st.Code() != codes.InvalidArgument || st.Message() != message {
+		return fail("status %v: %q, want InvalidArgument: %q", st.Code(), st.Message(), message)
+	}
+	var bad *errdetails.BadRequest
+	var info *errdetails.ErrorInfo
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			bad = d
+		case *errdetails.ErrorInfo:
+			info = d
+		case *errdetails.RetryInfo:
+			retry = d
+		default:
+			return fail("unexpected detail %T: %v", d, d)
+		}
+	}
+	if len(st.Details()) != 3 || bad == nil || info == nil || retry == nil {
+		return fail("details %v, want one BadRequest, ErrorInfo and RetryInfo", st.Details())
+	}
+	v := bad.GetFieldViolations()
+	if len(v) != 2 || v[0].GetField() != "payload.body" || v[0].GetDescription() != "must not be empty" ||
+		v[1].GetField() != "response_size" || v[1].GetDescription() != "must be positive" {
+		return fail("BadRequest violations %v", v)
+	}
+	if info.GetReason() != "INTEROP_DETAILS" || info.GetDomain() != "interop.grpc.test" ||
+		len(info.GetMetadata()) != 1 || info.GetMetadata()["case"] != "error_details" {
+		return fail("ErrorInfo %v", info)
+	}
+	if d := retry.GetRetryDelay(); d.GetSeconds() != 1 || d.GetNanos() != 500000000 {
+		return fail("RetryInfo delay %v, want 1.5s", d)
+	}
+	return nil
+}
+
 func main() {
 	host := flag.String("server_host", "localhost", "server host")
 	port := flag.Int("server_port", 0, "server port")
@@ -569,7 +625,7 @@ func main() {
 		names = strings.Split(*testCase, ",")
 	}
 	known := map[string]bool{}
-	for _, n := range cases {
+	for _, n := range append(cases, ownCases...) {
 		known[n] = true
 	}
 	for _, n := range names {

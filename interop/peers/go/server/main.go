@@ -38,6 +38,9 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
+	"github.com/golang/protobuf/ptypes/duration"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
 	pb "interop.local/testpb"
 )
 
@@ -153,6 +156,30 @@ type testServer struct {
 	pb.UnimplementedTestServiceServer
 }
 
+// failWithDetails applies our error-details convention (interop/src/details.rs): a call
+// carrying x-fail-with-details fails with INVALID_ARGUMENT and a google.rpc.Status holding a
+// BadRequest, an ErrorInfo and a RetryInfo (status.WithDetails, sent as
+// grpc-status-details-bin).
+func failWithDetails(ctx context.Context) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if len(md.Get("x-fail-with-details")) == 0 {
+		return nil
+	}
+	st, err := status.New(codes.InvalidArgument, "invalid request (details attached)").WithDetails(
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "payload.body", Description: "must not be empty"},
+			{Field: "response_size", Description: "must be positive"},
+		}},
+		&errdetails.ErrorInfo{Reason: "INTEROP_DETAILS", Domain: "interop.grpc.test",
+			Metadata: map[string]string{"case": "error_details"}},
+		&errdetails.RetryInfo{RetryDelay: &duration.Duration{Seconds: 1, Nanos: 500000000}},
+	)
+	if err != nil {
+		return status.Errorf(codes.Internal, "cannot attach the details: %v", err)
+	}
+	return st.Err()
+}
+
 func unaryEcho(ctx context.Context) error {
 	return echoMetadata(ctx,
 		func(md metadata.MD) error { return grpc.SendHeader(ctx, md) },
@@ -167,6 +194,9 @@ func (testServer) EmptyCall(ctx context.Context, _ *pb.Empty) (*pb.Empty, error)
 }
 
 func (testServer) UnaryCall(ctx context.Context, req *pb.SimpleRequest) (*pb.SimpleResponse, error) {
+	if err := failWithDetails(ctx); err != nil {
+		return nil, err
+	}
 	if err := unaryEcho(ctx); err != nil {
 		return nil, err
 	}
