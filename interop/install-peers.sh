@@ -10,6 +10,7 @@
 #   1.3 API too, and the APIv2 code protoc-gen-go generates needs 1.5.
 # - grpcio peer: interop/peers/python/.venv from requirements.txt.
 # - grpc-js peer: interop/peers/node/node_modules by `npm ci` from package-lock.json.
+# - grpc-proto: the official grpc.reflection.v1 proto for the reflection check.
 # - openssl (the command): interop/make-certs.sh makes the TLS matrix's test certificates.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,9 @@ apt=1
 if [ $apt = 1 ]; then
   pkgs=(protobuf-compiler golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev
         golang-google-protobuf-dev protoc-gen-go protoc-gen-go-grpc openssl)
+  # The official grpc.reflection.v1 proto (/usr/share/grpc-proto), compiled at run time by
+  # interop/peers/python/health_reflection_check.py: grpcio-reflection has only v1alpha.
+  pkgs+=(grpc-proto)
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
   python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)

@@ -429,6 +429,48 @@ if [ $mode = ours ]; then
       run_own_peer_client error_details "$p"
     done
   fi
+  # ---- health and reflection through the peers' own clients for them ----
+  # interop/peers/python/health_reflection_check.py (grpcio-health-checking's stubs,
+  # grpcio-reflection's descriptor database under a DescriptorPool, grpc.reflection.v1 stubs
+  # from Debian's grpc-proto) and the Go peer's go-reflection-check (grpc-go's v1alpha
+  # reflection and health clients, protodesc) against our server, plaintext; each check is
+  # one PASS/FAIL line beside the own cases, counted in the summary.
+  run_peer_check() { # PEER CHECK,CHECK,... COMMAND...: one run of COMMAND against our server
+    local peer=$1 list=$2; shift 2
+    local port pid line c why names=() log="$logs/${peer}-checks_ours-server"
+    local -A verdict=()
+    port=$(free_port)
+    "$ours_server" --port="$port" >"$log.server.log" 2>&1 &
+    pid=$!
+    server_pids+=("$pid")
+    wait_listening "$port" "$pid" || echo "interop: our server did not start" >&2
+    timeout --kill-after=5 "$CLIENT_TIMEOUT" "$@" --server_host=127.0.0.1 --server_port="$port" \
+      >"$log.client.log" 2>"$log.client.err"
+    local rc=$?
+    stop_server "$pid" "$log.server.log"
+    while IFS= read -r line; do
+      case "$line" in "PASS "* | "FAIL "*) ;; *) continue ;; esac
+      c=${line#* }
+      c=${c%%:*}
+      verdict[$c]=$line
+    done <"$log.client.log"
+    IFS=, read -r -a names <<<"$list"
+    for c in "${names[@]}"; do
+      line=${verdict[$c]:-"FAIL $c: no result from the check (exit $rc; see $log.client.err)"}
+      why=${line#* }
+      OWN+=("${line%% *} $peer->ours (health/reflection check) $why")
+    done
+  }
+  if [[ " ${TRANSPORTS[*]} " == *" plain "* ]]; then
+    if [[ " ${PEERS[*]} " == *" python "* ]]; then
+      run_peer_check python health_check,health_watch,reflection_v1alpha,reflection_v1 \
+        "$py_venv/bin/python" "$root/interop/peers/python/health_reflection_check.py"
+    fi
+    if [[ " ${PEERS[*]} " == *" go "* ]]; then
+      run_peer_check go reflection_v1alpha,health "$go_bin/go-reflection-check"
+    fi
+  fi
+  # ---- end of health and reflection ----
 else
   for t in "${TRANSPORTS[@]}"; do
     for cl in "${PEERS[@]}"; do
