@@ -27,6 +27,9 @@ pub(crate) struct ServiceConfig {
     default_method: Option<Arc<MethodConfig>>,
     /// `retryThrottling`.
     pub(crate) throttling: Option<RetryThrottling>,
+    /// `healthCheckConfig.serviceName`: the service whose health subchannels watch (gRFC
+    /// A17), when their balancer asks for health checking.
+    pub(crate) health_check_service: Option<String>,
 }
 
 /// The settings of the methods one `methodConfig` entry names.
@@ -144,6 +147,21 @@ impl ServiceConfig {
                     }
                 }
             }
+        }
+        if let Some(health) = object.get("healthCheckConfig") {
+            let name = health
+                .as_object()
+                .ok_or_else(|| bad(format_args!("healthCheckConfig: must be an object")))?
+                .get("serviceName");
+            config.health_check_service = match name {
+                None | Some(Value::Null) => None,
+                Some(Value::String(name)) => Some(name.clone()),
+                Some(_) => {
+                    return Err(bad(format_args!(
+                        "healthCheckConfig.serviceName: must be a string"
+                    )));
+                }
+            };
         }
         if let Some(throttling) = object.get("retryThrottling") {
             config.throttling = Some(

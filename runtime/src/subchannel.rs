@@ -43,6 +43,37 @@ pub(crate) struct Connector {
     /// Raised when a server says GOAWAY `too_many_pings` (doubled each time).
     pub(crate) keepalive_time: AtomicU64,
     pub(crate) proxy: Option<HttpProxy>,
+    /// Client-side health checking (gRFC A17), for subchannels whose balancer asks for it.
+    pub(crate) health: Option<HealthCheck>,
+}
+
+/// A subchannel's view of its server's health, from a `grpc.health.v1.Health/Watch`
+/// stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Health {
+    Serving,
+    /// Any other status, by its name.
+    NotServing(String),
+}
+
+/// The health messages of one `Watch` stream; ends (or yields an error) when it does.
+pub(crate) type HealthStream =
+    Pin<Box<dyn futures_core::Stream<Item = Result<Health, Status>> + Send>>;
+
+/// How subchannels watch their server's health: the client module opens the stream (the
+/// subchannel knows nothing of calls), the service config names the service.
+pub(crate) struct HealthCheck {
+    /// Opens a `Watch` stream for a service on a connection, with the channel's authority.
+    pub(crate) open: fn(Connection, http::uri::Authority, String) -> HealthStream,
+    pub(crate) authority: http::uri::Authority,
+    pub(crate) config: Arc<crate::service_config::ConfigCell>,
+}
+
+impl HealthCheck {
+    /// The service to watch, if the service config names one.
+    fn service(&self) -> Option<String> {
+        self.config.load()?.config.health_check_service.clone()
+    }
 }
 
 impl fmt::Debug for Connector {
@@ -244,11 +275,17 @@ struct Inner {
     connector: Arc<Connector>,
     listener: StateListener,
     state: Mutex<State>,
+    /// Whether its balancer asked for client-side health checking.
+    health_checked: bool,
 }
 
 struct State {
     connectivity: ConnectivityState,
+    /// The connection calls use: set while READY only.
     connection: Option<Connection>,
+    /// The id of the connection the subchannel owns, READY or not (health checking keeps a
+    /// connection whose server is not SERVING).
+    live: Option<u64>,
     last_error: Option<Status>,
     /// Failed attempts since the last success.
     retries: u32,
@@ -285,6 +322,7 @@ impl Subchannel {
         address: Address,
         connector: Arc<Connector>,
         listener: StateListener,
+        health_checked: bool,
     ) -> Subchannel {
         Subchannel {
             inner: Arc::new(Inner {
@@ -292,9 +330,11 @@ impl Subchannel {
                 address,
                 connector,
                 listener,
+                health_checked,
                 state: Mutex::new(State {
                     connectivity: ConnectivityState::Idle,
                     connection: None,
+                    live: None,
                     last_error: None,
                     retries: 0,
                     attempt: None,
@@ -340,6 +380,7 @@ impl Subchannel {
         }
         state.connectivity = ConnectivityState::Shutdown;
         state.connection = None;
+        state.live = None;
         if let Some(attempt) = state.attempt.take() {
             // Only an attempt still connecting or backing off is stopped here; once READY
             // the task just drives the connection until it drains.
@@ -366,6 +407,7 @@ impl Subchannel {
             return;
         }
         state.connection = None;
+        state.live = None;
         state.connectivity = ConnectivityState::Idle;
         drop(state);
         (self.inner.listener)(self, ConnectivityState::Idle);
@@ -414,12 +456,28 @@ async fn attempt(weak: Weak<Inner>) {
         Ok((connection, driver, ping)) => {
             let active = Arc::clone(&connection.active);
             let id = connection.id;
-            let ready = subchannel.transition(ConnectivityState::Ready, |state| {
+            // gRFC A17: with a service to watch, the subchannel stays CONNECTING until its
+            // server says SERVING.
+            let health = match &connector.health {
+                Some(health) if subchannel.inner.health_checked => {
+                    health.service().map(|service| (health, service))
+                }
+                _ => None,
+            };
+            let to = match health {
+                Some(_) => ConnectivityState::Connecting,
+                None => ConnectivityState::Ready,
+            };
+            let watched = health.is_some().then(|| connection.clone());
+            let ready = subchannel.transition(to, |state| {
                 // From here the task only drives the connection: a shutdown lets it drain.
                 state.attempt = None;
                 state.retries = 0;
                 state.last_error = None;
-                state.connection = Some(connection);
+                state.live = Some(id);
+                if to == ConnectivityState::Ready {
+                    state.connection = Some(connection);
+                }
             });
             if !ready {
                 // Shut down while connecting: the connection drains and closes.
@@ -430,7 +488,21 @@ async fn attempt(weak: Weak<Inner>) {
             // down while its connection drains.
             let weak = Arc::downgrade(&subchannel.inner);
             drop(subchannel);
-            let ended = run_connection(driver, ping, active, &connector).await;
+            let run = run_connection(driver, ping, active, &connector);
+            let ended = match (health, watched) {
+                (Some((health, service)), Some(connection)) => {
+                    let watch = watch_health(&weak, connection, health, service, &connector);
+                    let (mut run, mut watch) = (std::pin::pin!(run), std::pin::pin!(watch));
+                    let mut watching = true;
+                    loop {
+                        tokio::select! {
+                            ended = &mut run => break ended,
+                            () = &mut watch, if watching => watching = false,
+                        }
+                    }
+                }
+                _ => run.await,
+            };
             if let Err(e) = &ended {
                 tracing::debug!(target = %connector.target, %address, "connection ended: {e}");
                 if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) && e.is_go_away() {
@@ -440,9 +512,9 @@ async fn attempt(weak: Weak<Inner>) {
             if let Some(inner) = weak.upgrade() {
                 let subchannel = Subchannel::from_inner(inner);
                 let mut state = subchannel.lock();
-                let current = state.connection.as_ref().is_some_and(|c| c.id == id);
-                if current && state.connectivity == ConnectivityState::Ready {
+                if state.live == Some(id) && state.connectivity != ConnectivityState::Shutdown {
                     state.connection = None;
+                    state.live = None;
                     state.connectivity = ConnectivityState::Idle;
                     drop(state);
                     (subchannel.inner.listener)(&subchannel, ConnectivityState::Idle);
@@ -470,6 +542,115 @@ async fn attempt(weak: Weak<Inner>) {
             }
         }
     }
+}
+
+/// Watches the server's health for `service` on `connection` (gRFC A17, as gRPC-Go's health
+/// client): SERVING makes the subchannel READY, any other status TRANSIENT_FAILURE (the
+/// connection stays up); a failed stream is opened again after a backoff (reset by each
+/// message); a server without the health service (UNIMPLEMENTED) counts as healthy. Ends
+/// when the connection is no longer the subchannel's.
+async fn watch_health(
+    weak: &Weak<Inner>,
+    connection: Connection,
+    health: &HealthCheck,
+    service: String,
+    connector: &Connector,
+) {
+    use futures_util::StreamExt;
+
+    let mut tries = 0u32;
+    loop {
+        if tries > 0 {
+            tokio::time::sleep(connector.backoff.delay(tries - 1, backoff::random())).await;
+        }
+        tries += 1;
+        if !report_health(weak, &connection, ConnectivityState::Connecting, None) {
+            return;
+        }
+        let mut stream = (health.open)(
+            connection.clone(),
+            health.authority.clone(),
+            service.clone(),
+        );
+        loop {
+            let (to, error) = match stream.next().await {
+                Some(Ok(Health::Serving)) => (ConnectivityState::Ready, None),
+                Some(Ok(Health::NotServing(status))) => (
+                    ConnectivityState::TransientFailure,
+                    Some(format!(
+                        "connection active but health check failed: status {status}"
+                    )),
+                ),
+                Some(Err(status)) if status.code() == crate::status::Code::Unimplemented => {
+                    tracing::error!(
+                        target = %connector.target,
+                        "health checking of {service:?} asked for, but the server does not \
+                         implement grpc.health.v1.Health; treating it as healthy"
+                    );
+                    report_health(weak, &connection, ConnectivityState::Ready, None);
+                    return;
+                }
+                Some(Err(status)) => {
+                    let error = format!("connection active but health check RPC failed: {status}");
+                    if !report_health(
+                        weak,
+                        &connection,
+                        ConnectivityState::TransientFailure,
+                        Some(error),
+                    ) {
+                        return;
+                    }
+                    break;
+                }
+                None => {
+                    let error = "connection active but the health check stream ended".to_owned();
+                    if !report_health(
+                        weak,
+                        &connection,
+                        ConnectivityState::TransientFailure,
+                        Some(error),
+                    ) {
+                        return;
+                    }
+                    break;
+                }
+            };
+            // A message came: the next stream needs no backoff.
+            tries = 0;
+            if !report_health(weak, &connection, to, error) {
+                return;
+            }
+        }
+    }
+}
+
+/// Moves the subchannel to `to` as health checking says, if `connection` is still its
+/// own; `false` once it is not (the watch ends).
+fn report_health(
+    weak: &Weak<Inner>,
+    connection: &Connection,
+    to: ConnectivityState,
+    error: Option<String>,
+) -> bool {
+    let Some(inner) = weak.upgrade() else {
+        return false;
+    };
+    let subchannel = Subchannel::from_inner(inner);
+    let mut state = subchannel.lock();
+    if state.live != Some(connection.id) || state.connectivity == ConnectivityState::Shutdown {
+        return false;
+    }
+    if let Some(error) = error {
+        state.last_error = Some(Status::unavailable(error));
+    }
+    if state.connectivity == to {
+        return true;
+    }
+    state.connectivity = to;
+    state.connection = (to == ConnectivityState::Ready).then(|| connection.clone());
+    drop(state);
+    (subchannel.inner.listener)(&subchannel, to);
+    true
 }
 
 /// Drives a connection to its end, pinging it per the channel's keepalive.

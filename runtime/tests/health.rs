@@ -114,3 +114,109 @@ async fn a_graceful_stop_turns_every_status_not_serving_first() {
     );
     assert_eq!(health.status("test.Echo"), Some(ServingStatus::NOT_SERVING));
 }
+
+mod client_side {
+    //! gRFC A17: round_robin picks only subchannels whose server says SERVING.
+
+    use super::*;
+    use grpc_runtime::client::{Channel, Client};
+    use grpc_runtime::credentials::ChannelCredentials;
+    use grpc_runtime::{Request, Response};
+    use protobuf::well_known_types::wrappers::StringValue;
+    use std::sync::atomic::Ordering;
+
+    const CONFIG: &str = r#"{"loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": "test.Echo"}}"#;
+
+    fn started(server: &Running) -> usize {
+        server.echo.observed.started.load(Ordering::SeqCst)
+    }
+
+    async fn calls(channel: &Channel, n: usize) {
+        for _ in 0..n {
+            let mut request = Request::new(s("hi"));
+            request.set_timeout(Duration::from_secs(5));
+            let _: Response<StringValue> = Client::new(channel.clone())
+                .unary(UNARY, request, pb())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Calls until `cond` holds of the two servers' counts (the balancer hears of health
+    /// changes asynchronously), then returns the counts.
+    async fn settle(
+        channel: &Channel,
+        a: &Running,
+        b: &Running,
+        cond: impl Fn(usize, usize) -> bool,
+    ) {
+        for _ in 0..200 {
+            let (a0, b0) = (started(a), started(b));
+            calls(channel, 6).await;
+            if cond(started(a) - a0, started(b) - b0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the balancer never settled");
+    }
+
+    #[tokio::test]
+    async fn round_robin_skips_servers_that_are_not_serving() {
+        let (health_a, health_b) = (HealthReporter::new(), HealthReporter::new());
+        health_a.set_serving_status("test.Echo", ServingStatus::SERVING);
+        health_b.set_serving_status("test.Echo", ServingStatus::NOT_SERVING);
+        let a = start_with(|b| b.add_service(health_a.service())).await;
+        let b = start_with(|b| b.add_service(health_b.service())).await;
+        let channel = Channel::builder(&format!("ipv4:{},{}", a.addr, b.addr))
+            .credentials(ChannelCredentials::insecure())
+            .default_service_config(CONFIG)
+            .build()
+            .unwrap();
+        // B's connection is up, but its server says NOT_SERVING: every call goes to A.
+        calls(&channel, 10).await;
+        assert_eq!((started(&a), started(&b)), (10, 0));
+
+        // B turns SERVING: both take calls.
+        health_b.set_serving_status("test.Echo", ServingStatus::SERVING);
+        settle(&channel, &a, &b, |da, db| da == 3 && db == 3).await;
+
+        // A turns NOT_SERVING (the whole server's status does not matter): B only.
+        health_a.set_serving_status("test.Echo", ServingStatus::NOT_SERVING);
+        settle(&channel, &a, &b, |da, db| da == 0 && db == 6).await;
+
+        // A forgets the service: SERVICE_UNKNOWN is not SERVING either.
+        health_a.clear("test.Echo");
+        calls(&channel, 4).await;
+        health_a.set_serving_status("test.Echo", ServingStatus::SERVING);
+        settle(&channel, &a, &b, |da, db| da == 3 && db == 3).await;
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_health_service_counts_as_healthy() {
+        let a = start().await;
+        let channel = Channel::builder(&format!("ipv4:{}", a.addr))
+            .credentials(ChannelCredentials::insecure())
+            .default_service_config(CONFIG)
+            .build()
+            .unwrap();
+        calls(&channel, 3).await;
+        assert_eq!(started(&a), 3);
+    }
+
+    #[tokio::test]
+    async fn pick_first_does_not_check_health() {
+        let health = HealthReporter::new();
+        health.set_serving_status("test.Echo", ServingStatus::NOT_SERVING);
+        let a = start_with(|b| b.add_service(health.service())).await;
+        let config = r#"{"healthCheckConfig": {"serviceName": "test.Echo"}}"#;
+        let channel = Channel::builder(&format!("ipv4:{}", a.addr))
+            .credentials(ChannelCredentials::insecure())
+            .default_service_config(config)
+            .build()
+            .unwrap();
+        calls(&channel, 2).await;
+        assert_eq!(started(&a), 2);
+    }
+}

@@ -148,6 +148,15 @@ pub trait ChannelController {
     /// it: [`Subchannel::shutdown`] it when it is no longer wanted.
     fn new_subchannel(&mut self, address: &Address) -> Subchannel;
 
+    /// As [`new_subchannel`](Self::new_subchannel), with client-side health checking (gRFC
+    /// A17) when the service config names a service (`healthCheckConfig.serviceName`): the
+    /// subchannel is READY only while its server reports that service SERVING, and
+    /// TRANSIENT_FAILURE while it reports anything else. `round_robin` asks for it;
+    /// `pick_first` does not (as in gRPC-Go).
+    fn new_health_checked_subchannel(&mut self, address: &Address) -> Subchannel {
+        self.new_subchannel(address)
+    }
+
     /// Publishes the channel's state and the picker calls use from now on.
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>);
 

@@ -119,7 +119,7 @@ impl Balancer for RoundRobin {
             match self.subchannels.iter().position(|s| s.address() == address) {
                 Some(i) => kept.push(self.subchannels.swap_remove(i)),
                 None => {
-                    let subchannel = channel.new_subchannel(address);
+                    let subchannel = channel.new_health_checked_subchannel(address);
                     subchannel.connect();
                     kept.push(subchannel);
                 }

@@ -26,7 +26,7 @@ use crate::resolver::{self, ResolverBuilder};
 use crate::service::MethodRef;
 use crate::service_config::{ConfigCell, Effective, ServiceConfig};
 use crate::status::Status;
-use crate::subchannel::{Connection, Connector, DialFn};
+use crate::subchannel::{Connection, Connector, DialFn, HealthCheck};
 use crate::transport::{BoxedIo, Http2Settings};
 
 /// A client channel to one target, shared by every client made from it: gRPC-Go's
@@ -705,6 +705,11 @@ impl ChannelBuilder {
             keepalive: self.keepalive,
             keepalive_time: AtomicU64::new(keepalive_ms),
             proxy,
+            health: Some(HealthCheck {
+                open: super::health_check::open_watch,
+                authority: authority.clone(),
+                config: Arc::clone(&cell),
+            }),
         });
         let activity = Arc::new(Activity::new());
         let plan = Plan {

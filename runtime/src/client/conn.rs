@@ -373,16 +373,11 @@ struct Controller<'a> {
 
 impl ChannelController for Controller<'_> {
     fn new_subchannel(&mut self, address: &Address) -> Subchannel {
-        let generation = self.task.generation;
-        let control = self.task.control.clone();
-        let listener: StateListener = Arc::new(move |subchannel, state| {
-            let _ = control.send(Control::Subchannel {
-                generation,
-                subchannel: subchannel.clone(),
-                state,
-            });
-        });
-        Subchannel::new(address.clone(), Arc::clone(&self.task.connector), listener)
+        self.subchannel(address, false)
+    }
+
+    fn new_health_checked_subchannel(&mut self, address: &Address) -> Subchannel {
+        self.subchannel(address, true)
     }
 
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>) {
@@ -398,6 +393,26 @@ impl ChannelController for Controller<'_> {
         if let Some(resolver) = &mut self.task.resolver {
             resolver.resolve_now();
         }
+    }
+}
+
+impl Controller<'_> {
+    fn subchannel(&mut self, address: &Address, health_checked: bool) -> Subchannel {
+        let generation = self.task.generation;
+        let control = self.task.control.clone();
+        let listener: StateListener = Arc::new(move |subchannel, state| {
+            let _ = control.send(Control::Subchannel {
+                generation,
+                subchannel: subchannel.clone(),
+                state,
+            });
+        });
+        Subchannel::new(
+            address.clone(),
+            Arc::clone(&self.task.connector),
+            listener,
+            health_checked,
+        )
     }
 }
 

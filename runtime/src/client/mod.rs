@@ -4,6 +4,7 @@
 mod call;
 mod channel;
 mod conn;
+mod health_check;
 mod invoker;
 mod options;
 mod response;

@@ -28,7 +28,7 @@
 //! let server = Server::builder().add_service(health.service()).build();
 //! // ... once the greeter is ready:
 //! health.set_serving_status("helloworld.Greeter", ServingStatus::SERVING);
-//! server.serve("127.0.0.1:50051".parse()?).await?;
+//! server.serve("127.0.0.1:50051").await?;
 //! # Ok(())
 //! # }
 //! ```
