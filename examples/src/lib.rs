@@ -6,6 +6,7 @@ pub mod proto {
     grpc_runtime::include_protos!();
 }
 
+pub mod health_reflection;
 pub mod load_balancing;
 pub mod retry;
 pub mod route_guide;
