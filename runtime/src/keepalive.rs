@@ -65,3 +65,97 @@ impl ClientParameters {
         self.time.max(MIN_CLIENT_TIME)
     }
 }
+
+/// A server's keepalive and connection management (gRPC-Go's `keepalive.ServerParameters`),
+/// with gRPC-Go's defaults:
+/// - `max_connection_idle`: a connection without calls for this long is sent GOAWAY (its
+///   client reconnects when it needs to). Default: never.
+/// - `max_connection_age`: a connection this old (±10% jitter, so a fleet's clients do not
+///   reconnect at once) is sent GOAWAY, e.g. to rebalance clients behind a load balancer.
+///   Default: never.
+/// - `max_connection_age_grace`: after that GOAWAY, how long calls in flight have before the
+///   connection is closed. Default: for ever.
+/// - `time`, `timeout`: the server pings each connection every `time` and closes it if no
+///   answer comes within `timeout`. Defaults: 2 hours, 20 s.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use grpc_runtime::keepalive::ServerParameters;
+/// use grpc_runtime::server::Server;
+///
+/// let server = Server::builder()
+///     .keepalive(
+///         ServerParameters::new()
+///             .max_connection_idle(Duration::from_secs(15 * 60))
+///             .max_connection_age(Duration::from_secs(30 * 60))
+///             .max_connection_age_grace(Duration::from_secs(30)),
+///     )
+///     .build();
+/// # let _ = server;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub struct ServerParameters {
+    /// GOAWAY after this long without calls. Default: `None` (never).
+    pub max_connection_idle: Option<Duration>,
+    /// GOAWAY once the connection is this old (±10%). Default: `None` (never).
+    pub max_connection_age: Option<Duration>,
+    /// Close this long after the age GOAWAY. Default: `None` (wait for the calls).
+    pub max_connection_age_grace: Option<Duration>,
+    /// How often to ping. Default: 2 hours.
+    pub time: Duration,
+    /// How long to wait for the answer. Default: 20 s.
+    pub timeout: Duration,
+}
+
+impl Default for ServerParameters {
+    fn default() -> Self {
+        ServerParameters {
+            max_connection_idle: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            time: Duration::from_secs(2 * 60 * 60),
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl ServerParameters {
+    /// gRPC-Go's defaults.
+    pub fn new() -> ServerParameters {
+        ServerParameters::default()
+    }
+
+    /// Sends GOAWAY to connections without calls for `idle`.
+    pub fn max_connection_idle(mut self, idle: Duration) -> Self {
+        self.max_connection_idle = Some(idle);
+        self
+    }
+
+    /// Sends GOAWAY to connections once they are `age` old (±10%).
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.max_connection_age = Some(age);
+        self
+    }
+
+    /// Closes a connection `grace` after its age GOAWAY, calls in flight or not.
+    pub fn max_connection_age_grace(mut self, grace: Duration) -> Self {
+        self.max_connection_age_grace = Some(grace);
+        self
+    }
+
+    /// Pings each connection every `time` (at least 1 s).
+    pub fn time(mut self, time: Duration) -> Self {
+        self.time = time.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Closes a connection whose ping is not answered within `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}

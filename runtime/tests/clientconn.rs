@@ -665,9 +665,15 @@ async fn too_many_pings_doubles_the_keepalive_time() {
         })
         .build()
         .unwrap();
-    channel.connect().await.unwrap();
-    // pick_first reconnects after each GOAWAY; let three connections see a keepalive.
-    tokio::time::sleep(Duration::from_secs(100)).await;
+    // Three connections, each closed by the peer's GOAWAY after its first keepalive ping;
+    // pick_first goes IDLE after each, and connecting again makes the next.
+    for _ in 0..3 {
+        channel.connect().await.unwrap();
+        let state = channel
+            .wait_for_state_change(ConnectivityState::Ready)
+            .await;
+        assert_eq!(state, ConnectivityState::Idle);
+    }
     let pings = pings.lock().unwrap().clone();
     assert!(pings.len() >= 3, "{pings:?}");
     let secs: Vec<u64> = pings.iter().take(3).map(|d| d.as_secs()).collect();

@@ -49,6 +49,10 @@ struct PickFirst {
     /// Every address failed once: TRANSIENT_FAILURE until one connects; each is retried
     /// as its backoff ends.
     failed_pass: bool,
+    /// The selected connection closed: IDLE, without subchannels, until a call asks for a
+    /// connection (gRFC A62; reconnecting at once would answer a server's
+    /// `max_connection_idle` GOAWAY with a new idle connection).
+    idle: bool,
 }
 
 struct Always(Subchannel);
@@ -111,6 +115,10 @@ impl Balancer for PickFirst {
             return Ok(());
         }
         self.addresses = addresses;
+        if self.idle {
+            // Used when a call needs a connection.
+            return Ok(());
+        }
         // A connection to an address still listed stays.
         if let Some(selected) = &self.selected
             && self.addresses.contains(selected.address())
@@ -182,10 +190,17 @@ impl Balancer for PickFirst {
             }
             ConnectivityState::Idle => {
                 if self.selected.as_ref() == Some(subchannel) {
-                    // The connection closed: try the addresses again, and ask for fresh ones.
-                    self.selected = None;
+                    // The connection closed: IDLE until a call needs one; fresh addresses
+                    // meanwhile.
+                    for subchannel in self.subchannels.drain(..) {
+                        subchannel.shutdown();
+                    }
+                    if let Some(selected) = self.selected.take() {
+                        selected.shutdown();
+                    }
+                    self.idle = true;
                     channel.resolve_now();
-                    self.restart(channel);
+                    channel.update_picker(ConnectivityState::Idle, queue_picker());
                 } else if self.failed_pass {
                     // Its backoff is over: try it again.
                     subchannel.connect();
@@ -196,6 +211,7 @@ impl Balancer for PickFirst {
     }
 
     fn exit_idle(&mut self, channel: &mut dyn ChannelController) {
+        self.idle = false;
         if self.subchannels.is_empty() && !self.addresses.is_empty() {
             self.restart(channel);
         } else if let Some(current) = self.subchannels.get(self.next) {

@@ -304,6 +304,10 @@ impl Channel {
                     }
                 }
                 Pick::Fail(status) if !wait_for_ready => return Err(status),
+                Pick::Queue if *self.inner.handles.state.borrow() == ConnectivityState::Idle => {
+                    // The balancer went IDLE (its connection closed): a call wakes it.
+                    let _ = self.inner.handles.control.send(Control::ExitIdle);
+                }
                 Pick::Fail(_) | Pick::Queue => {}
             }
             if picker.changed().await.is_err() {

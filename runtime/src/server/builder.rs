@@ -151,6 +151,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Connection management: idle and age limits, keepalive pings. See
+    /// [`ServerParameters`](crate::keepalive::ServerParameters) (gRPC-Go's
+    /// `grpc.KeepaliveParams`).
+    pub fn keepalive(mut self, keepalive: crate::keepalive::ServerParameters) -> Self {
+        self.config.keepalive = keepalive;
+        self
+    }
+
     /// How connections are secured (gRPC-Go's `grpc.Creds`). Default: plaintext
     /// ([`ServerCredentials::insecure`]).
     ///

@@ -3,6 +3,7 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use super::routing::dispatch;
 use super::{Mode, Shared};
 use crate::credentials::tls::{ServerTlsState, TlsInfo};
+use crate::keepalive::ServerParameters;
 use crate::peer::Peer;
 use crate::transport;
 
@@ -138,6 +140,7 @@ async fn serve_h2<IO>(
     // Allocated when a burst arrives, freed after it: an idle connection holds none.
     let mut burst = Vec::new();
     let mut going_away = false;
+    let mut manager = Manager::new(shared.config.keepalive, connection.ping_pong());
     loop {
         if !going_away && *mode.borrow_and_update() != Mode::Serving {
             connection.graceful_shutdown();
@@ -146,13 +149,39 @@ async fn serve_h2<IO>(
         if *mode.borrow() == Mode::Stopped {
             return;
         }
+        manager.arm();
         let accepted = tokio::select! {
             biased;
             accepted = poll_fn(|cx| accept_burst(&mut connection, &mut burst, cx)) => accepted,
             _ = mode.changed() => continue,
+            () = manager.timer.as_mut() => {
+                match manager.on_timer(&connection) {
+                    Step::Continue => {}
+                    Step::GoAway(why) => {
+                        tracing::debug!(remote_addr = ?peer.remote_addr(), "sending GOAWAY: {why}");
+                        if !going_away {
+                            connection.graceful_shutdown();
+                            going_away = true;
+                        }
+                    }
+                    Step::Close(why) => {
+                        tracing::debug!(remote_addr = ?peer.remote_addr(), "closing the connection: {why}");
+                        return;
+                    }
+                }
+                continue;
+            }
+            pong = poll_fn(|cx| poll_pong(&mut manager.ping, cx)), if manager.pong_due.is_some() => {
+                manager.answered();
+                if let Err(e) = pong {
+                    tracing::debug!(remote_addr = ?peer.remote_addr(), "keepalive ping failed: {e}");
+                }
+                continue;
+            }
         };
         match accepted {
             Ok(waker) => {
+                manager.calls_seen();
                 // Routing runs here; each call starts once its method is known.
                 let inline = inline.then_some(waker);
                 for (request, respond) in std::mem::take(&mut burst) {
@@ -170,6 +199,152 @@ async fn serve_h2<IO>(
             }
             Err(None) => break,
         }
+    }
+}
+
+/// What the connection does when one of its timers fires.
+enum Step {
+    Continue,
+    GoAway(&'static str),
+    Close(&'static str),
+}
+
+/// A connection's management per the server's keepalive parameters (gRPC-Go's): GOAWAY when
+/// idle too long or too old, close after the age grace, ping every `time` and close when a
+/// ping goes unanswered. One timer, re-armed only when its deadline moves: the accept loop's
+/// hot path pays a comparison.
+struct Manager {
+    params: ServerParameters,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Instant,
+    /// Since when the connection has had no calls, as last seen (idleness is checked only
+    /// when `max_connection_idle` is set).
+    idle_since: Option<Instant>,
+    /// When the age GOAWAY is due (jittered), until sent.
+    age_at: Option<Instant>,
+    /// After the age GOAWAY, when the connection closes regardless.
+    close_at: Option<Instant>,
+    ping: Option<h2::PingPong>,
+    /// When the next ping goes.
+    next_ping: Instant,
+    /// A ping is out: its answer is due by this.
+    pong_due: Option<Instant>,
+}
+
+impl Manager {
+    fn new(params: ServerParameters, ping: Option<h2::PingPong>) -> Manager {
+        let now = Instant::now();
+        let age_at = params.max_connection_age.map(|age| {
+            // ±10%, so that connections made together do not all go away together.
+            now + age.mul_f64(0.9 + 0.2 * crate::backoff::random())
+        });
+        let mut manager = Manager {
+            params,
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            armed: now,
+            idle_since: Some(now),
+            age_at,
+            close_at: None,
+            ping,
+            next_ping: now + params.time,
+            pong_due: None,
+        };
+        manager.armed = manager.deadline() + Duration::from_secs(1);
+        manager
+    }
+
+    /// The earliest thing to do.
+    fn deadline(&self) -> Instant {
+        let ping = self.pong_due.unwrap_or(self.next_ping);
+        let idle = match (self.params.max_connection_idle, self.idle_since) {
+            (Some(idle), Some(since)) => Some(since + idle),
+            // Calls in flight: look again a quarter of the limit later.
+            (Some(idle), None) => Some(Instant::now() + idle / 4),
+            (None, _) => None,
+        };
+        [Some(ping), idle, self.age_at, self.close_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(ping)
+    }
+
+    /// Re-arms the timer if its deadline moved.
+    fn arm(&mut self) {
+        let deadline = self.deadline();
+        if deadline != self.armed {
+            self.armed = deadline;
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+
+    /// Calls came in: the connection is not idle.
+    fn calls_seen(&mut self) {
+        if self.params.max_connection_idle.is_some() {
+            self.idle_since = None;
+        }
+    }
+
+    fn on_timer<IO, B>(&mut self, connection: &h2::server::Connection<IO, B>) -> Step
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+        B: bytes::Buf,
+    {
+        let now = Instant::now();
+        if self.close_at.is_some_and(|at| at <= now) {
+            return Step::Close("the connection is past its age and grace");
+        }
+        if let Some(due) = self.pong_due
+            && due <= now
+        {
+            return Step::Close("keepalive ping not answered in time");
+        }
+        if self.pong_due.is_none() && self.next_ping <= now {
+            match self.ping.as_mut().map(|p| p.send_ping(h2::Ping::opaque())) {
+                Some(Ok(())) => self.pong_due = Some(now + self.params.timeout),
+                // A ping is already out (a user's) or pings are unavailable: try later.
+                _ => self.next_ping = now + self.params.time,
+            }
+        }
+        if let Some(at) = self.age_at
+            && at <= now
+        {
+            self.age_at = None;
+            self.close_at = self
+                .params
+                .max_connection_age_grace
+                .map(|grace| now + grace);
+            return Step::GoAway("max_connection_age");
+        }
+        if let Some(idle) = self.params.max_connection_idle {
+            if connection.has_streams() {
+                self.idle_since = None;
+            } else {
+                let since = *self.idle_since.get_or_insert(now);
+                if since + idle <= now {
+                    self.params.max_connection_idle = None;
+                    // A GOAWAY an idle peer never acknowledges must not hold the
+                    // connection: it closes after the ping timeout.
+                    self.close_at = Some(now + self.params.timeout);
+                    return Step::GoAway("max_connection_idle");
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    /// The ping out was answered: the next goes `time` later.
+    fn answered(&mut self) {
+        self.pong_due = None;
+        self.next_ping = Instant::now() + self.params.time;
+    }
+}
+
+/// The answer to the ping out.
+fn poll_pong(ping: &mut Option<h2::PingPong>, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+    match ping {
+        Some(ping) => ping.poll_pong(cx).map_ok(drop),
+        None => Poll::Pending,
     }
 }
 

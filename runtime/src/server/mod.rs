@@ -64,6 +64,7 @@ pub(crate) struct Config {
     pub(crate) max_concurrent_streams: Option<u32>,
     pub(crate) connection_timeout: Duration,
     pub(crate) credentials: ServerCredentials,
+    pub(crate) keepalive: crate::keepalive::ServerParameters,
 }
 
 pub(crate) struct Shared {
@@ -132,6 +133,7 @@ impl Server {
                 max_concurrent_streams: None,
                 connection_timeout: Duration::from_secs(120),
                 credentials: ServerCredentials::insecure(),
+                keepalive: crate::keepalive::ServerParameters::default(),
             },
         }
     }
