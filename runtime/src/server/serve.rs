@@ -1,6 +1,7 @@
 //! Serving: listeners (TCP, Unix, any stream of connections) and the accept loop.
 
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::connection::serve_connection;
 use super::{Control, Mode, Server};
@@ -140,18 +142,39 @@ impl Server {
         self.control.serving.send_modify(|n| *n += 1);
         let _serving = ServingGuard(&self.control);
         let mut connections = JoinSet::new();
+        let mut backoff = AcceptBackoff::default();
+        // After a failed accept, the next one waits until then; connections already served
+        // finish and a stop is heard meanwhile.
+        let mut resume_at: Option<Instant> = None;
         loop {
+            let resume = resume_at;
+            let accept = async {
+                if let Some(at) = resume {
+                    tokio::time::sleep_until(at).await;
+                }
+                listener.accept().await
+            };
             tokio::select! {
-                accepted = listener.accept() => match accepted {
+                accepted = accept => match accepted {
                     Some(Ok((io, peer))) => {
+                        backoff.succeeded();
+                        resume_at = None;
                         let shared = Arc::clone(&self.shared);
                         let mode = self.control.mode.subscribe();
                         connections.spawn(serve_connection(io, peer, shared, mode));
                     }
+                    Some(Err(e)) if is_connection_error(&e) => {
+                        // That one connection went away before it was accepted; the next
+                        // may be fine.
+                        tracing::debug!("accept: connection lost before it was accepted: {e}");
+                        resume_at = None;
+                    }
                     Some(Err(e)) => {
-                        // Out of file descriptors and the like: wait rather than spin.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors or memory: every accept would fail alike,
+                        // so wait rather than spin, longer each time.
+                        let pause = backoff.failed();
+                        tracing::warn!("accept failed: {e}; retrying in {pause:?}");
+                        resume_at = Some(Instant::now() + pause);
                     }
                     None => break,
                 },
@@ -172,6 +195,45 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a failed accept concerns only the connection being accepted (its peer reset or
+/// aborted it first), not the listener: then the next accept goes ahead at once.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Pauses between failed accepts (EMFILE, ENFILE, ENOMEM...): 5 ms, doubling on each failure
+/// in a row up to 1 s, back to the start after an accept succeeds. Go's `net/http` does the
+/// same.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    last: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// The pause after one more failure.
+    fn failed(&mut self) -> Duration {
+        let pause = match self.last {
+            None => Self::FIRST,
+            Some(last) => (last * 2).min(Self::MAX),
+        };
+        self.last = Some(pause);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.last = None;
     }
 }
 
@@ -227,5 +289,40 @@ impl Server {
         let shared = Arc::clone(&self.shared);
         let mode = self.control.mode.subscribe();
         serve_connection(io, peer, shared, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_to_a_second_and_resets() {
+        let mut backoff = AcceptBackoff::default();
+        let pauses: Vec<u128> = (0..10).map(|_| backoff.failed().as_millis()).collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn connection_errors_are_told_apart() {
+        for kind in [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+        ] {
+            assert!(is_connection_error(&io::Error::from(kind)));
+        }
+        assert!(!is_connection_error(&io::Error::other(
+            "too many open files"
+        )));
+        #[cfg(target_os = "linux")]
+        {
+            // EMFILE, ENFILE, ENOMEM, ENOBUFS: the listener's trouble; ECONNABORTED: the peer's.
+            for errno in [24, 23, 12, 105] {
+                assert!(!is_connection_error(&io::Error::from_raw_os_error(errno)));
+            }
+            assert!(is_connection_error(&io::Error::from_raw_os_error(103)));
+        }
     }
 }
