@@ -86,6 +86,7 @@ mod request;
 pub mod resolver;
 pub mod server;
 pub mod service;
+mod quota;
 mod service_config;
 pub mod status;
 mod streaming;

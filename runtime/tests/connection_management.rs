@@ -128,3 +128,134 @@ async fn a_peer_that_does_not_answer_pings_is_closed() {
         "closed `timeout` after the ping: {closed_at:?}"
     );
 }
+
+/// Opens a stream to `/test.Echo/Concat` and sends the length prefix of a message of
+/// `len` bytes and `sent` bytes of it; returns the stream and its response.
+async fn partial_message(
+    sender: &mut h2::client::SendRequest<bytes::Bytes>,
+    len: usize,
+    sent: usize,
+) -> (h2::SendStream<bytes::Bytes>, h2::client::ResponseFuture) {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("http://memory.test/test.Echo/Concat")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = sender
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request, false)
+        .unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    frame.extend(std::iter::repeat_n(b'x', sent));
+    send.reserve_capacity(frame.len());
+    send.send_data(frame.into(), false).unwrap();
+    (send, response)
+}
+
+/// The `grpc-status` a response ends with (trailers-only or trailers).
+async fn grpc_status(response: h2::client::ResponseFuture) -> Option<String> {
+    let response = response.await.ok()?;
+    if let Some(status) = response.headers().get("grpc-status") {
+        return Some(status.to_str().unwrap().to_owned());
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        if chunk.is_err() {
+            return None;
+        }
+    }
+    let trailers = body.trailers().await.ok()??;
+    trailers
+        .get("grpc-status")
+        .map(|s| s.to_str().unwrap().to_owned())
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_partial_messages_share_a_bounded_budget() {
+    // 1 MiB for the whole server; messages up to 4 MiB.
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .request_memory_limit(1024 * 1024)
+        .build();
+    let (client, served) = tokio::io::duplex(1024 * 1024);
+    tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+    let (mut sender, connection) = h2::client::handshake(client).await.unwrap();
+    tokio::spawn(connection);
+
+    // 700 KiB announced, 100 KiB sent: the whole 700 KiB is reserved.
+    let (_first, first_response) = partial_message(&mut sender, 700 * 1024, 100 * 1024).await;
+    // Another 700 KiB does not fit: RESOURCE_EXHAUSTED (8), before its body is buffered.
+    let (_second, second_response) = partial_message(&mut sender, 700 * 1024, 10).await;
+    assert_eq!(grpc_status(second_response).await.as_deref(), Some("8"));
+    // A small message needs no reservation and goes through.
+    let (mut small, small_response) = partial_message(&mut sender, 3, 3).await;
+    small.send_data(bytes::Bytes::new(), true).unwrap();
+    let status = grpc_status(small_response).await;
+    assert!(
+        status.is_some() && status.as_deref() != Some("8"),
+        "{status:?}"
+    );
+
+    // The first call ends (its client cancels): its reservation is given back.
+    drop(_first);
+    drop(first_response);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (mut third, third_response) = partial_message(&mut sender, 700 * 1024, 700 * 1024).await;
+    third.send_data(bytes::Bytes::new(), true).unwrap();
+    // The whole message arrives and is read, not refused.
+    let status = grpc_status(third_response).await;
+    assert!(
+        status.is_some() && status.as_deref() != Some("8"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_server_announces_its_stream_limit() {
+    let server = Server::builder().add_service(Echo::default()).build();
+    let (client, served) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+    let (mut sender, connection) = h2::client::handshake(client).await.unwrap();
+    tokio::spawn(connection);
+    // The server's SETTINGS have arrived once a call is answered.
+    let (mut send, response) = partial_message(&mut sender, 0, 0).await;
+    send.send_data(bytes::Bytes::new(), true).unwrap();
+    assert!(grpc_status(response).await.is_some());
+    assert_eq!(
+        sender.current_max_send_streams(),
+        grpc_runtime::server::DEFAULT_MAX_CONCURRENT_STREAMS as usize
+    );
+}
+
+#[tokio::test]
+async fn headers_over_the_limit_are_refused_and_the_connection_serves_on() {
+    let server = server(ServerParameters::new());
+    let channel = memory_channel(&server, |b| b);
+    let mut request = Request::new(s("big"));
+    request
+        .metadata_mut()
+        .insert("x-big", &"v".repeat(100 * 1024))
+        .unwrap();
+    let result: Result<Response<StringValue>, _> = Client::new(channel.clone())
+        .unary(UNARY, request, pb())
+        .await;
+    let err = result.unwrap_err();
+    assert_ne!(err.code(), Code::Ok, "{err}");
+    // 60 KiB is under the 64 KiB default.
+    let mut request = Request::new(s("fits"));
+    request
+        .metadata_mut()
+        .insert("x-big", &"v".repeat(60 * 1024))
+        .unwrap();
+    let reply: Response<StringValue> = Client::new(channel.clone())
+        .unary(UNARY, request, pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().value, "fits");
+}

@@ -111,6 +111,10 @@ pub(crate) struct FrameDecoder {
     encoding: Received,
     kind: Kind,
     last_compressed: bool,
+    /// The server's budget, if large messages reserve from one; and the reservation of the
+    /// message being assembled.
+    quota: Option<std::sync::Arc<crate::quota::MemoryQuota>>,
+    reserved: Option<crate::quota::Reservation>,
 }
 
 impl FrameDecoder {
@@ -122,7 +126,28 @@ impl FrameDecoder {
             encoding,
             kind,
             last_compressed: false,
+            quota: None,
+            reserved: None,
         }
+    }
+
+    /// Makes messages over [`RESERVE_ABOVE`](crate::quota::RESERVE_ABOVE) reserve their size
+    /// from `quota` before they are buffered.
+    pub(crate) fn with_quota(mut self, quota: std::sync::Arc<crate::quota::MemoryQuota>) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// Reserves room for a partial message of `len` body bytes, if it needs a reservation
+    /// and has none yet.
+    fn reserve_for(&mut self, len: usize) -> Result<(), Status> {
+        if let Some(quota) = &self.quota
+            && self.reserved.is_none()
+            && len > crate::quota::RESERVE_ABOVE
+        {
+            self.reserved = Some(crate::quota::Reservation::take(quota, HEADER_LEN + len)?);
+        }
+        Ok(())
     }
 
     /// Whether the last message returned by `next_message` was compressed.
@@ -202,6 +227,7 @@ impl FrameDecoder {
                 }
             }
         } else {
+                    self.reserve_for(len)?;
             match self.header(&self.buf)? {
                 Some((compressed, len)) if self.buf.len() >= HEADER_LEN + len => {
                     self.buf.advance(HEADER_LEN);
@@ -215,9 +241,12 @@ impl FrameDecoder {
             }
         };
         self.last_compressed = compressed;
+                    // Complete: handed on, no longer ours to count.
+                    self.reserved = None;
         if !compressed {
             return Ok(Some(body));
         }
+                    self.reserve_for(len)?;
         match self.encoding {
             Received::Identity => Err(Status::internal(
                 "compressed flag set on a message but no grpc-encoding was sent",

@@ -106,7 +106,9 @@ impl ServerBuilder {
         self
     }
 
-    /// The largest response message sent. Default: `i32::MAX` bytes.
+    /// The largest response message sent; larger ones fail the call with
+    /// `RESOURCE_EXHAUSTED`. Default: 4 MiB ([`DEFAULT_MAX_SEND_MESSAGE_SIZE`](super::DEFAULT_MAX_SEND_MESSAGE_SIZE),
+    /// which says why it is not gRPC-Go's `i32::MAX`).
     pub fn max_send_message_size(mut self, limit: usize) -> Self {
         self.config.max_send = limit;
         self
@@ -126,9 +128,29 @@ impl ServerBuilder {
     }
 
     /// The most concurrent calls per connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`).
-    /// Default: unlimited.
+    /// Default: 100 ([`DEFAULT_MAX_CONCURRENT_STREAMS`](super::DEFAULT_MAX_CONCURRENT_STREAMS)).
     pub fn max_concurrent_streams(mut self, limit: u32) -> Self {
         self.config.max_concurrent_streams = Some(limit);
+        self
+    }
+
+    /// The largest header list (decoded) accepted on a request (HTTP/2
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, gRPC-Go's `MaxHeaderListSize`). Default: 64 KiB
+    /// ([`DEFAULT_MAX_HEADER_LIST_SIZE`](super::DEFAULT_MAX_HEADER_LIST_SIZE)).
+    pub fn max_header_list_size(mut self, size: u32) -> Self {
+        self.config.http2.max_header_list_size = size;
+        self
+    }
+
+    /// The server-wide budget for request messages being assembled: a message over 64 KiB
+    /// reserves its size when its length prefix arrives and gives it back when complete;
+    /// when the budget is spent, such messages fail with `RESOURCE_EXHAUSTED` while the calls
+    /// holding reservations go on. It bounds what peers sending large messages slowly (or
+    /// never finishing them) can make the server hold. Default: 32 MiB
+    /// ([`DEFAULT_REQUEST_MEMORY_LIMIT`](super::DEFAULT_REQUEST_MEMORY_LIMIT)); raise it
+    /// for many concurrent large requests.
+    pub fn request_memory_limit(mut self, bytes: usize) -> Self {
+        self.config.request_memory = crate::quota::MemoryQuota::new(bytes);
         self
     }
 

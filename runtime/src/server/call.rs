@@ -169,7 +169,8 @@ impl ServerCall {
         let started = Started {
             body: Some(Body::new(
                 body,
-                FrameDecoder::new(config.max_recv, encoding, Kind::Request),
+                FrameDecoder::new(config.max_recv, encoding, Kind::Request)
+                    .with_quota(Arc::clone(&config.request_memory)),
             )),
             metadata,
             extensions: head.extensions,

@@ -30,7 +30,7 @@ pub use call::ServerCall;
 pub use responder::ResponseSender;
 pub use service::Service;
 
-use crate::codec::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
+use crate::codec::DEFAULT_MAX_RECV_MESSAGE_SIZE;
 use crate::compression::CompressionEncoding;
 use crate::credentials::ServerCredentials;
 use crate::interceptor::Chain;
@@ -65,7 +65,30 @@ pub(crate) struct Config {
     pub(crate) connection_timeout: Duration,
     pub(crate) credentials: ServerCredentials,
     pub(crate) keepalive: crate::keepalive::ServerParameters,
+    /// The budget of request messages being assembled (see `quota`).
+    pub(crate) request_memory: Arc<crate::quota::MemoryQuota>,
 }
+
+/// The largest response message a server sends by default: 4 MiB, where gRPC-Go allows
+/// `i32::MAX`. Every gRPC implementation's clients refuse messages over 4 MiB by default, so
+/// a larger response fails anyway unless the client raised its limit, and the server's own
+/// limit keeps a small request from making it build (and hold, for a slow reader) a huge
+/// one.
+pub const DEFAULT_MAX_SEND_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// The most concurrent calls per connection by default, announced in
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` (RFC 9113 asks for no less than 100; gRPC-Go announces
+/// no limit, which lets one connection hold any number of calls and their buffers).
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// The largest header list (decoded) a server takes by default: 64 KiB, where gRPC-Go takes
+/// 16 MiB. Generous for metadata (tokens of a few KiB), and it bounds what the headers of
+/// the calls a connection may hold at once can cost.
+pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
+
+/// The default budget of request messages being assembled, server-wide: 32 MiB (see
+/// [`ServerBuilder::request_memory_limit`]).
+pub const DEFAULT_REQUEST_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub(crate) struct Shared {
     pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
@@ -129,11 +152,15 @@ impl Server {
                 max_send: DEFAULT_MAX_SEND_MESSAGE_SIZE,
                 send_compressed: None,
                 accept: CompressionEncoding::ALL.to_vec(),
-                http2: Http2Settings::default(),
-                max_concurrent_streams: None,
+                http2: Http2Settings {
+                    max_header_list_size: DEFAULT_MAX_HEADER_LIST_SIZE,
+                    ..Http2Settings::default()
+                },
+                max_concurrent_streams: Some(DEFAULT_MAX_CONCURRENT_STREAMS),
                 connection_timeout: Duration::from_secs(120),
                 credentials: ServerCredentials::insecure(),
                 keepalive: crate::keepalive::ServerParameters::default(),
+                request_memory: crate::quota::MemoryQuota::new(DEFAULT_REQUEST_MEMORY_LIMIT),
             },
         }
     }
