@@ -159,3 +159,66 @@ impl ServerParameters {
         self
     }
 }
+
+/// How often a server lets its clients ping (gRPC-Go's `keepalive.EnforcementPolicy`): a
+/// ping sooner than `min_time` after the previous one, or (unless `permit_without_stream`) a
+/// ping while the connection has no calls, is a strike; strikes are forgiven whenever the
+/// server sends headers or data; past two strikes the server sends GOAWAY
+/// `ENHANCE_YOUR_CALM` with debug data `too_many_pings`, as gRPC-Go does (its clients, and
+/// ours, then ping half as often), and closes the connection.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use grpc_runtime::keepalive::EnforcementPolicy;
+/// use grpc_runtime::server::Server;
+///
+/// // Clients may ping every 30 s, with or without calls in flight.
+/// let server = Server::builder()
+///     .keepalive_enforcement_policy(
+///         EnforcementPolicy::new()
+///             .min_time(Duration::from_secs(30))
+///             .permit_without_stream(true),
+///     )
+///     .build();
+/// # let _ = server;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub struct EnforcementPolicy {
+    /// The shortest time between a client's pings. Default: 5 minutes.
+    pub min_time: Duration,
+    /// Whether pings are welcome while the connection has no calls. Default: `false` (such
+    /// pings may come every 2 hours, as in gRPC-Go).
+    pub permit_without_stream: bool,
+}
+
+impl Default for EnforcementPolicy {
+    fn default() -> Self {
+        EnforcementPolicy {
+            min_time: Duration::from_secs(5 * 60),
+            permit_without_stream: false,
+        }
+    }
+}
+
+impl EnforcementPolicy {
+    /// gRPC-Go's defaults.
+    pub fn new() -> EnforcementPolicy {
+        EnforcementPolicy::default()
+    }
+
+    /// The shortest time between a client's pings.
+    pub fn min_time(mut self, min_time: Duration) -> Self {
+        self.min_time = min_time;
+        self
+    }
+
+    /// Welcomes pings on connections without calls.
+    pub fn permit_without_stream(mut self, permit: bool) -> Self {
+        self.permit_without_stream = permit;
+        self
+    }
+}

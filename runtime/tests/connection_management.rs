@@ -259,3 +259,79 @@ async fn headers_over_the_limit_are_refused_and_the_connection_serves_on() {
         .unwrap();
     assert_eq!(reply.into_inner().value, "fits");
 }
+
+/// Reads frames until the connection closes; returns (type, flags, payload) of each.
+async fn frames_until_closed(
+    io: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Vec<(u8, u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let mut head = [0u8; 9];
+        if io.read_exact(&mut head).await.is_err() {
+            return frames;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if io.read_exact(&mut payload).await.is_err() {
+            return frames;
+        }
+        frames.push((head[3], head[4], payload));
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_pings_too_often_gets_goaway_too_many_pings() {
+    let running = start().await;
+    let mut tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    // Four pings in a row on a connection without calls: three strikes.
+    for i in 0..4u8 {
+        let mut ping = vec![0, 0, 8, 6, 0, 0, 0, 0, 0];
+        ping.extend_from_slice(&[i; 8]);
+        tcp.write_all(&ping).await.unwrap();
+    }
+    let frames = tokio::time::timeout(Duration::from_secs(10), frames_until_closed(&mut tcp))
+        .await
+        .expect("the server closes the connection");
+    let goaway = frames
+        .iter()
+        .find(|(kind, _, _)| *kind == 7)
+        .expect("a GOAWAY");
+    let payload = &goaway.2;
+    let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
+    assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+    assert_eq!(&payload[8..], b"too_many_pings", "gRPC-Go's debug data");
+    // The server serves others.
+    let channel = running.channel();
+    assert_eq!(say(&channel, "still").await.unwrap(), "still");
+}
+
+#[tokio::test]
+async fn pings_within_the_policy_are_welcome() {
+    let running = start_with(|b| {
+        b.keepalive_enforcement_policy(
+            grpc_runtime::keepalive::EnforcementPolicy::new()
+                .min_time(Duration::from_millis(1))
+                .permit_without_stream(true),
+        )
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    for i in 0..6u8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut ping = vec![0, 0, 8, 6, 0, 0, 0, 0, 0];
+        ping.extend_from_slice(&[i; 8]);
+        tcp.write_all(&ping).await.unwrap();
+    }
+    // Read for a while: ACKs, no GOAWAY.
+    let read =
+        tokio::time::timeout(Duration::from_millis(300), frames_until_closed(&mut tcp)).await;
+    assert!(read.is_err(), "the connection stays open: {read:?}");
+}

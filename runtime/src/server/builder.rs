@@ -181,6 +181,17 @@ impl ServerBuilder {
         self
     }
 
+    /// How often clients may ping (gRPC-Go's `grpc.KeepaliveEnforcementPolicy`); see
+    /// [`EnforcementPolicy`](crate::keepalive::EnforcementPolicy). Default: every 5
+    /// minutes, only while calls are in flight.
+    pub fn keepalive_enforcement_policy(
+        mut self,
+        policy: crate::keepalive::EnforcementPolicy,
+    ) -> Self {
+        self.config.enforcement = policy;
+        self
+    }
+
     /// How connections are secured (gRPC-Go's `grpc.Creds`). Default: plaintext
     /// ([`ServerCredentials::insecure`]).
     ///

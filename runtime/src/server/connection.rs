@@ -15,7 +15,7 @@ use super::{Mode, Shared};
 use crate::credentials::tls::{ServerTlsState, TlsInfo};
 use crate::keepalive::ServerParameters;
 use crate::peer::Peer;
-use crate::transport;
+use crate::transport::{self, Enforcement};
 
 /// How many streams a connection's task accepts before it starts their calls and lets their
 /// responses out. h2 reads every request that has arrived before handing out the first, and
@@ -33,6 +33,7 @@ async fn handshake<IO>(
     shared: &Shared,
     deadline: Instant,
     mode: &mut watch::Receiver<Mode>,
+    enforcement: &Arc<Enforcement>,
 ) -> Option<h2::server::Connection<transport::Paced<IO>, Bytes>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -41,7 +42,9 @@ where
     if let Some(limit) = shared.config.max_concurrent_streams {
         builder.max_concurrent_streams(limit);
     }
-    let handshake = builder.handshake::<_, Bytes>(transport::Paced::server(io));
+    let io = transport::Paced::server(io)
+        .police_pings(shared.config.enforcement, Arc::clone(enforcement));
+    let handshake = builder.handshake::<_, Bytes>(io);
     let handshake = tokio::select! {
         handshake = tokio::time::timeout_at(deadline, handshake) => handshake,
         _ = mode.changed() => return None,
@@ -128,7 +131,15 @@ async fn serve_h2<IO>(
 {
     // Boxed: the handshake's state is as large as the connection's, and a connection's task
     // keeps its largest state for its whole life (idle connections are counted per KiB).
-    let handshake = Box::pin(handshake(io, &peer, &shared, deadline, &mut mode));
+    let enforcement = Arc::new(Enforcement::default());
+    let handshake = Box::pin(handshake(
+        io,
+        &peer,
+        &shared,
+        deadline,
+        &mut mode,
+        &enforcement,
+    ));
     let Some(mut connection) = handshake.await else {
         return;
     };
@@ -141,7 +152,13 @@ async fn serve_h2<IO>(
     let mut burst = Vec::new();
     let mut going_away = false;
     let mut manager = Manager::new(shared.config.keepalive, connection.ping_pong());
+    let mut calmed = false;
     loop {
+        // For the ping policing (one lock of h2's state per turn).
+        enforcement.has_streams.store(
+            connection.has_streams(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if !going_away && *mode.borrow_and_update() != Mode::Serving {
             connection.graceful_shutdown();
             going_away = true;
@@ -169,6 +186,15 @@ async fn serve_h2<IO>(
                         return;
                     }
                 }
+                continue;
+            }
+            () = poll_fn(|cx| enforcement.poll_tripped(cx)), if !calmed => {
+                tracing::warn!(
+                    remote_addr = ?peer.remote_addr(),
+                    "the client pings too often: GOAWAY ENHANCE_YOUR_CALM too_many_pings"
+                );
+                calmed = true;
+                connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 continue;
             }
             pong = poll_fn(|cx| poll_pong(&mut manager.ping, cx)), if manager.pong_due.is_some() => {

@@ -65,6 +65,7 @@ pub(crate) struct Config {
     pub(crate) connection_timeout: Duration,
     pub(crate) credentials: ServerCredentials,
     pub(crate) keepalive: crate::keepalive::ServerParameters,
+    pub(crate) enforcement: crate::keepalive::EnforcementPolicy,
     /// The budget of request messages being assembled (see `quota`).
     pub(crate) request_memory: Arc<crate::quota::MemoryQuota>,
 }
@@ -160,6 +161,7 @@ impl Server {
                 connection_timeout: Duration::from_secs(120),
                 credentials: ServerCredentials::insecure(),
                 keepalive: crate::keepalive::ServerParameters::default(),
+                enforcement: crate::keepalive::EnforcementPolicy::default(),
                 request_memory: crate::quota::MemoryQuota::new(DEFAULT_REQUEST_MEMORY_LIMIT),
             },
         }

@@ -17,8 +17,16 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use bytes::{Buf, BytesMut};
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+use crate::keepalive::EnforcementPolicy;
 
 /// Small frames h2 sees per turn: 16 requests of a HEADERS and a DATA frame each.
 pub(crate) const FRAMES_PER_TURN: usize = 32;
@@ -52,6 +60,147 @@ pub(crate) struct Paced<IO> {
     frames: usize,
     /// Whether the current frame counts toward the turn.
     small: bool,
+    /// A server's keepalive enforcement, if it has one.
+    pings: Option<Box<PingPolicing>>,
+}
+
+/// What a server connection's task and its [`Paced`] share for keepalive enforcement: the
+/// policy is applied where frames go by (h2 answers pings itself and tells no one).
+#[derive(Debug, Default)]
+pub(crate) struct Enforcement {
+    /// Whether the connection has calls (kept current by the connection's task).
+    pub(crate) has_streams: AtomicBool,
+    /// Too many pings: the task must send GOAWAY `ENHANCE_YOUR_CALM`.
+    tripped: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Enforcement {
+    /// Ready once the peer pinged too often.
+    pub(crate) fn poll_tripped(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.tripped.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The strikes of gRPC-Go's ping policing, and the rewrite of the GOAWAY that ends it.
+#[derive(Debug)]
+struct PingPolicing {
+    policy: EnforcementPolicy,
+    shared: Arc<Enforcement>,
+    last_ping: Option<Instant>,
+    strikes: u32,
+    /// Outbound: the header of the frame being written, and its bytes left.
+    out_header: [u8; FRAME_HEADER_LEN],
+    out_header_len: usize,
+    out_left: usize,
+    /// Once tripped: the bytes owed to the socket (h2's, with the GOAWAY's debug data added).
+    owed: BytesMut,
+    /// Payload bytes left of the GOAWAY being rewritten; the debug data follows them.
+    goaway_left: Option<usize>,
+}
+
+/// gRPC-Go's allowance: more strikes than this and the connection goes.
+const MAX_PING_STRIKES: u32 = 2;
+
+/// Without calls and without `permit_without_stream`, a ping is welcome this often.
+const PING_WITHOUT_STREAMS: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The debug data of the GOAWAY sent to a peer that pings too often (gRPC-Go's; its clients
+/// and ours read it to slow down).
+const TOO_MANY_PINGS: &[u8] = b"too_many_pings";
+
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const ACK: u8 = 0x1;
+
+impl PingPolicing {
+    /// A PING (not an ACK) arrived.
+    fn ping(&mut self) {
+        let now = Instant::now();
+        let allowed = if !self.policy.permit_without_stream
+            && !self.shared.has_streams.load(Ordering::Relaxed)
+        {
+            PING_WITHOUT_STREAMS
+        } else {
+            self.policy.min_time
+        };
+        if self.last_ping.is_some_and(|last| now < last + allowed) {
+            self.strikes += 1;
+        }
+        self.last_ping = Some(now);
+        if self.strikes > MAX_PING_STRIKES && !self.shared.tripped.swap(true, Ordering::AcqRel) {
+            self.shared.waker.wake();
+        }
+    }
+
+    /// Follows the frames in `bytes`, just written: headers and data sent forgive the
+    /// strikes (gRPC-Go's rule: a peer waiting on a busy server may ping).
+    fn written(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.out_left > 0 {
+                let n = self.out_left.min(bytes.len());
+                self.out_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (FRAME_HEADER_LEN - self.out_header_len).min(bytes.len());
+            self.out_header[self.out_header_len..self.out_header_len + n]
+                .copy_from_slice(&bytes[..n]);
+            self.out_header_len += n;
+            bytes = &bytes[n..];
+            if self.out_header_len == FRAME_HEADER_LEN {
+                self.out_header_len = 0;
+                self.out_left = frame_len(&self.out_header);
+                if matches!(self.out_header[3], DATA | HEADERS) {
+                    self.strikes = 0;
+                }
+            }
+        }
+    }
+
+    /// Once tripped: takes `bytes` from h2 into `owed`, adding the debug data to its GOAWAY.
+    fn rewrite(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.out_left > 0 {
+                self.owed.extend_from_slice(&[byte]);
+                self.out_left -= 1;
+                if let Some(left) = &mut self.goaway_left {
+                    *left -= 1;
+                    if *left == 0 {
+                        self.owed.extend_from_slice(TOO_MANY_PINGS);
+                        self.goaway_left = None;
+                    }
+                }
+                continue;
+            }
+            self.out_header[self.out_header_len] = byte;
+            self.out_header_len += 1;
+            if self.out_header_len < FRAME_HEADER_LEN {
+                continue;
+            }
+            self.out_header_len = 0;
+            let len = frame_len(&self.out_header);
+            self.out_left = len;
+            let mut header = self.out_header;
+            if header[3] == GOAWAY && len == 8 {
+                let grown = len + TOO_MANY_PINGS.len();
+                header[..3].copy_from_slice(&(grown as u32).to_be_bytes()[1..]);
+                self.goaway_left = Some(len);
+            }
+            self.owed.extend_from_slice(&header);
+        }
+    }
+}
+
+fn frame_len(header: &[u8; FRAME_HEADER_LEN]) -> usize {
+    usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2])
 }
 
 impl<IO> Paced<IO> {
@@ -75,7 +224,35 @@ impl<IO> Paced<IO> {
             header_len: 0,
             frames: 0,
             small: false,
+            pings: None,
         }
+    }
+
+    /// Polices the peer's pings by `policy` (a server connection).
+    pub(crate) fn police_pings(
+        mut self,
+        policy: EnforcementPolicy,
+        shared: Arc<Enforcement>,
+    ) -> Self {
+        self.pings = Some(Box::new(PingPolicing {
+            policy,
+            shared,
+            last_ping: None,
+            strikes: 0,
+            out_header: [0; FRAME_HEADER_LEN],
+            out_header_len: 0,
+            out_left: 0,
+            owed: BytesMut::new(),
+            goaway_left: None,
+        }));
+        self
+    }
+
+    /// Whether pings were policed past their limit: writes go through the rewrite.
+    fn tripped(&self) -> bool {
+        self.pings
+            .as_ref()
+            .is_some_and(|p| p.shared.tripped.load(Ordering::Relaxed))
     }
 
     /// Follows frame boundaries through `bytes`, about to be handed to h2. Returns how many
@@ -110,6 +287,12 @@ impl<IO> Paced<IO> {
                     | usize::from(self.header[1]) << 8
                     | usize::from(self.header[2]);
                 self.small = self.in_frame < SMALL_FRAME;
+                if self.header[3] == PING
+                    && self.header[4] & ACK == 0
+                    && let Some(pings) = &mut self.pings
+                {
+                    pings.ping();
+                }
             }
             if self.in_frame == 0 && self.small {
                 self.frames += 1;
@@ -170,13 +353,49 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Paced<IO> {
     }
 }
 
+impl<IO: AsyncWrite + Unpin> Paced<IO> {
+    /// Writes what is owed to the socket (after a trip): `Ready` once all is out.
+    fn poll_owed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(pings) = &mut self.pings else {
+            return Poll::Ready(Ok(()));
+        };
+        while !pings.owed.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &pings.owed))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            pings.owed.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The slow path after a trip: h2's bytes go through the rewrite.
+    fn poll_write_tripped(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_owed(cx))?;
+        if let Some(pings) = &mut self.pings {
+            pings.rewrite(buf);
+        }
+        // Taken: what the socket does not take now goes on the next write or flush.
+        let _ = self.poll_owed(cx)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        if this.tripped() {
+            return this.poll_write_tripped(cx, buf);
+        }
+        let n = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        if let Some(pings) = &mut this.pings {
+            pings.written(&buf[..n]);
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -184,7 +403,27 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        if this.tripped() {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return this.poll_write_tripped(cx, first);
+        }
+        let n = std::task::ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+        if let Some(pings) = &mut this.pings {
+            let mut left = n;
+            for buf in bufs {
+                let take = left.min(buf.len());
+                pings.written(&buf[..take]);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -192,10 +431,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_owed(cx))?;
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_owed(cx))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
