@@ -161,7 +161,7 @@ async fn broken(host: &str, port: u16, i: u64) {
         return;
     };
     let _ = tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let _ = tcp.write_all(&[0xff; 64]).await;
     }
 }
