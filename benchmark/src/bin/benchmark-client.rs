@@ -164,6 +164,7 @@ async fn run(cfg: LoadConfig) -> i32 {
 }
 
 fn main() {
+    benchmark::process::init_logging("warn");
     let cfg = LoadConfig::from_args();
     if let Some(path) = &cfg.write_request {
         let bytes = request(&cfg).write_to_bytes().expect("encode request");

@@ -21,6 +21,7 @@ Options:
 Prints `READY connections=N streams=M` once everything is open.";
 
 fn main() {
+    benchmark::process::init_logging("warn");
     let mut args = Args::parse(USAGE);
     let target: String = args.get("target", "127.0.0.1:50051".to_owned());
     let connections: usize = args.get("connections", 1000);

@@ -1,6 +1,11 @@
-//! `benchmark-server`: grpc.testing.BenchmarkService on our runtime.
+//! `benchmark-server`: grpc.testing.BenchmarkService on our runtime. SIGINT/SIGTERM stop it
+//! gracefully (calls get 2 s), a second one at once; logs go to stderr (`RUST_LOG`, default
+//! `info`), the listening line to stdout.
+
+use std::time::Duration;
 
 use benchmark::harness::{Args, runtime};
+use benchmark::process::{init_logging, stop_on_signals};
 use benchmark::proto::benchmark_service_grpc::BenchmarkServiceServer;
 use benchmark::service::Bench;
 use grpc_runtime::credentials::ServerCredentials;
@@ -17,6 +22,7 @@ Options:
   --tls-key F   the certificate's private key (PEM)";
 
 fn main() {
+    init_logging("info");
     let mut args = Args::parse(USAGE);
     let port: u16 = args.get("port", 50051);
     let threads: usize = args.get("threads", 1);
@@ -41,6 +47,7 @@ fn main() {
             .credentials(credentials)
             .add_service(BenchmarkServiceServer::new(Bench))
             .build();
+        stop_on_signals(server.clone(), Duration::from_secs(2));
         server.serve_tcp(listener).await.expect("serve");
     });
 }

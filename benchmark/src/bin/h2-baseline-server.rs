@@ -39,6 +39,7 @@ struct Settings {
 }
 
 fn main() {
+    benchmark::process::init_logging("info");
     let mut args = Args::parse(USAGE);
     let port: u16 = args.get("port", 50051);
     let threads: usize = args.get("threads", 1);

@@ -52,6 +52,7 @@ impl Greeter for Strict {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::process::init_logging("info");
     let server = Server::builder()
         .add_service(GreeterServer::new(Strict))
         .build();

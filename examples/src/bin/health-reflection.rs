@@ -5,6 +5,7 @@ use examples::health_reflection::run;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::process::init_logging("info");
     let outcome = run().await?;
     println!(
         "health of helloworld.Greeter, as watched: {:?}",

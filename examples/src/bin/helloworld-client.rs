@@ -6,6 +6,7 @@ use grpc_runtime::client::Channel;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::process::init_logging("warn");
     let mut args = std::env::args().skip(1);
     let target = args
         .next()

@@ -4,6 +4,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::process::init_logging("info");
     let outcome = examples::load_balancing::run().await?;
     println!(
         "round_robin over ipv4:alpha,beta,gamma: {:?}",

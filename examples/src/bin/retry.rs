@@ -3,6 +3,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::process::init_logging("info");
     println!("service config:\n{}", examples::retry::SERVICE_CONFIG);
     let outcome = examples::retry::run().await?;
     println!("reply: {}", outcome.reply);

@@ -13,6 +13,7 @@ fn show(who: &str, outcome: &Result<String, Status>) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::process::init_logging("info");
     let outcome = examples::tls::run().await?;
     show("alice (allowed certificate)", &outcome.allowed);
     show(

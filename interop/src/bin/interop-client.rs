@@ -14,6 +14,7 @@ use grpc_runtime::credentials::ChannelCredentials;
 use grpc_runtime::credentials::tls::{Certificate, ClientTlsConfig};
 use interop::client::{Cases, select};
 use interop::flags::Flags;
+use interop::process::init_logging;
 
 const FLAGS: &[&str] = &[
     "server_host",
@@ -35,6 +36,7 @@ fn fail(message: String) -> ! {
 
 #[tokio::main]
 async fn main() {
+    init_logging("warn");
     let flags = Flags::parse(std::env::args().skip(1), FLAGS).unwrap_or_else(|e| fail(e));
     let credentials = credentials(&flags).unwrap_or_else(|e| fail(e));
     let host = flags.get("server_host", "localhost");

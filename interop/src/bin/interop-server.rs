@@ -1,8 +1,16 @@
 //! The interop test server:
-//! `interop-server --port=PORT [--use_tls=true --cert_file=F --key_file=F]`.
+//! `interop-server --port=PORT [--host=ADDR] [--use_tls=true --cert_file=F --key_file=F]`.
+//!
+//! It listens on 127.0.0.1 unless `--host` names another local address: `--host=0.0.0.0`
+//! (or `--host=::`) binds all interfaces, which a test server should do only when asked.
+//! SIGINT or SIGTERM stops it gracefully (calls get [`GRACE`]); a second one at once. Logs
+//! go to stderr at `info` unless `RUST_LOG` says otherwise.
 //!
 //! Beside `grpc.testing.TestService` it serves health (`grpc.health.v1`: the whole server
 //! and `grpc.testing.TestService` SERVING) and reflection (v1 and v1alpha).
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use grpc_runtime::credentials::ServerCredentials;
 use grpc_runtime::credentials::tls::{Identity, ServerTlsConfig};
@@ -10,21 +18,36 @@ use grpc_runtime::health::{HealthReporter, ServingStatus};
 use grpc_runtime::reflection;
 use grpc_runtime::server::Server;
 use interop::flags::Flags;
+use interop::process::{init_logging, stop_on_signals};
 use interop::proto::test_grpc::TestServiceServer;
 use interop::server::TestServiceImpl;
 
+/// How long in-flight calls may run on after the first SIGINT/SIGTERM (the interop scripts
+/// SIGKILL a server still there 5 s after SIGTERM).
+const GRACE: Duration = Duration::from_secs(2);
+
+const USAGE: &str =
+    "usage: interop-server [--port=N] [--host=ADDR] [--use_tls=true --cert_file=F --key_file=F]
+  --port=N      port to listen on [10000]
+  --host=ADDR   local address to bind: 127.0.0.1, ::1, or 0.0.0.0 / :: for all interfaces [127.0.0.1]";
+
 #[tokio::main]
 async fn main() {
-    let known = ["port", "use_tls", "cert_file", "key_file"];
+    init_logging("info");
+    let known = ["port", "host", "use_tls", "cert_file", "key_file"];
     let flags = match Flags::parse(std::env::args().skip(1), &known) {
         Ok(flags) => flags,
         Err(e) => {
-            eprintln!("interop-server: {e}");
+            eprintln!("interop-server: {e}\n{USAGE}");
             std::process::exit(2);
         }
     };
     let port: u16 = flags.number("port", 10000).unwrap_or_else(|e| {
         eprintln!("interop-server: {e}");
+        std::process::exit(2)
+    });
+    let host: IpAddr = flags.get("host", "127.0.0.1").parse().unwrap_or_else(|_| {
+        eprintln!("interop-server: --host takes an IP address\n{USAGE}");
         std::process::exit(2)
     });
     let credentials = credentials(&flags).unwrap_or_else(|e| {
@@ -38,13 +61,9 @@ async fn main() {
         .add_service(TestServiceServer::new(TestServiceImpl))
         .add_service(health.service());
     let server = reflection::register(builder).build();
-    let stopper = server.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stopper.graceful_stop().await;
-    });
-    eprintln!("interop-server: listening on port {port}");
-    if let Err(e) = server.serve(("0.0.0.0", port)).await {
+    stop_on_signals(server.clone(), GRACE);
+    eprintln!("interop-server: listening on {host} port {port}");
+    if let Err(e) = server.serve((host, port)).await {
         eprintln!("interop-server: {e}");
         std::process::exit(1);
     }
