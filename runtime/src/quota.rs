@@ -1,9 +1,10 @@
-//! A server-wide budget for the bytes of request messages being assembled (gRPC C-core's
-//! resource quota, for the memory a peer controls): a large message reserves its length
-//! from the budget when its prefix arrives, before any of it is buffered, and gives it back
-//! when it is complete or its call ends. When the budget is spent, further large messages fail
-//! with `RESOURCE_EXHAUSTED` while those holding reservations finish. Small messages (64 KiB
-//! or less) reserve nothing: HTTP/2 flow control and the per-connection stream limit bound
+//! A server-wide budget for the bytes of large messages in flight (gRPC C-core's resource
+//! quota, for the memory a peer controls). A large request message reserves its length from
+//! the budget when its prefix arrives, before any of it is buffered, and gives it back when
+//! it is complete or its call ends; a large response message reserves its encoded size until
+//! the next one is queued or the call ends. When the budget is spent, further large messages
+//! fail with `RESOURCE_EXHAUSTED` while those holding reservations finish. Small messages (64
+//! KiB or less) reserve nothing: HTTP/2 flow control and the per-connection stream limit bound
 //! them, and the common case pays nothing.
 
 use std::sync::Arc;
@@ -55,10 +56,10 @@ impl Reservation {
                     bytes,
                     used,
                     limit,
-                    "request refused: the server's memory budget for received messages is spent"
+                    "message refused: the server's memory budget for large messages is spent"
                 );
                 Status::resource_exhausted(format!(
-                    "the server's memory budget for received messages is spent \
+                    "the server's memory budget for large messages is spent \
                      ({used} of {limit} bytes in use; this message needs {bytes})"
                 ))
             })?;

@@ -181,7 +181,7 @@ async fn large_partial_messages_share_a_bounded_budget() {
     // 1 MiB for the whole server; messages up to 4 MiB.
     let server = Server::builder()
         .add_service(Echo::default())
-        .request_memory_limit(1024 * 1024)
+        .message_memory_limit(1024 * 1024)
         .build();
     let (client, served) = tokio::io::duplex(1024 * 1024);
     tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
@@ -334,4 +334,53 @@ async fn pings_within_the_policy_are_welcome() {
     let read =
         tokio::time::timeout(Duration::from_millis(300), frames_until_closed(&mut tcp)).await;
     assert!(read.is_err(), "the connection stays open: {read:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_responses_to_a_peer_that_does_not_read_share_the_budget() {
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .message_memory_limit(1024 * 1024)
+        .build();
+    let (client, served) = tokio::io::duplex(1024 * 1024);
+    tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+    // A window of 0: the server can send headers and trailers, never data.
+    let (mut sender, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake(client)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let ask = |text: &str| {
+        let body = protobuf::Message::write_to_bytes(&s(text)).unwrap();
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        bytes::Bytes::from(frame)
+    };
+    let mut call = |text: &str| {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("http://memory.test/test.Echo/Unary")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let (response, mut send) = sender.send_request(request, false).unwrap();
+        send.send_data(ask(text), true).unwrap();
+        (send, response)
+    };
+    // 700 KB answered: reserved, and held, as the peer reads nothing.
+    let (_held, first) = call("big:700000");
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Another 700 KB does not fit: the call fails with RESOURCE_EXHAUSTED (8).
+    let (_second_send, second) = call("big:700000");
+    assert_eq!(grpc_status(second).await.as_deref(), Some("8"));
+    // Small answers need no reservation.
+    let (_small_send, small) = call("big:10");
+    let small = small.await.unwrap();
+    assert_eq!(small.status(), 200);
+    drop(first);
 }

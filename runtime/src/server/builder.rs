@@ -142,15 +142,18 @@ impl ServerBuilder {
         self
     }
 
-    /// The server-wide budget for request messages being assembled: a message over 64 KiB
-    /// reserves its size when its length prefix arrives and gives it back when complete;
-    /// when the budget is spent, such messages fail with `RESOURCE_EXHAUSTED` while the calls
-    /// holding reservations go on. It bounds what peers sending large messages slowly (or
-    /// never finishing them) can make the server hold. Default: 32 MiB
-    /// ([`DEFAULT_REQUEST_MEMORY_LIMIT`](super::DEFAULT_REQUEST_MEMORY_LIMIT)); raise it
-    /// for many concurrent large requests.
-    pub fn request_memory_limit(mut self, bytes: usize) -> Self {
-        self.config.request_memory = crate::quota::MemoryQuota::new(bytes);
+    /// The server-wide budget for large messages in flight (gRPC C-core's resource quota,
+    /// for the memory peers control). A request message over 64 KiB reserves its size when
+    /// its length prefix arrives and gives it back when complete; a response message over
+    /// 64 KiB reserves its encoded size until the next message is queued or the call ends
+    /// (a peer that does not read keeps it). When the budget is spent, such messages fail
+    /// their call with `RESOURCE_EXHAUSTED` while the calls holding reservations go on. It
+    /// bounds what peers sending large messages slowly (or never finishing them), or not
+    /// reading large responses, can make the server hold. Default: 32 MiB
+    /// ([`DEFAULT_MESSAGE_MEMORY_LIMIT`](super::DEFAULT_MESSAGE_MEMORY_LIMIT)); raise it
+    /// for many concurrent large messages.
+    pub fn message_memory_limit(mut self, bytes: usize) -> Self {
+        self.config.message_memory = crate::quota::MemoryQuota::new(bytes);
         self
     }
 

@@ -135,7 +135,8 @@ impl ServerCall {
         if let compression::Received::Known(enc) = encoding {
             client_accepts.insert(enc);
         }
-        let mut responder = Responder::new(respond, client_accepts, config.max_send);
+        let mut responder = Responder::new(respond, client_accepts, config.max_send)
+            .with_quota(Arc::clone(&config.message_memory));
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
         // the default.
@@ -170,7 +171,7 @@ impl ServerCall {
             body: Some(Body::new(
                 body,
                 FrameDecoder::new(config.max_recv, encoding, Kind::Request)
-                    .with_quota(Arc::clone(&config.request_memory)),
+                    .with_quota(Arc::clone(&config.message_memory)),
             )),
             metadata,
             extensions: head.extensions,

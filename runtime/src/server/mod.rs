@@ -66,8 +66,8 @@ pub(crate) struct Config {
     pub(crate) credentials: ServerCredentials,
     pub(crate) keepalive: crate::keepalive::ServerParameters,
     pub(crate) enforcement: crate::keepalive::EnforcementPolicy,
-    /// The budget of request messages being assembled (see `quota`).
-    pub(crate) request_memory: Arc<crate::quota::MemoryQuota>,
+    /// The budget of large messages in flight, both ways (see `quota`).
+    pub(crate) message_memory: Arc<crate::quota::MemoryQuota>,
 }
 
 /// The largest response message a server sends by default: 4 MiB, where gRPC-Go allows
@@ -87,9 +87,9 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 /// the calls a connection may hold at once can cost.
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
 
-/// The default budget of request messages being assembled, server-wide: 32 MiB (see
-/// [`ServerBuilder::request_memory_limit`]).
-pub const DEFAULT_REQUEST_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
+/// The default budget of large messages in flight, server-wide: 32 MiB (see
+/// [`ServerBuilder::message_memory_limit`]).
+pub const DEFAULT_MESSAGE_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub(crate) struct Shared {
     pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
@@ -162,7 +162,7 @@ impl Server {
                 credentials: ServerCredentials::insecure(),
                 keepalive: crate::keepalive::ServerParameters::default(),
                 enforcement: crate::keepalive::EnforcementPolicy::default(),
-                request_memory: crate::quota::MemoryQuota::new(DEFAULT_REQUEST_MEMORY_LIMIT),
+                message_memory: crate::quota::MemoryQuota::new(DEFAULT_MESSAGE_MEMORY_LIMIT),
             },
         }
     }

@@ -47,6 +47,11 @@ pub(crate) struct Responder {
     writing: bool,
     /// The request's content-type when it names a subtype (`application/grpc+proto`).
     content_type: Option<HeaderValue>,
+    /// The server's message budget, and the reservation of the last large message: held
+    /// until the next message is queued or the call ends, as h2 may still hold its bytes
+    /// for a peer that does not read.
+    quota: Option<Arc<crate::quota::MemoryQuota>>,
+    reserved: Option<crate::quota::Reservation>,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -78,7 +83,15 @@ impl Responder {
             pending: Bytes::new(),
             writing: false,
             content_type: None,
+            quota: None,
+            reserved: None,
         }
+    }
+
+    /// Makes response messages over 64 KiB reserve their size from the server's budget.
+    pub(crate) fn with_quota(mut self, quota: Arc<crate::quota::MemoryQuota>) -> Responder {
+        self.quota = Some(quota);
+        self
     }
 
     /// Chooses the response encoding, before the headers go out. An encoding the client
@@ -154,8 +167,9 @@ impl Responder {
     ) -> Result<(), Status> {
         debug_assert!(self.pending.is_empty());
         self.send_headers()?;
+        self.reserved = None;
         let compression = self.compression.filter(|_| compress);
-        self.pending = framing::encode(
+        let frame = framing::encode(
             encoder,
             item,
             compression,
@@ -163,6 +177,12 @@ impl Responder {
             Kind::Response,
             &mut self.scratch,
         )?;
+        if let Some(quota) = &self.quota
+            && frame.len() > crate::quota::RESERVE_ABOVE
+        {
+            self.reserved = Some(crate::quota::Reservation::take(quota, frame.len())?);
+        }
+        self.pending = frame;
         Ok(())
     }
 
