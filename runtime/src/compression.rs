@@ -170,7 +170,8 @@ pub(crate) fn decompress(
 ) -> Result<Bytes, Status> {
     let mut out = Vec::with_capacity(src.len().saturating_mul(2).min(limit));
     // Read at most limit + 1 bytes: one more than allowed tells that the limit is passed.
-    let cap = limit as u64 + 1;
+    // Saturating: `usize::MAX` is how an application says "no limit".
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let result = match enc {
         CompressionEncoding::Gzip => flate2::read::GzDecoder::new(src)
             .take(cap)
@@ -203,6 +204,19 @@ mod tests {
             assert_eq!(&decompress(enc, &buf, data.len()).unwrap()[..], &data[..]);
             let err = decompress(enc, &buf, data.len() - 1).unwrap_err();
             assert_eq!(err.code(), Code::ResourceExhausted);
+        }
+    }
+
+    /// Regression (fuzz target `frame_decoder`): with no limit (`usize::MAX`, which
+    /// `max_recv_message_size` accepts) `limit + 1` overflowed: a panic in debug builds and,
+    /// in release, a cap of 0 that decompressed every message to nothing.
+    #[test]
+    fn no_limit() {
+        let data = b"hello hello".repeat(100);
+        for enc in CompressionEncoding::ALL {
+            let mut buf = BytesMut::new();
+            compress(enc, &data, &mut buf).unwrap();
+            assert_eq!(&decompress(enc, &buf, usize::MAX).unwrap()[..], &data[..]);
         }
     }
 

@@ -447,6 +447,25 @@ mod tests {
         assert_eq!(c.throttling.unwrap().token_ratio, 0.123);
     }
 
+    /// Regression (fuzz target `service_config`): a huge `tokenRatio` (4.3e6 and up) overflowed
+    /// the token count on a success: a panic in debug builds and, in release, a count that
+    /// went down by a thousandth of a token on each success instead of refilling.
+    #[test]
+    fn huge_token_ratio_refills() {
+        let config =
+            ServiceConfig::parse(r#"{"retryThrottling": {"maxTokens": 10, "tokenRatio": 1e10}}"#)
+                .unwrap();
+        let throttle = Throttle::new(config.throttling.unwrap());
+        throttle.success();
+        for _ in 0..10 {
+            throttle.failure();
+        }
+        assert!(!throttle.allows());
+        throttle.success();
+        throttle.success();
+        assert!(throttle.allows());
+    }
+
     #[test]
     fn errors_name_the_field() {
         for (json, field) in [
@@ -498,7 +517,8 @@ impl Throttle {
         let max = config.max_tokens * 1000;
         Throttle {
             max,
-            ratio: (config.token_ratio * 1000.0) as u32,
+            // At most a full refill, so that `tokens + ratio` cannot overflow.
+            ratio: ((config.token_ratio * 1000.0) as u32).min(max),
             tokens: std::sync::atomic::AtomicU32::new(max),
         }
     }
