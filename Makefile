@@ -46,3 +46,19 @@ bench-compare:
 
 bench-smoke:
 	bash benchmark/run.sh smoke
+
+# Fuzz targets for the parsers of network bytes (fuzz/README.md): each target in turn for
+# FUZZ_SECONDS, with nightly and cargo-fuzz (`cargo install cargo-fuzz`), niced. Not part of
+# test or ci. A run grows fuzz/work/<target>; the committed seeds in fuzz/corpus stay as
+# they are; a crash lands in fuzz/artifacts/<target>/ and stops the run.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= frame_decoder trailers metadata grpc_timeout service_config grpc_message compression error_details
+.PHONY: fuzz
+
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p work/$$t && \
+		dict=$$(test -f dicts/$$t.dict && echo -dict=dicts/$$t.dict); \
+		nice -n 19 $(CARGO) +nightly fuzz run $$t work/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict || exit 1; \
+	done

@@ -40,6 +40,8 @@
 //! # Cargo features
 //!
 //! - `prost` (off by default): `codec::ProstCodec`, the codec of prost messages.
+//! - `fuzzing` (off by default): a hidden module of entry points into the parsers of network
+//!   bytes for the fuzz targets in `fuzz/`; not an API for applications, and not stable.
 //!
 //! HTTP/2 over TCP and Unix sockets, gzip and deflate are always built in.
 
@@ -73,6 +75,9 @@ pub mod connectivity;
 pub mod credentials;
 mod error;
 pub mod error_details;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 pub mod health;
 pub mod inprocess;

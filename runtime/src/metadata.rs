@@ -84,7 +84,7 @@ const APPLICATION_GRPC_KEYS: [&str; 4] = [
 
 /// Headers no user metadata may set, and that received metadata leaves out; they belong to
 /// gRPC or HTTP/2.
-fn is_reserved(key: &str) -> bool {
+pub(crate) fn is_reserved(key: &str) -> bool {
     (key.starts_with("grpc-") && !APPLICATION_GRPC_KEYS.contains(&key))
         || key.starts_with(':')
         || matches!(

@@ -178,6 +178,16 @@ impl FrameDecoder {
         !self.buf.is_empty() || !self.chunk.is_empty()
     }
 
+    /// The bytes held (`len`) and allocated (`capacity`) for partial frames, for the fuzz
+    /// targets' check that the decoder never buffers past its limit.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn buffered(&self) -> (usize, usize) {
+        (
+            self.buf.len() + self.chunk.len(),
+            self.buf.capacity() + self.chunk.len(),
+        )
+    }
+
     /// Reads and checks a frame prefix: `(compressed, body length)`.
     fn header(&self, bytes: &[u8]) -> Result<Option<(bool, usize)>, Status> {
         if bytes.len() < HEADER_LEN {
