@@ -384,3 +384,34 @@ async fn large_responses_to_a_peer_that_does_not_read_share_the_budget() {
     assert_eq!(small.status(), 200);
     drop(first);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_never_acknowledges_the_goaway_does_not_hold_a_graceful_stop() {
+    let server = server(ServerParameters::new());
+    let (mut peer, served) = tokio::io::duplex(64 * 1024);
+    let serving = tokio::spawn(
+        server
+            .clone()
+            .serve_connection(served, grpc_runtime::Peer::default()),
+    );
+    peer.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    peer.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    // Read (and never answer) whatever the server sends, until it closes.
+    let reader = tokio::spawn(async move { frames_until_closed(&mut peer).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    server.graceful_stop().await;
+    let took = started.elapsed();
+    assert!(
+        took <= Duration::from_secs(12),
+        "the stop was not held: {took:?}"
+    );
+    serving.await.unwrap();
+    let frames = reader.await.unwrap();
+    assert!(
+        frames.iter().any(|(kind, _, _)| *kind == 7),
+        "a GOAWAY went out first"
+    );
+}

@@ -162,6 +162,7 @@ async fn serve_h2<IO>(
         if !going_away && *mode.borrow_and_update() != Mode::Serving {
             connection.graceful_shutdown();
             going_away = true;
+            manager.draining();
         }
         if *mode.borrow() == Mode::Stopped {
             return;
@@ -179,6 +180,7 @@ async fn serve_h2<IO>(
                         if !going_away {
                             connection.graceful_shutdown();
                             going_away = true;
+                            manager.draining();
                         }
                     }
                     Step::Close(why) => {
@@ -228,6 +230,10 @@ async fn serve_h2<IO>(
     }
 }
 
+/// How long a draining connection without calls waits for the peer to acknowledge the
+/// GOAWAY (a round trip, normally) before it closes anyway.
+const DRAIN_ACK_WAIT: Duration = Duration::from_secs(10);
+
 /// What the connection does when one of its timers fires.
 enum Step {
     Continue,
@@ -253,6 +259,9 @@ struct Manager {
     ping: Option<h2::PingPong>,
     /// When the next ping goes.
     next_ping: Instant,
+    /// Since when a GOAWAY has been out: a connection without calls this long after it
+    /// closes (h2 waits for the peer's acknowledgement, which a peer may never send).
+    draining_since: Option<Instant>,
     /// A ping is out: its answer is due by this.
     pong_due: Option<Instant>,
 }
@@ -274,6 +283,7 @@ impl Manager {
             ping,
             next_ping: now + params.time,
             pong_due: None,
+            draining_since: None,
         };
         manager.armed = manager.deadline() + Duration::from_secs(1);
         manager
@@ -288,7 +298,8 @@ impl Manager {
             (Some(idle), None) => Some(Instant::now() + idle / 4),
             (None, _) => None,
         };
-        [Some(ping), idle, self.age_at, self.close_at]
+        let drained = self.draining_since.map(|since| since + DRAIN_ACK_WAIT);
+        [Some(ping), idle, self.age_at, self.close_at, drained]
             .into_iter()
             .flatten()
             .min()
@@ -302,6 +313,11 @@ impl Manager {
             self.armed = deadline;
             self.timer.as_mut().reset(deadline);
         }
+    }
+
+    /// A GOAWAY went out.
+    fn draining(&mut self) {
+        self.draining_since.get_or_insert(Instant::now());
     }
 
     /// Calls came in: the connection is not idle.
@@ -319,6 +335,14 @@ impl Manager {
         let now = Instant::now();
         if self.close_at.is_some_and(|at| at <= now) {
             return Step::Close("the connection is past its age and grace");
+        }
+        if let Some(since) = self.draining_since
+            && since + DRAIN_ACK_WAIT <= now
+        {
+            if !connection.has_streams() {
+                return Step::Close("no calls left, and the GOAWAY was not acknowledged");
+            }
+            self.draining_since = Some(now);
         }
         if let Some(due) = self.pong_due
             && due <= now
