@@ -227,6 +227,7 @@ impl FrameDecoder {
                     (compressed, frame)
                 }
                 Some((_, len)) => {
+                    self.reserve_for(len)?;
                     self.buf.reserve(HEADER_LEN + len);
                     self.spill();
                     return Ok(None);
@@ -237,13 +238,15 @@ impl FrameDecoder {
                 }
             }
         } else {
-                    self.reserve_for(len)?;
             match self.header(&self.buf)? {
                 Some((compressed, len)) if self.buf.len() >= HEADER_LEN + len => {
                     self.buf.advance(HEADER_LEN);
+                    // Complete: handed on, no longer ours to count.
+                    self.reserved = None;
                     (compressed, self.buf.split_to(len).freeze())
                 }
                 Some((_, len)) => {
+                    self.reserve_for(len)?;
                     self.buf.reserve(HEADER_LEN + len - self.buf.len());
                     return Ok(None);
                 }
@@ -251,12 +254,9 @@ impl FrameDecoder {
             }
         };
         self.last_compressed = compressed;
-                    // Complete: handed on, no longer ours to count.
-                    self.reserved = None;
         if !compressed {
             return Ok(Some(body));
         }
-                    self.reserve_for(len)?;
         match self.encoding {
             Received::Identity => Err(Status::internal(
                 "compressed flag set on a message but no grpc-encoding was sent",
