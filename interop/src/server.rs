@@ -61,6 +61,18 @@ fn check_compressed(expect: Option<bool>, compressed: bool) -> Result<(), Status
     }
 }
 
+/// A response size the server can send (its default send limit): checked before the
+/// payload is made, so a 10-byte request cannot make the server build a 400 MiB answer.
+fn sendable(size: i32) -> Result<i32, Status> {
+    let limit = grpc_runtime::server::DEFAULT_MAX_SEND_MESSAGE_SIZE;
+    if usize::try_from(size).is_ok_and(|size| size > limit) {
+        return Err(Status::resource_exhausted(format!(
+            "a {size}-byte response is over the server's {limit}-byte send limit"
+        )));
+    }
+    Ok(size)
+}
+
 /// Sends one response per parameter, sleeping `interval_us` before each and compressing
 /// the ones that ask for it.
 async fn respond(
@@ -72,7 +84,7 @@ async fn respond(
             tokio::time::sleep(Duration::from_micros(p.interval_us as u64)).await;
         }
         let mut response = StreamingOutputCallResponse::new();
-        response.payload = zeros(p.size);
+        response.payload = zeros(sendable(p.size)?);
         if p.compressed.as_ref().is_some_and(|c| c.value) {
             responses.send(response).await?;
         } else {
@@ -112,7 +124,7 @@ impl TestService for TestServiceImpl {
             return Err(status);
         }
         let mut reply = SimpleResponse::new();
-        reply.payload = zeros(message.response_size);
+        reply.payload = zeros(sendable(message.response_size)?);
         let mut response = Response::new(reply);
         if message
             .response_compressed
