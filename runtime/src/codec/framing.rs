@@ -96,6 +96,10 @@ pub(crate) fn encode<E: Encoder + ?Sized>(
     Ok(frame.freeze())
 }
 
+/// The most a decoder allocates for a message before its bytes arrive, unless the server's
+/// budget accounts for the message.
+const UPFRONT_MAX: usize = 1024 * 1024;
+
 /// Splits a stream of byte chunks into message bodies.
 ///
 /// A message that lies whole inside one received chunk (the usual case) is sliced out of it
@@ -136,6 +140,20 @@ impl FrameDecoder {
     pub(crate) fn with_quota(mut self, quota: std::sync::Arc<crate::quota::MemoryQuota>) -> Self {
         self.quota = Some(quota);
         self
+    }
+
+    /// How much of a frame of `want` bytes to allocate before its bytes arrive: all of it
+    /// when the server's budget accounts for it, else at most [`UPFRONT_MAX`] (the buffer
+    /// grows as the rest arrives). A peer announcing a large message and sending little of
+    /// it costs what it sent, not what it announced (found by the `frame_decoder` fuzz
+    /// target with a large limit); a whole allocation saves the copies of growing for the
+    /// messages that are accounted.
+    fn upfront(&self, want: usize) -> usize {
+        if self.reserved.is_some() {
+            want
+        } else {
+            want.min(UPFRONT_MAX)
+        }
     }
 
     /// Reserves room for a partial message of `len` body bytes, if it needs a reservation
@@ -228,7 +246,7 @@ impl FrameDecoder {
                 }
                 Some((_, len)) => {
                     self.reserve_for(len)?;
-                    self.buf.reserve(HEADER_LEN + len);
+                    self.buf.reserve(self.upfront(HEADER_LEN + len));
                     self.spill();
                     return Ok(None);
                 }
@@ -247,7 +265,8 @@ impl FrameDecoder {
                 }
                 Some((_, len)) => {
                     self.reserve_for(len)?;
-                    self.buf.reserve(HEADER_LEN + len - self.buf.len());
+                    let want = self.upfront(HEADER_LEN + len);
+                    self.buf.reserve(want.saturating_sub(self.buf.len()));
                     return Ok(None);
                 }
                 None => return Ok(None),
@@ -385,6 +404,30 @@ mod tests {
         let mut dec = FrameDecoder::new(10_000, Received::Identity, Kind::Request);
         dec.push(frame.clone());
         assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
+    }
+
+    #[test]
+    fn an_announced_length_is_not_allocated_before_it_arrives() {
+        let mut dec = FrameDecoder::new(100 << 20, Received::Identity, Kind::Response);
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(50u32 << 20).to_be_bytes());
+        frame.extend_from_slice(&[7; 10]);
+        dec.push(Bytes::from(frame));
+        assert!(dec.next_message().unwrap().is_none());
+        assert!(
+            dec.buf.capacity() <= UPFRONT_MAX + HEADER_LEN + 10,
+            "{} bytes allocated for 15 received",
+            dec.buf.capacity()
+        );
+        // Accounted by a budget, the whole message is allocated at once.
+        let quota = crate::quota::MemoryQuota::new(64 << 20);
+        let mut dec =
+            FrameDecoder::new(100 << 20, Received::Identity, Kind::Request).with_quota(quota);
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(50u32 << 20).to_be_bytes());
+        dec.push(Bytes::from(frame));
+        assert!(dec.next_message().unwrap().is_none());
+        assert!(dec.buf.capacity() >= 50 << 20);
     }
 
     #[test]
