@@ -207,10 +207,11 @@ impl MetadataMap {
                 if let Some(call) = call.as_deref_mut() {
                     call.take(name, value);
                 }
-                if found == reserved.len() {
-                    // Unusually many: fall back to removing while scanning again below.
-                    found += 1;
-                    break;
+                if found >= reserved.len() {
+                    // Unusually many: they are removed in a second pass below. The scan goes
+                    // on, for the call headers and the `-bin` checks after them.
+                    found = reserved.len() + 1;
+                    continue;
                 }
                 if reserved[..found].iter().flatten().all(|k| k != key) {
                     reserved[found] = Some(key.clone());
@@ -231,9 +232,6 @@ impl MetadataMap {
                 .collect();
             for key in rest {
                 headers.remove(&key);
-            }
-            if check {
-                check_bin(&headers)?;
             }
         }
         Ok(MetadataMap { headers })
@@ -539,6 +537,32 @@ mod tests {
         let md = MetadataMap::from_headers(headers);
         assert_eq!(md.len(), 1);
         assert_eq!(md.get("x-kept"), Some("k"));
+    }
+
+    /// Regression (fuzz target `metadata`): past eight reserved keys the scan stopped, so
+    /// a request with many `grpc-*` headers before `grpc-timeout` lost its deadline (and its
+    /// `grpc-encoding`, and the count of `host` headers).
+    #[test]
+    fn call_headers_after_many_reserved() {
+        let mut headers = HeaderMap::new();
+        for i in 0..20 {
+            headers.insert(
+                HeaderName::try_from(format!("grpc-x{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        headers.insert("grpc-timeout", HeaderValue::from_static("1S"));
+        headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        headers.append("host", HeaderValue::from_static("a"));
+        headers.append("host", HeaderValue::from_static("b"));
+        headers.insert("x-kept-bin", HeaderValue::from_static("AQ"));
+        let (md, call) = MetadataMap::from_request(headers.clone());
+        assert_eq!(call.timeout.unwrap(), "1S");
+        assert_eq!(call.encoding.unwrap(), "gzip");
+        assert_eq!(call.hosts, 2);
+        assert_eq!(md.unwrap().len(), 1);
+        headers.insert("x-bad-bin", HeaderValue::from_static("@@@"));
+        assert!(MetadataMap::from_request(headers).0.is_err());
     }
 
     #[test]
