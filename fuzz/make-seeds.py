@@ -192,6 +192,9 @@ write("metadata", "application-grpc-keys", (
     "grpc-previous-rpc-attempts: 2\ngrpc-status: 0\n"
 ))
 write("metadata", "many-reserved", "".join(f"grpc-x{i}: v\n" for i in range(20)) + "x-kept: k\n")
+# The fuzzer's find: call headers after more than eight reserved keys were not read.
+write("metadata", "call-headers-after-many-reserved", "".join(f"grpc-x{i}: v\n" for i in range(9))
+      + "grpc-timeout: 1S\ngrpc-encoding: gzip\nhost: a\nhost: b\n")
 write("metadata", "hosts", "host: a\nhost: b\nx-upper: V\nX-Mixed-Case: v\n")
 write("metadata", "api-keys", "X-Upper: v\nx y: v\nk: a b\nk:  v \ngrpc-custom: x\n")
 
