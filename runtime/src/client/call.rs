@@ -832,21 +832,30 @@ async fn with_deadline<T>(
     call: &Call,
     fut: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
+    watched(call.deadline, call.cancellation.as_ref(), fut).await
+}
+
+/// Runs `fut` until `deadline` (DEADLINE_EXCEEDED) or `cancellation` (CANCELLED).
+pub(super) async fn watched<T>(
+    deadline: Option<Instant>,
+    cancellation: Option<&Cancellation>,
+    fut: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    if deadline.is_none() && cancellation.is_none() {
+        return fut.await;
+    }
     let deadline = async {
-        match call.deadline {
+        match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
             None => std::future::pending().await,
         }
     };
     let cancelled = async {
-        match &call.cancellation {
+        match cancellation {
             Some(token) => token.cancelled().await,
             None => std::future::pending().await,
         }
     };
-    if call.deadline.is_none() && call.cancellation.is_none() {
-        return fut.await;
-    }
     tokio::select! {
         biased;
         result = fut => result,

@@ -832,30 +832,8 @@ pub(super) async fn race(
     cancellation: Option<crate::cancel::Cancellation>,
     mut end: EndGuard,
 ) -> Result<H2Response, Status> {
-    let watched = {
-        let cancellation = cancellation.clone();
-        async move {
-            let deadline = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let cancelled = async {
-                match &cancellation {
-                    Some(token) => token.cancelled().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                result = attempts.commit() => result,
-                () = deadline => Err(Status::deadline_exceeded("deadline exceeded")),
-                () = cancelled => Err(Status::cancelled("the call it was propagated from ended")),
-            }
-        }
-    };
-    match watched.await {
+    let committed = super::call::watched(deadline, cancellation.as_ref(), attempts.commit());
+    match committed.await {
         Ok(mut response) => {
             response.watch(deadline, cancellation);
             response.set_end(end);
