@@ -4,6 +4,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -70,6 +71,16 @@ impl<T> fmt::Debug for Streaming<T> {
 fn empty_metadata() -> &'static MetadataMap {
     static EMPTY: OnceLock<MetadataMap> = OnceLock::new();
     EMPTY.get_or_init(MetadataMap::new)
+}
+
+impl<T> Streaming<T> {
+    /// A server's request stream that its reader needs whole (unary, server-streaming): a
+    /// wait for any of it counts toward the server's progress timeout.
+    pub(crate) fn require_progress(&mut self) {
+        if let Source::Body { body, .. } = &mut self.source {
+            body.require_progress();
+        }
+    }
 }
 
 impl<T: 'static> Streaming<T> {
@@ -288,6 +299,13 @@ pub(crate) struct Body {
     recv: h2::RecvStream,
     pub(crate) frames: FrameDecoder,
     data_done: bool,
+    /// Whether the reader waits for the whole body (a unary or server-streaming request),
+    /// so that no data for a while is a stall, not a quiet stream.
+    eager: bool,
+    /// How long a read may wait without data while the body stalls (`None`: forever).
+    progress_timeout: Option<Duration>,
+    /// Running while a stalled read waits; boxed and made only when one does.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Body {
@@ -296,7 +314,44 @@ impl Body {
             recv,
             frames,
             data_done: false,
+            eager: false,
+            progress_timeout: None,
+            stall: None,
         }
+    }
+
+    /// A server's request body: a read that waits `timeout` without data, in the middle of
+    /// a message or for a request the handler cannot start without, ends the call (nginx's
+    /// `client_body_timeout`). A stream quiet between messages is not stalled.
+    pub(crate) fn with_progress_timeout(mut self, timeout: Option<Duration>) -> Body {
+        self.progress_timeout = timeout;
+        self
+    }
+
+    /// The reader needs the whole body before it can go on: waiting for any of it counts
+    /// toward the progress timeout.
+    pub(crate) fn require_progress(&mut self) {
+        self.eager = true;
+    }
+
+    /// No data now: whether the wait has gone on too long.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, ReadError>> {
+        let Some(timeout) = self.progress_timeout else {
+            return Poll::Pending;
+        };
+        if !self.eager && !self.frames.has_partial() {
+            self.stall = None;
+            return Poll::Pending;
+        }
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(stall.as_mut().poll(cx));
+        self.stall = None;
+        tracing::info!("a request made no progress for {timeout:?}; ending its call");
+        Poll::Ready(Err(ReadError::Status(Status::cancelled(format!(
+            "the server received none of the request for {timeout:?}"
+        )))))
     }
 
     /// The next message's bytes (decompressed); `None` once the data has ended.
@@ -318,8 +373,14 @@ impl Body {
                 }
                 return Poll::Ready(Ok(None));
             }
-            match ready!(self.recv.poll_data(cx)) {
+            let Poll::Ready(data) = self.recv.poll_data(cx) else {
+                return self.poll_stall(cx);
+            };
+            match data {
                 Some(Ok(chunk)) => {
+                    if let (Some(stall), Some(timeout)) = (&mut self.stall, self.progress_timeout) {
+                        stall.as_mut().reset(tokio::time::Instant::now() + timeout);
+                    }
                     let _ = self.recv.flow_control().release_capacity(chunk.len());
                     self.frames.push(chunk);
                 }

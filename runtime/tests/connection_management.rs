@@ -1,6 +1,7 @@
 //! A server's connection management (gRPC-Go's `keepalive.ServerParameters`): GOAWAY to idle
 //! and old connections, the age grace, and pings a peer must answer. In-memory connections
-//! on the paused clock.
+//! on the paused clock, and the same over real TCP sockets; stalled streams, the client's
+//! header list limit, connection limits.
 
 mod common;
 
@@ -414,4 +415,388 @@ async fn a_peer_that_never_acknowledges_the_goaway_does_not_hold_a_graceful_stop
         frames.iter().any(|(kind, _, _)| *kind == 7),
         "a GOAWAY went out first"
     );
+}
+
+// Stalled streams (the progress timeout), the client's header list limit, and the
+// connection limits over real sockets.
+
+/// A raw h2 client on an in-memory connection to `server`, with `configure`d settings.
+async fn h2_client(
+    server: &Server,
+    configure: impl FnOnce(&mut h2::client::Builder),
+) -> h2::client::SendRequest<bytes::Bytes> {
+    let (client, served) = tokio::io::duplex(1024 * 1024);
+    tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+    let mut builder = h2::client::Builder::new();
+    configure(&mut builder);
+    let (sender, connection) = builder.handshake(client).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// A request to `method` of the echo service, with `metadata`.
+fn echo_request(method: &str, metadata: &[(&str, &str)]) -> http::Request<()> {
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://memory.test/test.Echo/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (key, value) in metadata {
+        request = request.header(*key, *value);
+    }
+    request.body(()).unwrap()
+}
+
+/// One `StringValue` message, framed.
+fn framed(text: &str) -> bytes::Bytes {
+    let body = protobuf::Message::write_to_bytes(&s(text)).unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame.into()
+}
+
+/// The status code and message a response ends with, and whether it was trailers-only.
+async fn status_of(response: h2::client::ResponseFuture) -> (String, String, bool) {
+    let response = response.await.unwrap();
+    let pick = |headers: &http::HeaderMap| {
+        let get = |key: &str| {
+            headers
+                .get(key)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        (get("grpc-status"), get("grpc-message"))
+    };
+    if response.headers().contains_key("grpc-status") {
+        let (code, message) = pick(response.headers());
+        return (code, message, true);
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        chunk.unwrap();
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    let (code, message) = pick(&trailers);
+    (code, message, false)
+}
+
+#[tokio::test]
+async fn trailers_over_the_clients_header_limit_become_internal() {
+    let server = server(ServerParameters::new());
+    let mut sender = h2_client(&server, |b| {
+        b.max_header_list_size(1024);
+    })
+    .await;
+    let big = "t".repeat(2000);
+    // A trailer over the client's limit: the response message, then INTERNAL alone.
+    let (response, mut send) = sender
+        .send_request(echo_request("Unary", &[("x-echo-trailer", &big)]), false)
+        .unwrap();
+    send.send_data(framed("hi"), true).unwrap();
+    let (code, message, trailers_only) = status_of(response).await;
+    assert_eq!(code, "13", "{message}");
+    assert!(!trailers_only);
+    assert!(message.contains("limit"), "{message}");
+    // A header over it: INTERNAL, trailers-only, without the metadata.
+    let (response, mut send) = sender
+        .send_request(echo_request("Unary", &[("x-echo", &big)]), false)
+        .unwrap();
+    send.send_data(framed("hi"), true).unwrap();
+    let (code, message, trailers_only) = status_of(response).await;
+    assert_eq!(code, "13", "{message}");
+    assert!(trailers_only);
+    // Under the limit, all goes through.
+    let (response, mut send) = sender
+        .send_request(echo_request("Unary", &[("x-echo-trailer", "small")]), false)
+        .unwrap();
+    send.send_data(framed("hi"), true).unwrap();
+    assert_eq!(status_of(response).await.0, "0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_never_comes_ends_its_call_after_the_progress_timeout() {
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .stream_progress_timeout(Some(Duration::from_secs(30)))
+        .build();
+    let mut sender = h2_client(&server, |_| {}).await;
+    // Unary headers, and no body.
+    let started = Instant::now();
+    let (response, _send) = sender
+        .send_request(echo_request("Unary", &[]), false)
+        .unwrap();
+    let (code, message, _) = status_of(response).await;
+    assert_eq!(code, "1", "CANCELLED: {message}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(31),
+        "{took:?}"
+    );
+    // Half a message on a client stream, then nothing: the same.
+    let started = Instant::now();
+    let (_send, response) = partial_message(&mut sender, 100, 10).await;
+    let (code, _, _) = status_of(response).await;
+    assert_eq!(code, "1");
+    assert!(started.elapsed() >= Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_stream_between_messages_is_not_stalled() {
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .stream_progress_timeout(Some(Duration::from_secs(30)))
+        .build();
+    let mut sender = h2_client(&server, |_| {}).await;
+    let (response, mut send) = sender
+        .send_request(echo_request("Chat", &[]), false)
+        .unwrap();
+    send.send_data(framed("one"), false).unwrap();
+    let response = response.await.unwrap();
+    let mut body = response.into_body();
+    assert!(body.data().await.unwrap().is_ok(), "the first answer");
+    // Quiet for three timeouts, then more: the call is still there.
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    send.send_data(framed("two"), true).unwrap();
+    let answer = body.data().await.unwrap().unwrap();
+    assert!(answer.ends_with(b"two"), "{answer:?}");
+    let trailers = body.trailers().await.unwrap().unwrap();
+    assert_eq!(trailers["grpc-status"], "0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_nobody_reads_is_reset_after_the_progress_timeout() {
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .stream_progress_timeout(Some(Duration::from_secs(30)))
+        .message_memory_limit(1024 * 1024)
+        .build();
+    // A window of 0: headers and trailers may go, data never.
+    let mut sender = h2_client(&server, |b| {
+        b.initial_window_size(0);
+    })
+    .await;
+    let started = Instant::now();
+    let (response, mut send) = sender
+        .send_request(echo_request("Unary", &[]), false)
+        .unwrap();
+    send.send_data(framed("big:700000"), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let err = body.data().await.unwrap().unwrap_err();
+    assert_eq!(err.reason(), Some(h2::Reason::CANCEL), "{err}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(31),
+        "{took:?}"
+    );
+    // Its reservation went with it: another large answer fits the 1 MiB budget.
+    let (response, mut send) = sender
+        .send_request(echo_request("Unary", &[]), false)
+        .unwrap();
+    send.send_data(framed("big:700000"), true).unwrap();
+    let response = response.await.unwrap();
+    assert!(
+        !response.headers().contains_key("grpc-status"),
+        "not refused: {:?}",
+        response.headers()
+    );
+}
+
+/// A raw TCP connection to `addr` that has sent the preface and, if `settings`, its
+/// SETTINGS.
+async fn raw_connection(addr: std::net::SocketAddr, settings: bool) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    if settings {
+        tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    }
+    tcp
+}
+
+#[tokio::test]
+async fn a_connection_without_settings_is_closed_at_the_connection_timeout() {
+    let running = start_with(|b| b.connection_timeout(Duration::from_millis(300))).await;
+    let started = std::time::Instant::now();
+    let mut preface_only = raw_connection(running.addr, false).await;
+    let mut proper = raw_connection(running.addr, true).await;
+    let frames = tokio::time::timeout(
+        Duration::from_secs(10),
+        frames_until_closed(&mut preface_only),
+    )
+    .await
+    .expect("closed");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        frames.iter().any(|(kind, _, _)| *kind == 4),
+        "the server's SETTINGS"
+    );
+    // The connection that sent its SETTINGS stays.
+    let read =
+        tokio::time::timeout(Duration::from_millis(500), frames_until_closed(&mut proper)).await;
+    assert!(read.is_err(), "still open: {read:?}");
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_are_closed() {
+    let running = start_with(|b| b.max_connections(2)).await;
+    let mut first = raw_connection(running.addr, true).await;
+    let _second = raw_connection(running.addr, true).await;
+    // Both are served (the server's SETTINGS come back).
+    let mut head = [0u8; 9];
+    first.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[3], 4);
+    let mut third = raw_connection(running.addr, true).await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // One goes: a new connection is served.
+    drop(first);
+    let channel = running.channel();
+    let mut answer = None;
+    for _ in 0..50 {
+        if let Ok(text) = say(&channel, "in").await {
+            answer = Some(text);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer.as_deref(), Some("in"));
+}
+
+/// When a GOAWAY came and when the connection closed, from `started`, reading `tcp`.
+async fn goaway_then_close(
+    tcp: &mut tokio::net::TcpStream,
+    started: std::time::Instant,
+) -> (Option<Duration>, Duration) {
+    let mut goaway = None;
+    loop {
+        let mut head = [0u8; 9];
+        if tcp.read_exact(&mut head).await.is_err() {
+            break;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if tcp.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        if head[3] == 7 {
+            goaway.get_or_insert(started.elapsed());
+        }
+    }
+    (goaway, started.elapsed())
+}
+
+#[tokio::test]
+async fn over_tcp_an_idle_connection_gets_goaway_then_closes() {
+    let running = start_with(|b| {
+        b.keepalive(
+            ServerParameters::new()
+                .max_connection_idle(Duration::from_millis(300))
+                .timeout(Duration::from_millis(300)),
+        )
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut tcp = raw_connection(running.addr, true).await;
+    let (goaway, closed) = tokio::time::timeout(
+        Duration::from_secs(10),
+        goaway_then_close(&mut tcp, started),
+    )
+    .await
+    .expect("closed");
+    let goaway = goaway.expect("a GOAWAY");
+    assert!(goaway >= Duration::from_millis(300), "{goaway:?}");
+    assert!(
+        closed >= goaway && closed < Duration::from_secs(5),
+        "{closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn over_tcp_an_old_connection_with_a_call_goes_away_and_closes_after_the_grace() {
+    let running = start_with(|b| {
+        b.keepalive(
+            ServerParameters::new()
+                .max_connection_age(Duration::from_millis(400))
+                .max_connection_age_grace(Duration::from_millis(400)),
+        )
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    // A call that never ends: only the grace ends it.
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/test.Echo/Chat", running.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    // (Its response headers come with its first answer: none.)
+    let (_response, _send) = sender.send_request(request, false).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("closed");
+    let took = started.elapsed();
+    // The age (±10%), then the grace.
+    assert!(
+        took >= Duration::from_millis(360 + 400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn over_tcp_a_peer_that_does_not_answer_pings_is_closed() {
+    let running = start_with(|b| {
+        b.keepalive(
+            ServerParameters::new()
+                .time(Duration::from_millis(300))
+                .timeout(Duration::from_millis(300)),
+        )
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut tcp = raw_connection(running.addr, true).await;
+    let mut pinged = None;
+    loop {
+        let mut head = [0u8; 9];
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut head))
+            .await
+            .expect("closed in time");
+        if read.is_err() {
+            break;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if tcp.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        if head[3] == 6 && head[4] & 1 == 0 {
+            pinged.get_or_insert(started.elapsed());
+        }
+    }
+    let closed = started.elapsed();
+    let pinged = pinged.expect("pinged");
+    assert!(pinged >= Duration::from_millis(300), "{pinged:?}");
+    assert!(
+        closed >= pinged + Duration::from_millis(250) && closed < Duration::from_secs(5),
+        "{closed:?}"
+    );
+    // An answering peer (our client) is not closed.
+    let channel = running.channel();
+    assert_eq!(say(&channel, "one").await.unwrap(), "one");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(channel.state(), ConnectivityState::Ready);
 }

@@ -176,6 +176,30 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a stream may go without progress where it must make some, before its call
+    /// ends: a response message waiting for flow-control window of which nothing goes out
+    /// (the stream is reset with `CANCEL`), or a request the handler waits for of which
+    /// nothing arrives (the call ends `CANCELLED`): the one request of a unary or
+    /// server-streaming call, or the rest of a message begun. A stream quiet between
+    /// messages is not stalled. Default: 60 s
+    /// ([`DEFAULT_STREAM_PROGRESS_TIMEOUT`](super::DEFAULT_STREAM_PROGRESS_TIMEOUT));
+    /// `None` waits forever (gRPC-Go's behaviour).
+    ///
+    /// It bounds how long a peer that stops reading, or sends headers and nothing after,
+    /// can hold a call and its buffers.
+    pub fn stream_progress_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.stream_progress_timeout = timeout;
+        self
+    }
+
+    /// The most connections the server serves at once, over all its listeners: a connection
+    /// accepted past it is closed at once (gRPC C-core's `max_incoming_connections`), and a
+    /// warning is logged when the limit is first reached. Default: no limit.
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.config.max_connections = Some(limit);
+        self
+    }
+
     /// Connection management: idle and age limits, keepalive pings. See
     /// [`ServerParameters`](crate::keepalive::ServerParameters) (gRPC-Go's
     /// `grpc.KeepaliveParams`).
@@ -225,6 +249,7 @@ impl ServerBuilder {
                 unknown: self.unknown,
                 interceptors: Chain::new(self.interceptors, self.arounds),
                 config: self.config,
+                connections: std::sync::atomic::AtomicUsize::new(0),
             }),
             control: Arc::new(Control {
                 mode: watch::Sender::new(Mode::Serving),

@@ -49,6 +49,9 @@ pub struct ServerCall {
     pub(crate) respond: SendResponse<Bytes>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) peer: Arc<Peer>,
+    /// The client's SETTINGS_MAX_HEADER_LIST_SIZE (`u32::MAX`: none), which the response's
+    /// headers and trailers must respect.
+    pub(crate) peer_max_header_list: u32,
     /// Set when the call may take its first step in the connection's task (a current-thread
     /// runtime): the connection task's waker, for that first poll.
     pub(crate) inline: Option<Waker>,
@@ -81,6 +84,7 @@ impl ServerCall {
             respond,
             shared,
             peer,
+            peer_max_header_list,
             inline: _,
             subtype,
         } = self;
@@ -135,8 +139,11 @@ impl ServerCall {
         if let compression::Received::Known(enc) = encoding {
             client_accepts.insert(enc);
         }
-        let mut responder = Responder::new(respond, client_accepts, config.max_send)
-            .with_quota(Arc::clone(&config.message_memory));
+        let mut responder = Responder::new(respond, client_accepts, config.max_send).with_limits(
+            Arc::clone(&config.message_memory),
+            config.stream_progress_timeout,
+        );
+        responder.set_peer_max_header_list(peer_max_header_list);
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
         // the default.
@@ -168,11 +175,14 @@ impl ServerCall {
         };
         let scope = CallScope::new();
         let started = Started {
-            body: Some(Body::new(
-                body,
-                FrameDecoder::new(config.max_recv, encoding, Kind::Request)
-                    .with_quota(Arc::clone(&config.message_memory)),
-            )),
+            body: Some(
+                Body::new(
+                    body,
+                    FrameDecoder::new(config.max_recv, encoding, Kind::Request)
+                        .with_quota(Arc::clone(&config.message_memory)),
+                )
+                .with_progress_timeout(config.stream_progress_timeout),
+            ),
             metadata,
             extensions: head.extensions,
             deadline,
@@ -337,9 +347,13 @@ impl ServerCall {
     /// Answers with `status` without running a handler.
     pub(crate) fn reject(self, status: Status) {
         let ServerCall {
-            respond, shared, ..
+            respond,
+            shared,
+            peer_max_header_list,
+            ..
         } = self;
         let mut responder = Responder::new(respond, Default::default(), shared.config.max_send);
+        responder.set_peer_max_header_list(peer_max_header_list);
         responder.finish(&status, None);
     }
 }
@@ -375,6 +389,7 @@ async fn single_request<Req: 'static>(
     mut requests: Request<Streaming<Req>>,
 ) -> Result<Request<Req>, Status> {
     let stream = requests.get_mut();
+    stream.require_progress();
     let Some(message) = stream.message().await? else {
         return Err(Status::internal("request stream ended without a message"));
     };

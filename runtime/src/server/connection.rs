@@ -15,7 +15,7 @@ use super::{Mode, Shared};
 use crate::credentials::tls::{ServerTlsState, TlsInfo};
 use crate::keepalive::ServerParameters;
 use crate::peer::Peer;
-use crate::transport::{self, Enforcement};
+use crate::transport::{self, ConnectionShared};
 
 /// How many streams a connection's task accepts before it starts their calls and lets their
 /// responses out. h2 reads every request that has arrived before handing out the first, and
@@ -33,7 +33,7 @@ async fn handshake<IO>(
     shared: &Shared,
     deadline: Instant,
     mode: &mut watch::Receiver<Mode>,
-    enforcement: &Arc<Enforcement>,
+    watch: &Arc<ConnectionShared>,
 ) -> Option<h2::server::Connection<transport::Paced<IO>, Bytes>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -42,8 +42,8 @@ where
     if let Some(limit) = shared.config.max_concurrent_streams {
         builder.max_concurrent_streams(limit);
     }
-    let io = transport::Paced::server(io)
-        .police_pings(shared.config.enforcement, Arc::clone(enforcement));
+    let io =
+        transport::Paced::server(io).police_pings(shared.config.enforcement, Arc::clone(watch));
     let handshake = builder.handshake::<_, Bytes>(io);
     let handshake = tokio::select! {
         handshake = tokio::time::timeout_at(deadline, handshake) => handshake,
@@ -131,15 +131,8 @@ async fn serve_h2<IO>(
 {
     // Boxed: the handshake's state is as large as the connection's, and a connection's task
     // keeps its largest state for its whole life (idle connections are counted per KiB).
-    let enforcement = Arc::new(Enforcement::default());
-    let handshake = Box::pin(handshake(
-        io,
-        &peer,
-        &shared,
-        deadline,
-        &mut mode,
-        &enforcement,
-    ));
+    let watch = Arc::new(ConnectionShared::default());
+    let handshake = Box::pin(handshake(io, &peer, &shared, deadline, &mut mode, &watch));
     let Some(mut connection) = handshake.await else {
         return;
     };
@@ -151,11 +144,11 @@ async fn serve_h2<IO>(
     // Allocated when a burst arrives, freed after it: an idle connection holds none.
     let mut burst = Vec::new();
     let mut going_away = false;
-    let mut manager = Manager::new(shared.config.keepalive, connection.ping_pong());
+    let mut manager = Manager::new(shared.config.keepalive, connection.ping_pong(), deadline);
     let mut calmed = false;
     loop {
         // For the ping policing (one lock of h2's state per turn).
-        enforcement.has_streams.store(
+        watch.has_streams.store(
             connection.has_streams(),
             std::sync::atomic::Ordering::Relaxed,
         );
@@ -167,13 +160,13 @@ async fn serve_h2<IO>(
         if *mode.borrow() == Mode::Stopped {
             return;
         }
-        manager.arm();
+        manager.arm(&watch);
         let accepted = tokio::select! {
             biased;
             accepted = poll_fn(|cx| accept_burst(&mut connection, &mut burst, cx)) => accepted,
             _ = mode.changed() => continue,
             () = manager.timer.as_mut() => {
-                match manager.on_timer(&connection) {
+                match manager.on_timer(&connection, &watch) {
                     Step::Continue => {}
                     Step::GoAway(why) => {
                         tracing::debug!(remote_addr = ?peer.remote_addr(), "sending GOAWAY: {why}");
@@ -190,7 +183,7 @@ async fn serve_h2<IO>(
                 }
                 continue;
             }
-            () = poll_fn(|cx| enforcement.poll_tripped(cx)), if !calmed => {
+            () = poll_fn(|cx| watch.poll_tripped(cx)), if !calmed => {
                 tracing::warn!(
                     remote_addr = ?peer.remote_addr(),
                     "the client pings too often: GOAWAY ENHANCE_YOUR_CALM too_many_pings"
@@ -212,8 +205,9 @@ async fn serve_h2<IO>(
                 manager.calls_seen();
                 // Routing runs here; each call starts once its method is known.
                 let inline = inline.then_some(waker);
+                let limit = watch.max_header_list_size();
                 for (request, respond) in std::mem::take(&mut burst) {
-                    dispatch(request, respond, &shared, &peer, inline.clone());
+                    dispatch(request, respond, &shared, &peer, limit, inline.clone());
                 }
                 if inline.is_none() {
                     // Let the calls just started run before taking more: their responses go
@@ -264,10 +258,14 @@ struct Manager {
     draining_since: Option<Instant>,
     /// A ping is out: its answer is due by this.
     pong_due: Option<Instant>,
+    /// Until the client's SETTINGS arrive: when the connection closes without them (the
+    /// connection timeout; h2's handshake ends with the 24-byte preface, and a peer that
+    /// sends only that must not hold a connection).
+    settings_due: Option<Instant>,
 }
 
 impl Manager {
-    fn new(params: ServerParameters, ping: Option<h2::PingPong>) -> Manager {
+    fn new(params: ServerParameters, ping: Option<h2::PingPong>, settings_due: Instant) -> Manager {
         let now = Instant::now();
         let age_at = params.max_connection_age.map(|age| {
             // ±10%, so that connections made together do not all go away together.
@@ -284,6 +282,7 @@ impl Manager {
             next_ping: now + params.time,
             pong_due: None,
             draining_since: None,
+            settings_due: Some(settings_due),
         };
         manager.armed = manager.deadline() + Duration::from_secs(1);
         manager
@@ -299,15 +298,25 @@ impl Manager {
             (None, _) => None,
         };
         let drained = self.draining_since.map(|since| since + DRAIN_ACK_WAIT);
-        [Some(ping), idle, self.age_at, self.close_at, drained]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(ping)
+        [
+            Some(ping),
+            idle,
+            self.age_at,
+            self.close_at,
+            drained,
+            self.settings_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(ping)
     }
 
     /// Re-arms the timer if its deadline moved.
-    fn arm(&mut self) {
+    fn arm(&mut self, watch: &ConnectionShared) {
+        if self.settings_due.is_some() && watch.settings_seen() {
+            self.settings_due = None;
+        }
         let deadline = self.deadline();
         if deadline != self.armed {
             self.armed = deadline;
@@ -327,12 +336,19 @@ impl Manager {
         }
     }
 
-    fn on_timer<IO, B>(&mut self, connection: &h2::server::Connection<IO, B>) -> Step
+    fn on_timer<IO, B>(
+        &mut self,
+        connection: &h2::server::Connection<IO, B>,
+        watch: &ConnectionShared,
+    ) -> Step
     where
         IO: AsyncRead + AsyncWrite + Unpin,
         B: bytes::Buf,
     {
         let now = Instant::now();
+        if self.settings_due.is_some_and(|at| at <= now) && !watch.settings_seen() {
+            return Step::Close("no SETTINGS from the client within the connection timeout");
+        }
         if self.close_at.is_some_and(|at| at <= now) {
             return Step::Close("the connection is past its age and grace");
         }

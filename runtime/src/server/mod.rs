@@ -68,6 +68,11 @@ pub(crate) struct Config {
     pub(crate) enforcement: crate::keepalive::EnforcementPolicy,
     /// The budget of large messages in flight, both ways (see `quota`).
     pub(crate) message_memory: Arc<crate::quota::MemoryQuota>,
+    /// How long a stream may make no progress (see
+    /// [`ServerBuilder::stream_progress_timeout`]).
+    pub(crate) stream_progress_timeout: Option<Duration>,
+    /// The most connections served at once; more are closed when accepted.
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// The largest response message a server sends by default: 4 MiB, where gRPC-Go allows
@@ -91,11 +96,18 @@ pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
 /// [`ServerBuilder::message_memory_limit`]).
 pub const DEFAULT_MESSAGE_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 
+/// How long a stream may make no progress by default: 60 s (see
+/// [`ServerBuilder::stream_progress_timeout`]; nginx's `client_body_timeout` and
+/// `send_timeout` have the same default and meaning).
+pub const DEFAULT_STREAM_PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub(crate) struct Shared {
     pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
     pub(crate) unknown: Option<Arc<UnknownHandler>>,
     pub(crate) interceptors: Chain,
     pub(crate) config: Config,
+    /// Connections being served, across listeners (for `max_connections`).
+    pub(crate) connections: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) struct Control {
@@ -163,6 +175,8 @@ impl Server {
                 keepalive: crate::keepalive::ServerParameters::default(),
                 enforcement: crate::keepalive::EnforcementPolicy::default(),
                 message_memory: crate::quota::MemoryQuota::new(DEFAULT_MESSAGE_MEMORY_LIMIT),
+                stream_progress_timeout: Some(DEFAULT_STREAM_PROGRESS_TIMEOUT),
+                max_connections: None,
             },
         }
     }

@@ -78,7 +78,8 @@ where
     where
         D: Decoder<Item = Req>,
     {
-        let requests = call.take_requests(decoder);
+        let mut requests = call.take_requests(decoder);
+        requests.get_mut().require_progress();
         OneResponse::new(
             Stage::Receiving {
                 requests: Some(requests),

@@ -2,9 +2,11 @@
 //! [`ResponseSender`] that streaming handlers get.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use h2::SendStream;
@@ -12,6 +14,7 @@ use h2::server::SendResponse;
 use http::HeaderValue;
 
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 
 use crate::codec::Encoder;
 use crate::codec::framing::{self, Kind};
@@ -52,6 +55,13 @@ pub(crate) struct Responder {
     /// for a peer that does not read.
     quota: Option<Arc<crate::quota::MemoryQuota>>,
     reserved: Option<crate::quota::Reservation>,
+    /// How long a message may wait for flow-control window without any of it going out
+    /// before the stream is reset (`None`: forever).
+    progress_timeout: Option<Duration>,
+    /// Running while a write waits for window; boxed and made only when one does.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// The client's SETTINGS_MAX_HEADER_LIST_SIZE (`u32::MAX`: none announced).
+    peer_max_header_list: u32,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -85,13 +95,49 @@ impl Responder {
             content_type: None,
             quota: None,
             reserved: None,
+            progress_timeout: None,
+            stall: None,
+            peer_max_header_list: u32::MAX,
         }
     }
 
-    /// Makes response messages over 64 KiB reserve their size from the server's budget.
-    pub(crate) fn with_quota(mut self, quota: Arc<crate::quota::MemoryQuota>) -> Responder {
+    /// Makes response messages over 64 KiB reserve their size from the server's budget, and
+    /// a write that makes no progress for `progress_timeout` reset the stream.
+    pub(crate) fn with_limits(
+        mut self,
+        quota: Arc<crate::quota::MemoryQuota>,
+        progress_timeout: Option<Duration>,
+    ) -> Responder {
         self.quota = Some(quota);
+        self.progress_timeout = progress_timeout;
         self
+    }
+
+    /// The most header bytes the client takes in one block (its SETTINGS).
+    pub(crate) fn set_peer_max_header_list(&mut self, limit: u32) {
+        self.peer_max_header_list = limit;
+    }
+
+    /// `INTERNAL` if a block of `headers` (and `pseudo` bytes of pseudo-headers) is over the
+    /// client's header list limit, which h2 does not check on sending: the client would
+    /// refuse the block, and its call would end with whatever its HTTP/2 stack makes of that.
+    fn over_peer_limit(
+        &self,
+        headers: &http::HeaderMap,
+        pseudo: usize,
+        what: &str,
+    ) -> Option<Status> {
+        if self.peer_max_header_list == u32::MAX {
+            return None;
+        }
+        let size = pseudo + header_list_size(headers);
+        let limit = self.peer_max_header_list as usize;
+        (size > limit).then(|| {
+            tracing::debug!("response {what} of {size} bytes are over the client's limit of {limit}");
+            Status::internal(format!(
+                "the server's response {what} ({size} bytes) exceed the client's header list limit ({limit} bytes)"
+            ))
+        })
     }
 
     /// Chooses the response encoding, before the headers go out. An encoding the client
@@ -145,6 +191,9 @@ impl Responder {
             headers.insert(crate::headers::GRPC_ENCODING, enc.header_value());
         }
         std::mem::take(&mut self.headers).write_to(headers);
+        if let Some(status) = self.over_peer_limit(response.headers(), STATUS_FIELD, "headers") {
+            return Err(status);
+        }
         let State::Start(mut respond) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!()
         };
@@ -194,19 +243,54 @@ impl Responder {
             self.pending = Bytes::new();
             return Poll::Ready(Err(Status::internal("the call has already ended")));
         };
+        let before = self.pending.len();
         match transport::poll_send(stream, &mut self.pending, false, cx) {
             Poll::Pending => {
                 self.writing = true;
-                Poll::Pending
+                self.poll_stall(before, cx)
             }
             Poll::Ready(result) => {
                 self.writing = false;
+                self.stall = None;
                 if result.is_err() {
                     self.pending = Bytes::new();
                 }
                 Poll::Ready(result.map_err(|e| closed_status(&e)))
             }
         }
+    }
+
+    /// A write waits for window: resets the stream once `progress_timeout` has gone by
+    /// since anything went out (`before`: the bytes pending when this poll began). The
+    /// timer is made at the first wait, so writes that never wait cost nothing.
+    fn poll_stall(&mut self, before: usize, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        let Some(timeout) = self.progress_timeout else {
+            return Poll::Pending;
+        };
+        let stall = match &mut self.stall {
+            Some(stall) => {
+                if self.pending.len() < before {
+                    stall.as_mut().reset(Instant::now() + timeout);
+                }
+                stall
+            }
+            None => self.stall.insert(Box::pin(tokio::time::sleep(timeout))),
+        };
+        if stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        tracing::info!(
+            "a response made no progress for {timeout:?}: the client reads nothing; resetting its stream"
+        );
+        self.stall = None;
+        self.writing = false;
+        self.pending = Bytes::new();
+        self.reserved = None;
+        // Only a reset frees what h2 holds for the stream: trailers would queue behind it.
+        self.reset(h2::Reason::CANCEL);
+        Poll::Ready(Err(Status::cancelled(format!(
+            "the client read none of the response for {timeout:?}"
+        ))))
     }
 
     /// Ready with the reason when the client resets the stream.
@@ -258,7 +342,7 @@ impl Responder {
         }
     }
 
-    fn send_trailers(&mut self, trailers: http::HeaderMap) {
+    fn send_trailers(&mut self, mut trailers: http::HeaderMap) {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Start(mut respond) => {
                 // Trailers-only: content-type, the status and trailers, then the header
@@ -269,11 +353,31 @@ impl Responder {
                     headers.append(key.clone(), value.clone());
                 }
                 std::mem::take(&mut self.headers).write_to(headers);
+                if let Some(status) = self.over_peer_limit(headers, STATUS_FIELD, "trailers") {
+                    // The status alone, without the metadata.
+                    response = self.base_response();
+                    status.write_trailers(response.headers_mut());
+                    if self
+                        .over_peer_limit(response.headers(), STATUS_FIELD, "trailers")
+                        .is_some()
+                    {
+                        respond.send_reset(h2::Reason::INTERNAL_ERROR);
+                        return;
+                    }
+                }
                 if let Err(e) = respond.send_response(response, true) {
                     tracing::debug!("failed to send trailers-only response: {e}");
                 }
             }
             State::Open(mut stream) => {
+                if let Some(status) = self.over_peer_limit(&trailers, 0, "trailers") {
+                    trailers.clear();
+                    status.write_trailers(&mut trailers);
+                    if self.over_peer_limit(&trailers, 0, "trailers").is_some() {
+                        stream.send_reset(h2::Reason::INTERNAL_ERROR);
+                        return;
+                    }
+                }
                 if let Err(e) = stream.send_trailers(trailers) {
                     tracing::debug!("failed to send trailers: {e}");
                 }
@@ -294,6 +398,18 @@ impl Responder {
     pub(crate) fn add_headers(&mut self, metadata: MetadataMap) {
         self.headers.merge(metadata);
     }
+}
+
+/// What `:status: 200` counts toward a header list (RFC 9113 6.5.2: name, value, 32).
+const STATUS_FIELD: usize = ":status".len() + "200".len() + 32;
+
+/// The size of a header block as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2):
+/// each field's name and value, and 32 bytes more.
+fn header_list_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
 }
 
 /// Writes one message on a shared responder: waits for the previous write, queues the

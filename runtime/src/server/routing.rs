@@ -15,6 +15,7 @@ pub(super) fn dispatch(
     mut respond: h2::server::SendResponse<Bytes>,
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
+    peer_max_header_list: u32,
     inline: Option<Waker>,
 ) {
     let (head, body) = request.into_parts();
@@ -50,6 +51,7 @@ pub(super) fn dispatch(
         respond,
         shared: Arc::clone(shared),
         peer: Arc::clone(peer),
+        peer_max_header_list,
         inline,
         subtype,
     };

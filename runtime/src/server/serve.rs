@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -12,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::connection::serve_connection;
-use super::{Control, Mode, Server};
+use super::{Control, Mode, Server, Shared};
 use crate::error::Error;
 use crate::peer::Peer;
 use crate::transport;
@@ -146,6 +147,8 @@ impl Server {
         // After a failed accept, the next one waits until then; connections already served
         // finish and a stop is heard meanwhile.
         let mut resume_at: Option<Instant> = None;
+        // At `max_connections`: warned once until a connection is taken again.
+        let mut full = false;
         loop {
             let resume = resume_at;
             let accept = async {
@@ -159,9 +162,25 @@ impl Server {
                     Some(Ok((io, peer))) => {
                         backoff.succeeded();
                         resume_at = None;
+                        let Some(slot) = Slot::take(&self.shared) else {
+                            if !full {
+                                tracing::warn!(
+                                    "at max_connections ({}): closing new connections",
+                                    self.shared.config.max_connections.unwrap_or_default()
+                                );
+                            }
+                            full = true;
+                            tracing::debug!(remote_addr = ?peer.remote_addr(), "over max_connections; closed");
+                            drop(io);
+                            continue;
+                        };
+                        full = false;
                         let shared = Arc::clone(&self.shared);
                         let mode = self.control.mode.subscribe();
-                        connections.spawn(serve_connection(io, peer, shared, mode));
+                        connections.spawn(async move {
+                            serve_connection(io, peer, shared, mode).await;
+                            drop(slot);
+                        });
                     }
                     Some(Err(e)) if is_connection_error(&e) => {
                         // That one connection went away before it was accepted; the next
@@ -195,6 +214,25 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// A connection's place among the server's `max_connections`, given back when dropped.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    /// A place for one more connection, if the limit allows.
+    fn take(shared: &Arc<Shared>) -> Option<Slot> {
+        let open = shared.connections.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(Arc::clone(shared));
+        // Over the limit: dropping the slot gives the count back.
+        (shared.config.max_connections.is_none_or(|max| open < max)).then_some(slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

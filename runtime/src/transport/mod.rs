@@ -12,7 +12,7 @@ use crate::status::{Code, Status};
 
 mod paced;
 
-pub(crate) use paced::{Enforcement, Paced};
+pub(crate) use paced::{ConnectionShared, Paced};
 
 /// A connection's byte stream, whatever carries it (TCP, a Unix socket, memory, a dialer's).
 pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -60,22 +60,51 @@ pub(crate) struct Paced<IO> {
     frames: usize,
     /// Whether the current frame counts toward the turn.
     small: bool,
-    /// A server's keepalive enforcement, if it has one.
+    /// A server connection's watch of its client's frames (pings, settings), if it has one.
     pings: Option<Box<PingPolicing>>,
 }
 
-/// What a server connection's task and its [`Paced`] share for keepalive enforcement: the
-/// policy is applied where frames go by (h2 answers pings itself and tells no one).
-#[derive(Debug, Default)]
-pub(crate) struct Enforcement {
+/// What a server connection's task, its calls and its [`Paced`] share: what `Paced` learns
+/// from the client's frames as they go by (h2 answers pings and applies settings itself,
+/// and tells no one), and what the task tells `Paced`.
+#[derive(Debug)]
+pub(crate) struct ConnectionShared {
     /// Whether the connection has calls (kept current by the connection's task).
     pub(crate) has_streams: AtomicBool,
     /// Too many pings: the task must send GOAWAY `ENHANCE_YOUR_CALM`.
     tripped: AtomicBool,
     waker: AtomicWaker,
+    /// The client's first SETTINGS frame has arrived: the end of its handshake, as gRPC-Go
+    /// counts it (a preface alone does not make a connection).
+    settings_seen: AtomicBool,
+    /// The client's SETTINGS_MAX_HEADER_LIST_SIZE (`u32::MAX` until it announces one): the
+    /// most header bytes, as RFC 9113 counts them, the server may send it in one block.
+    max_header_list_size: AtomicU32,
 }
 
-impl Enforcement {
+impl Default for ConnectionShared {
+    fn default() -> ConnectionShared {
+        ConnectionShared {
+            has_streams: AtomicBool::new(false),
+            tripped: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            settings_seen: AtomicBool::new(false),
+            max_header_list_size: AtomicU32::new(u32::MAX),
+        }
+    }
+}
+
+impl ConnectionShared {
+    /// Whether the client has sent its SETTINGS.
+    pub(crate) fn settings_seen(&self) -> bool {
+        self.settings_seen.load(Ordering::Acquire)
+    }
+
+    /// The client's header list limit (`u32::MAX`: none announced).
+    pub(crate) fn max_header_list_size(&self) -> u32 {
+        self.max_header_list_size.load(Ordering::Relaxed)
+    }
+
     /// Ready once the peer pinged too often.
     pub(crate) fn poll_tripped(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
         self.waker.register(cx.waker());
@@ -91,7 +120,12 @@ impl Enforcement {
 #[derive(Debug)]
 struct PingPolicing {
     policy: EnforcementPolicy,
-    shared: Arc<Enforcement>,
+    shared: Arc<ConnectionShared>,
+    /// Inbound: payload bytes left of the SETTINGS frame being read, and its current
+    /// setting (6 bytes: identifier, value), split across reads as it may be.
+    settings_left: usize,
+    setting: [u8; SETTING_LEN],
+    setting_len: usize,
     last_ping: Option<Instant>,
     strikes: u32,
     /// Outbound: the header of the frame being written, and its bytes left.
@@ -114,13 +148,54 @@ const PING_WITHOUT_STREAMS: Duration = Duration::from_secs(2 * 60 * 60);
 /// and ours read it to slow down).
 const TOO_MANY_PINGS: &[u8] = b"too_many_pings";
 
+const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
+/// One setting in a SETTINGS payload: a 16-bit identifier, a 32-bit value.
+const SETTING_LEN: usize = 6;
+const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
 const GOAWAY: u8 = 0x7;
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const ACK: u8 = 0x1;
 
 impl PingPolicing {
+    /// A SETTINGS frame (not an ACK) of `len` payload bytes starts.
+    fn settings(&mut self, len: usize) {
+        self.settings_left = len;
+        self.setting_len = 0;
+        if len == 0 {
+            self.shared.settings_seen.store(true, Ordering::Release);
+        }
+    }
+
+    /// Payload bytes of the SETTINGS frame being read.
+    fn settings_payload(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.setting[self.setting_len] = byte;
+            self.setting_len += 1;
+            if self.setting_len == SETTING_LEN {
+                self.setting_len = 0;
+                let id = u16::from_be_bytes([self.setting[0], self.setting[1]]);
+                if id == SETTINGS_MAX_HEADER_LIST_SIZE {
+                    let value = u32::from_be_bytes([
+                        self.setting[2],
+                        self.setting[3],
+                        self.setting[4],
+                        self.setting[5],
+                    ]);
+                    self.shared
+                        .max_header_list_size
+                        .store(value, Ordering::Relaxed);
+                }
+            }
+        }
+        self.settings_left -= bytes.len();
+        if self.settings_left == 0 {
+            // Applied once whole, as h2 applies it (a malformed one ends the connection).
+            self.shared.settings_seen.store(true, Ordering::Release);
+        }
+    }
+
     /// A PING (not an ACK) arrived.
     fn ping(&mut self) {
         let now = Instant::now();
@@ -228,15 +303,19 @@ impl<IO> Paced<IO> {
         }
     }
 
-    /// Polices the peer's pings by `policy` (a server connection).
+    /// Polices the peer's pings by `policy` and reads its settings into `shared` (a server
+    /// connection).
     pub(crate) fn police_pings(
         mut self,
         policy: EnforcementPolicy,
-        shared: Arc<Enforcement>,
+        shared: Arc<ConnectionShared>,
     ) -> Self {
         self.pings = Some(Box::new(PingPolicing {
             policy,
             shared,
+            settings_left: 0,
+            setting: [0; SETTING_LEN],
+            setting_len: 0,
             last_ping: None,
             strikes: 0,
             out_header: [0; FRAME_HEADER_LEN],
@@ -272,6 +351,11 @@ impl<IO> Paced<IO> {
             }
             if self.in_frame > 0 {
                 let n = self.in_frame.min(bytes.len() - i);
+                if let Some(pings) = &mut self.pings
+                    && pings.settings_left > 0
+                {
+                    pings.settings_payload(&bytes[i..i + n]);
+                }
                 self.in_frame -= n;
                 i += n;
             } else {
@@ -287,11 +371,14 @@ impl<IO> Paced<IO> {
                     | usize::from(self.header[1]) << 8
                     | usize::from(self.header[2]);
                 self.small = self.in_frame < SMALL_FRAME;
-                if self.header[3] == PING
-                    && self.header[4] & ACK == 0
+                if self.header[4] & ACK == 0
                     && let Some(pings) = &mut self.pings
                 {
-                    pings.ping();
+                    match self.header[3] {
+                        PING => pings.ping(),
+                        SETTINGS => pings.settings(self.in_frame),
+                        _ => {}
+                    }
                 }
             }
             if self.in_frame == 0 && self.small {
@@ -551,5 +638,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, input);
+    }
+
+    /// The client's SETTINGS are read as they go by, whatever the read sizes: the handshake
+    /// is seen to end only once the whole frame is in, and the header list limit is its last
+    /// value.
+    #[tokio::test]
+    async fn reads_the_clients_settings() {
+        let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        // A PING ACK first (not counted), then SETTINGS: window size, then the header list
+        // limit twice (the last counts).
+        input.extend([0, 0, 8, 6, ACK, 0, 0, 0, 0]);
+        input.extend([0; 8]);
+        input.extend([0, 0, 18, SETTINGS, 0, 0, 0, 0, 0]);
+        input.extend([0, 4, 0, 1, 0, 0]);
+        input.extend([0, 6, 0, 0, 0x10, 0]);
+        input.extend([0, 6, 0, 0, 0x04, 0]);
+        let end = input.len();
+        for read_size in [1, 5, 7, 64] {
+            let shared = Arc::new(ConnectionShared::default());
+            let mut paced = Paced::server(&input[..])
+                .police_pings(EnforcementPolicy::default(), Arc::clone(&shared));
+            let mut seen = 0;
+            loop {
+                assert_eq!(shared.settings_seen(), seen >= end, "after {seen} bytes");
+                let mut buf = vec![0; read_size];
+                let n = paced.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen += n;
+            }
+            assert!(shared.settings_seen());
+            assert_eq!(shared.max_header_list_size(), 1024, "read size {read_size}");
+        }
+        // Without a header list setting, there is no limit.
+        assert_eq!(ConnectionShared::default().max_header_list_size(), u32::MAX);
     }
 }
