@@ -52,7 +52,7 @@ bench-smoke:
 # test or ci. A run grows fuzz/work/<target>; the committed seeds in fuzz/corpus stay as
 # they are; a crash lands in fuzz/artifacts/<target>/ and stops the run.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= frame_decoder trailers metadata grpc_timeout service_config grpc_message compression error_details
+FUZZ_TARGETS ?= frame_decoder trailers metadata grpc_timeout service_config grpc_message compression error_details paced
 .PHONY: fuzz
 
 fuzz:

@@ -177,6 +177,9 @@ write(
     f"grpc-status: 5\ngrpc-status-details-bin: {details_b64}\n",
 )
 write("trailers", "repeated-status", "grpc-status: 0\ngrpc-status: 14\ngrpc-message: later\n")
+write("trailers", "pushback", "grpc-status: 14\ngrpc-retry-pushback-ms: 700\n")
+write("trailers", "pushback-huge", "grpc-status: 14\ngrpc-retry-pushback-ms: 18446744073709551615\n")
+write("trailers", "pushback-negative", "grpc-status: 14\ngrpc-retry-pushback-ms: -1\n")
 write("trailers", "unknown-code", "grpc-status: 17\ngrpc-message: %zz\n")
 write(
     "trailers",
@@ -238,6 +241,28 @@ write("error_details", "no-details", b"\x02")
 write("error_details", "malformed-status", b"\x03\xff\xff")
 write("error_details", "malformed-detail", bytes([3]) + rpc_status(3, "", [any_("google.rpc.RetryInfo", b"\xff")]))
 write("error_details", "negative-delay", bytes([14]) + rpc_status(14, "", [any_("google.rpc.RetryInfo", field(1, field(1, 2**64 - 1)))]))
+
+# --- paced: [split, bytes after the client preface...] -------------------------------------
+
+
+def frame(kind, flags, payload, stream=0):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def setting(ident, value):
+    return struct.pack(">HI", ident, value)
+
+
+SETTINGS_LIMIT = frame(4, 0, setting(4, 65535) + setting(6, 1024))
+write("paced", "settings", bytes([7]) + SETTINGS_LIMIT)
+write("paced", "empty-settings-then-ack", bytes([0]) + frame(4, 0, b"") + frame(4, 1, b""))
+write("paced", "limit-twice", bytes([3]) + frame(4, 0, setting(6, 1 << 20)) + frame(4, 0, setting(6, 100)))
+write("paced", "ack-is-not-settings", bytes([5]) + frame(4, 1, setting(6, 7)))
+write("paced", "partial-entry", bytes([2]) + frame(4, 0, setting(6, 9) + b"\x00\x06\x00"))
+write("paced", "truncated", bytes([1]) + SETTINGS_LIMIT[:-3])
+write("paced", "pings-and-headers", bytes([16]) + frame(4, 0, b"") + frame(6, 0, bytes(8)) * 4
+      + frame(1, 5, b"\x82\x86\x84", 1) + frame(0, 1, b"\x00\x00\x00\x00\x00", 1))
+write("paced", "large-data", bytes([255]) + frame(4, 0, b"") + frame(0, 0, bytes(20000), 1) + frame(4, 0, setting(6, 5)))
 
 for target in sorted(p.name for p in CORPUS.iterdir()):
     print(f"{target}: {len(list((CORPUS / target).iterdir()))} seeds")

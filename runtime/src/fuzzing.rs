@@ -303,6 +303,11 @@ pub fn trailers(data: &[u8]) {
     if let Ok(details) = status.error_details() {
         let _ = details.retry_delay();
     }
+    // The pushback a retrying client would obey: within the cap, and addable to the clock.
+    if let Some(Some(ms)) = crate::client::retry::pushback(&status) {
+        assert!(ms <= crate::client::retry::MAX_PUSHBACK_MS);
+        let _ = Instant::now() + Duration::from_millis(ms);
+    }
     let _ = status.rpc_status();
     let mut written = HeaderMap::new();
     status.write_trailers(&mut written);
@@ -494,6 +499,73 @@ pub fn error_details(data: &[u8]) {
 }
 
 /// Whether a frame of `stream` (walked prefix by prefix) announces more than `max` bytes.
+/// A server connection's frame watch (`transport::Paced`): what a client sends after its
+/// preface, read in pseudo-random sizes through the pacing, ping policing and settings
+/// reading a server applies.
+///
+/// Layout: `[split, bytes...]`: `bytes` follow the client preface (added here); reads are of
+/// 1 to `split + 1` bytes.
+///
+/// Checks: every byte comes through, unchanged and in order; the client's SETTINGS are seen
+/// exactly when a whole non-ACK SETTINGS frame has come, and the header list limit is the
+/// last one announced, as a plain parse of the whole input says.
+pub fn paced(data: &[u8]) {
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    let [split, bytes @ ..] = data else {
+        return;
+    };
+    let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    input.extend_from_slice(bytes);
+    let shared = Arc::new(crate::transport::ConnectionShared::default());
+    let mut paced = crate::transport::Paced::server(&input[..]).police_pings(
+        crate::keepalive::EnforcementPolicy::default(),
+        Arc::clone(&shared),
+    );
+    let mut out = Vec::with_capacity(input.len());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut rng = u32::from(*split) | 0x9e37_0000;
+    let mut buf = vec![0u8; usize::from(*split) + 1];
+    loop {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        let want = (rng % (u32::from(*split) + 1)) as usize + 1;
+        let mut read = ReadBuf::new(&mut buf[..want]);
+        match std::pin::Pin::new(&mut paced).poll_read(&mut cx, &mut read) {
+            // A turn's end: the next poll goes on.
+            Poll::Pending => continue,
+            Poll::Ready(result) => result.expect("reading from memory"),
+        }
+        if read.filled().is_empty() {
+            break;
+        }
+        out.extend_from_slice(read.filled());
+    }
+    assert_eq!(out, input, "bytes lost or changed");
+    // The plain parse.
+    let (mut seen, mut limit) = (false, u32::MAX);
+    let mut rest = bytes;
+    while rest.len() >= 9 {
+        let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let (kind, flags) = (rest[3], rest[4]);
+        let payload = &rest[9..rest.len().min(9 + len)];
+        if kind == 4 && flags & 1 == 0 {
+            for entry in payload.chunks_exact(6) {
+                if entry[..2] == [0, 6] {
+                    limit = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+                }
+            }
+            seen |= payload.len() == len;
+        }
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    assert_eq!(shared.settings_seen(), seen, "SETTINGS seen");
+    assert_eq!(shared.max_header_list_size(), limit, "header list limit");
+}
+
 fn announces_more_than(mut stream: &[u8], max: usize) -> bool {
     while let Some(prefix) = stream.get(..HEADER_LEN) {
         let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;

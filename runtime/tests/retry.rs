@@ -151,6 +151,20 @@ async fn server_pushback_delays_or_stops_retries() {
     .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(attempts(&seen, "n").len(), 1);
+    // A pushback too long to mean anything but "stop" (here, one no clock can add): no
+    // retry, and no overflow.
+    let err = call(
+        &channel,
+        "huge",
+        &[
+            ("x-fail-first", "1"),
+            ("x-pushback", "18446744073709551615"),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(attempts(&seen, "huge").len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

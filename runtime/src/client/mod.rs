@@ -8,7 +8,7 @@ mod health_check;
 mod invoker;
 mod options;
 mod response;
-mod retry;
+pub(crate) mod retry;
 mod sender;
 mod target;
 

@@ -187,12 +187,22 @@ impl RetryState {
     }
 }
 
-/// The server's `grpc-retry-pushback-ms`: `None` if absent, `Some(None)` if negative or
-/// malformed (stop retrying), `Some(Some(ms))` to wait that long.
-fn pushback(status: &Status) -> Option<Option<u64>> {
+/// The server's `grpc-retry-pushback-ms`: `None` if absent, `Some(None)` if negative,
+/// malformed or longer than [`MAX_PUSHBACK_MS`] (all mean: no more attempts).
+pub(crate) fn pushback(status: &Status) -> Option<Option<u64>> {
     let value = status.metadata().get(GRPC_RETRY_PUSHBACK_MS)?;
-    Some(value.trim().parse::<u64>().ok())
+    Some(
+        value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms <= MAX_PUSHBACK_MS),
+    )
 }
+
+/// The longest pushback obeyed: about 49 days, past any call's patience. A longer one can
+/// only mean "stop", and one near `u64::MAX` would overflow the clock it is added to.
+pub(crate) const MAX_PUSHBACK_MS: u64 = u32::MAX as u64;
 
 /// The request of attempt `number` (from 1): a copy of `template`, with
 /// `grpc-previous-rpc-attempts` after the first.
