@@ -1,5 +1,6 @@
 //! The interop test server:
-//! `interop-server --port=PORT [--host=ADDR] [--use_tls=true --cert_file=F --key_file=F]`.
+//! `interop-server --port=PORT [--host=ADDR] [--use_tls=true --cert_file=F --key_file=F]
+//! [--max_connections=N] [--connection_timeout_ms=N]`.
 //!
 //! It listens on 127.0.0.1 unless `--host` names another local address: `--host=0.0.0.0`
 //! (or `--host=::`) binds all interfaces, which a test server should do only when asked.
@@ -26,15 +27,24 @@ use interop::server::TestServiceImpl;
 /// SIGKILL a server still there 5 s after SIGTERM).
 const GRACE: Duration = Duration::from_secs(2);
 
-const USAGE: &str =
-    "usage: interop-server [--port=N] [--host=ADDR] [--use_tls=true --cert_file=F --key_file=F]
+const USAGE: &str = "usage: interop-server [--port=N] [--host=ADDR] [--use_tls=true --cert_file=F --key_file=F]
   --port=N      port to listen on [10000]
-  --host=ADDR   local address to bind: 127.0.0.1, ::1, or 0.0.0.0 / :: for all interfaces [127.0.0.1]";
+  --host=ADDR   local address to bind: 127.0.0.1, ::1, or 0.0.0.0 / :: for all interfaces [127.0.0.1]
+  --max_connections=N        connections served at once; more are closed [no limit]
+  --connection_timeout_ms=N  handshakes (up to the client's SETTINGS) within this [120000]";
 
 #[tokio::main]
 async fn main() {
     init_logging("info");
-    let known = ["port", "host", "use_tls", "cert_file", "key_file"];
+    let known = [
+        "port",
+        "host",
+        "use_tls",
+        "cert_file",
+        "key_file",
+        "max_connections",
+        "connection_timeout_ms",
+    ];
     let flags = match Flags::parse(std::env::args().skip(1), &known) {
         Ok(flags) => flags,
         Err(e) => {
@@ -54,12 +64,23 @@ async fn main() {
         eprintln!("interop-server: {e}");
         std::process::exit(2)
     });
+    let (max_connections, connection_timeout_ms): (usize, u64) = flags
+        .number("max_connections", 0)
+        .and_then(|max| Ok((max, flags.number("connection_timeout_ms", 120_000)?)))
+        .unwrap_or_else(|e| {
+            eprintln!("interop-server: {e}");
+            std::process::exit(2)
+        });
     let health = HealthReporter::new();
     health.set_serving_status("grpc.testing.TestService", ServingStatus::SERVING);
-    let builder = Server::builder()
+    let mut builder = Server::builder()
+        .connection_timeout(Duration::from_millis(connection_timeout_ms))
         .credentials(credentials)
         .add_service(TestServiceServer::new(TestServiceImpl))
         .add_service(health.service());
+    if max_connections > 0 {
+        builder = builder.max_connections(max_connections);
+    }
     let server = reflection::register(builder).build();
     stop_on_signals(server.clone(), GRACE);
     eprintln!("interop-server: listening on {host} port {port}");
