@@ -800,3 +800,91 @@ async fn over_tcp_a_peer_that_does_not_answer_pings_is_closed() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(channel.state(), ConnectivityState::Ready);
 }
+
+/// A client's socket that stops reading once `stop` is set (reads stay pending for ever).
+struct StopsReading<IO> {
+    io: IO,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for StopsReading<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StopsReading<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_never_reads_its_socket_is_closed_after_the_progress_timeout() {
+    let server = Server::builder()
+        .add_service(Echo::default())
+        .stream_progress_timeout(Some(Duration::from_secs(30)))
+        .build();
+    let (client, served) = tokio::io::duplex(64 * 1024);
+    let serving = tokio::spawn(server.serve_connection(served, grpc_runtime::Peer::default()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = StopsReading {
+        io: client,
+        stop: stop.clone(),
+    };
+    // Windows so large that flow control never holds the server back: only the socket does.
+    let (mut sender, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 30)
+        .initial_connection_window_size(1 << 30)
+        .handshake(client)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // One call first, read normally.
+    let (response, mut send) = sender
+        .send_request(echo_request("Unary", &[]), false)
+        .unwrap();
+    send.send_data(framed("hi"), true).unwrap();
+    assert_eq!(status_of(response).await.0, "0");
+    // Then a 3 MB answer to a client that reads no more.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let (_response, mut send) = sender
+        .send_request(echo_request("Unary", &[]), false)
+        .unwrap();
+    send.send_data(framed("big:3000000"), true).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), serving)
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(32),
+        "{took:?}"
+    );
+}

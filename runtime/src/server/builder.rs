@@ -181,7 +181,9 @@ impl ServerBuilder {
     /// (the stream is reset with `CANCEL`), or a request the handler waits for of which
     /// nothing arrives (the call ends `CANCELLED`): the one request of a unary or
     /// server-streaming call, or the rest of a message begun. A stream quiet between
-    /// messages is not stalled. Default: 60 s
+    /// messages is not stalled. A connection whose socket takes no bytes for as long while
+    /// the server has some to write is closed (the peer reads nothing at all, and h2's
+    /// buffers would hold what it was sent). Default: 60 s
     /// ([`DEFAULT_STREAM_PROGRESS_TIMEOUT`](super::DEFAULT_STREAM_PROGRESS_TIMEOUT));
     /// `None` waits forever (gRPC-Go's behaviour).
     ///

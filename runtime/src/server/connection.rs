@@ -42,8 +42,9 @@ where
     if let Some(limit) = shared.config.max_concurrent_streams {
         builder.max_concurrent_streams(limit);
     }
-    let io =
-        transport::Paced::server(io).police_pings(shared.config.enforcement, Arc::clone(watch));
+    let io = transport::Paced::server(io)
+        .police_pings(shared.config.enforcement, Arc::clone(watch))
+        .write_timeout(shared.config.stream_progress_timeout);
     let handshake = builder.handshake::<_, Bytes>(io);
     let handshake = tokio::select! {
         handshake = tokio::time::timeout_at(deadline, handshake) => handshake,

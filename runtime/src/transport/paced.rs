@@ -13,6 +13,7 @@
 //! held back (and copied once). Only small frames count: a stream of large DATA frames is
 //! not cut into turns at all.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -136,6 +137,13 @@ struct PingPolicing {
     owed: BytesMut,
     /// Payload bytes left of the GOAWAY being rewritten; the debug data follows them.
     goaway_left: Option<usize>,
+    /// How long the socket may take no bytes while h2 has some to write before the
+    /// connection fails (nginx's `send_timeout`): a peer that never reads cannot hold what
+    /// h2 buffered for it. The timer is made the first time a write waits, and re-armed
+    /// when a wait starts.
+    write_timeout: Option<Duration>,
+    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    write_blocked: bool,
 }
 
 /// gRPC-Go's allowance: more strikes than this and the connection goes.
@@ -323,8 +331,47 @@ impl<IO> Paced<IO> {
             out_left: 0,
             owed: BytesMut::new(),
             goaway_left: None,
+            write_timeout: None,
+            write_stall: None,
+            write_blocked: false,
         }));
         self
+    }
+
+    /// Fails the connection when the socket takes nothing for `timeout` while there is
+    /// something to write (a server connection, after [`police_pings`](Self::police_pings)).
+    pub(crate) fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        if let Some(watch) = &mut self.pings {
+            watch.write_timeout = timeout;
+        }
+        self
+    }
+
+    /// A write to the socket is pending: an error once it has been for the write timeout.
+    fn write_pending(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let watch = self.pings.as_mut()?;
+        let timeout = watch.write_timeout?;
+        let deadline = Instant::now() + timeout;
+        let stall = watch
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !watch.write_blocked {
+            watch.write_blocked = true;
+            stall.as_mut().reset(deadline);
+        }
+        stall.as_mut().poll(cx).is_ready().then(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {timeout:?}"),
+            )
+        })
+    }
+
+    /// The socket took bytes.
+    fn write_progressed(&mut self) {
+        if let Some(watch) = &mut self.pings {
+            watch.write_blocked = false;
+        }
     }
 
     /// Whether pings were policed past their limit: writes go through the rewrite.
@@ -478,7 +525,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
         if this.tripped() {
             return this.poll_write_tripped(cx, buf);
         }
-        let n = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        let n = match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Ready(n) => n?,
+            Poll::Pending => {
+                return this
+                    .write_pending(cx)
+                    .map_or(Poll::Pending, |e| Poll::Ready(Err(e)));
+            }
+        };
+        this.write_progressed();
         if let Some(pings) = &mut this.pings {
             pings.written(&buf[..n]);
         }
@@ -498,7 +553,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
                 .map_or(&[][..], |b| &**b);
             return this.poll_write_tripped(cx, first);
         }
-        let n = std::task::ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+        let n = match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
+            Poll::Ready(n) => n?,
+            Poll::Pending => {
+                return this
+                    .write_pending(cx)
+                    .map_or(Poll::Pending, |e| Poll::Ready(Err(e)));
+            }
+        };
+        this.write_progressed();
         if let Some(pings) = &mut this.pings {
             let mut left = n;
             for buf in bufs {
@@ -518,8 +581,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_owed(cx))?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        let flushed = match this.poll_owed(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_flush(cx),
+            other => other,
+        };
+        match flushed {
+            Poll::Pending => this
+                .write_pending(cx)
+                .map_or(Poll::Pending, |e| Poll::Ready(Err(e))),
+            done => {
+                this.write_progressed();
+                done
+            }
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
