@@ -21,8 +21,12 @@
 //! ```
 //!
 //! Module names follow rust-protobuf: a file's module is its basename (`a/b/foo.proto` ->
-//! `foo`, `type.proto` -> `type_`), whatever its directory or package. Two files with the same
-//! basename therefore cannot be compiled together; [`Builder::compile`] reports it.
+//! `foo`, `type.proto` -> `type_`), whatever its directory or package. Files that share a
+//! basename (googleapis' `google/api/resource.proto` and
+//! `google/cloud/speech/v1/resource.proto`) each get a module named after their whole path
+//! instead (`google_api_resource`, `google_cloud_speech_v1_resource`), and the generated
+//! cross-file paths follow; files with a basename of their own keep their module. See
+//! `protoc_gen_rust_grpc::modules`.
 
 #![deny(missing_docs)]
 
@@ -234,14 +238,16 @@ impl Builder {
             .and_then(|r| r.map_err(|e| format!("{e:#}")))
             .map_err(Error::Parse)?;
 
+        // Files of one basename get modules of their own, named after their paths; the
+        // descriptors are renamed for generation, and the originals embedded again after.
+        let mut descriptors = parsed.file_descriptors.clone();
+        let renames =
+            protoc_gen_rust_grpc::modules::disambiguate(&mut descriptors).map_err(Error::Stubs)?;
         // Files whose messages we generate: all but those the protobuf crate provides.
-        let to_generate: Vec<&FileDescriptorProto> = parsed
-            .file_descriptors
+        let to_generate: Vec<&FileDescriptorProto> = descriptors
             .iter()
             .filter(|f| !naming::is_provided_by_protobuf_crate(f.name()))
             .collect();
-        protoc_gen_rust_grpc::check_module_names(to_generate.iter().copied())
-            .map_err(Error::Stubs)?;
         for f in &to_generate {
             let module = naming::file_module_name(f.name());
             if format!("{module}.rs") == MODULE_FILE {
@@ -260,7 +266,7 @@ impl Builder {
         impl CustomizeCallback for DefaultCallback {}
         catch_panics(|| {
             protobuf_codegen::gen_and_write::gen_and_write(
-                &parsed.file_descriptors,
+                &descriptors,
                 &parsed.parser,
                 &proto_paths,
                 &out_dir,
@@ -277,11 +283,11 @@ impl Builder {
             runtime_crate: self.runtime_crate.clone(),
         };
         let stubs = protoc_gen_rust_grpc::generate(
-            &parsed.file_descriptors,
+            &descriptors,
             &parsed
                 .relative_paths
                 .iter()
-                .map(|p| p.to_str().to_owned())
+                .map(|p| renames.new_name(p.to_str()).to_owned())
                 .collect::<Vec<_>>(),
             &options,
         )
@@ -295,8 +301,14 @@ impl Builder {
                 return Err(Error::Codegen(format!(
                     "protobuf-codegen did not write `{}` for `{}`",
                     path.display(),
-                    f.name()
+                    renames.original_name(f.name())
                 )));
+            }
+            if !renames.is_empty() {
+                let source = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                if let Some(restored) = renames.restore(f.name(), &source) {
+                    fs::write(&path, restored).map_err(|e| Error::io(&path, e))?;
+                }
             }
             modules.insert((module, path));
         }

@@ -34,6 +34,7 @@
 
 mod docs;
 mod generate;
+pub mod modules;
 pub mod naming;
 mod resolve;
 

@@ -1,4 +1,5 @@
-//! Compiles every proto of testdata/protos with grpc-build's pure-Rust parser.
+//! Compiles every proto of testdata/protos with grpc-build's pure-Rust parser, and the tree
+//! of testdata/collide (files of one basename) into `$OUT_DIR/collide`.
 
 use std::path::{Path, PathBuf};
 
@@ -23,5 +24,15 @@ fn main() {
     protos(&root, &mut inputs);
     if let Err(e) = grpc_build::compile_protos(&inputs, &[&root]) {
         panic!("grpc-build failed: {e}");
+    }
+    let collide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collide");
+    let mut inputs = Vec::new();
+    protos(&collide, &mut inputs);
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("collide");
+    if let Err(e) = grpc_build::configure()
+        .out_dir(out)
+        .compile(&inputs, &[&collide])
+    {
+        panic!("grpc-build failed on testdata/collide: {e}");
     }
 }

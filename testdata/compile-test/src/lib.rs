@@ -7,6 +7,12 @@
 
 grpc_runtime::include_protos!();
 
+/// `testdata/collide`: files of one basename (two `resource.proto`, two `status.proto`),
+/// each in a module named after its path.
+pub mod collide {
+    include!(concat!(env!("OUT_DIR"), "/collide/_protos.rs"));
+}
+
 /// The checked-in golden files (`testdata/golden`), kept as generated: not rustfmt's.
 #[rustfmt::skip]
 #[path = "../../golden/mod.rs"]

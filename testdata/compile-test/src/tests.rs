@@ -416,3 +416,100 @@ mod proto2_tests {
         let _: fn(Channel) -> Legacy2Client = Legacy2Client::new;
     }
 }
+
+mod collide_tests {
+    use super::*;
+    use crate::collide::cloud_speech_v1_resource::{CustomClass, PhraseSet};
+    use crate::collide::google_api_resource::ResourceDescriptor;
+    use crate::collide::google_api_resource::resource_descriptor::History;
+    use crate::collide::speech::RecognizeRequest;
+    use crate::collide::speech_grpc::{Speech, SpeechClient, SpeechServer};
+    use crate::collide::{udpa_annotations_status, xds_annotations_v3_status};
+    use protobuf::Message;
+
+    #[derive(Clone, Debug)]
+    struct Recognizer;
+
+    impl Speech for Recognizer {
+        async fn recognize(
+            &self,
+            request: Request<RecognizeRequest>,
+        ) -> Result<Response<CustomClass>, Status> {
+            let phrases = request.into_inner().phrases.unwrap_or_default();
+            Ok(Response::new(phrases.classes[0].clone()))
+        }
+    }
+
+    #[test]
+    fn files_of_one_basename_get_modules_of_their_own() {
+        let mut request = RecognizeRequest::new();
+        let mut phrases = PhraseSet::new();
+        let mut class = CustomClass::new();
+        class.name = "c".into();
+        class.descriptor.mut_or_insert_default().type_ = "t".into();
+        phrases.classes.push(class);
+        request.phrases = Some(phrases).into();
+        request.history = History::ORIGINALLY_SINGLE_PATTERN.into();
+        request.udpa_status = Some(udpa_annotations_status::StatusAnnotation::new()).into();
+        let mut xds = xds_annotations_v3_status::StatusAnnotation::new();
+        xds.package_version_status = 3;
+        request.xds_status = Some(xds).into();
+        let bytes = request.write_to_bytes().unwrap();
+        assert_eq!(RecognizeRequest::parse_from_bytes(&bytes).unwrap(), request);
+        let reply = block_on(Recognizer.recognize(Request::new(request))).unwrap();
+        assert_eq!(reply.get_ref().name, "c");
+        assert_service(
+            &SpeechServer::new(Recognizer),
+            "collide.speech.v1.Speech",
+            2,
+        );
+        let _: fn(Channel) -> SpeechClient = SpeechClient::new;
+        let _ = ResourceDescriptor::new();
+    }
+
+    #[test]
+    fn the_embedded_descriptors_keep_the_real_names() {
+        let resource = crate::collide::cloud_speech_v1_resource::file_descriptor();
+        assert_eq!(resource.proto().name(), "cloud/speech/v1/resource.proto");
+        assert_eq!(
+            resource.proto().dependency,
+            ["google/api/resource.proto"],
+            "imports as written"
+        );
+        let speech = crate::collide::speech::file_descriptor();
+        assert_eq!(speech.proto().name(), "cloud/speech/v1/speech.proto");
+        let deps: Vec<_> = speech
+            .deps()
+            .iter()
+            .map(|d| d.proto().name().to_owned())
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                "google/api/resource.proto",
+                "cloud/speech/v1/resource.proto",
+                "udpa/annotations/status.proto",
+                "xds/annotations/v3/status.proto"
+            ]
+        );
+        // Reflection finds the message by its full name in the right file.
+        let message = speech
+            .message_by_package_relative_name("RecognizeRequest")
+            .unwrap();
+        let field = message.field_by_name("xds_status").unwrap();
+        let protobuf::reflect::RuntimeFieldType::Singular(protobuf::reflect::RuntimeType::Message(
+            m,
+        )) = field.runtime_field_type()
+        else {
+            panic!("a message field");
+        };
+        assert_eq!(m.full_name(), "xds.annotations.v3.StatusAnnotation");
+        assert_eq!(
+            m.file_descriptor().proto().name(),
+            "xds/annotations/v3/status.proto"
+        );
+        // The renamed file's service stubs are in the renamed module.
+        let _: fn(Channel) -> crate::collide::xds_annotations_v3_status_grpc::StatusReporterClient =
+            crate::collide::xds_annotations_v3_status_grpc::StatusReporterClient::new;
+    }
+}
