@@ -71,6 +71,10 @@ impl<'f> Namespace<'f> {
         }
     }
 
+    fn is_free(&self, name: &str) -> bool {
+        !self.seen.contains_key(name)
+    }
+
     fn claim(&mut self, name: &str, owner: String) -> Result<(), Error> {
         if let Some(first) = self.seen.get(name) {
             return Err(Error::NameCollision {
@@ -111,10 +115,32 @@ fn analyze<'a>(
                 name: s.name().to_owned(),
             });
         }
-        let module = naming::rust_ident(&module_snake);
-        let trait_name = naming::rust_ident(s.name());
-        let client = format_ident!("{}Client", s.name());
-        let server = format_ident!("{}Server", s.name());
+        // Names taken by an earlier service (`Foo` and `foo`, `FooBar` and `Foo_Bar`, a
+        // service named `FooClient` beside `Foo`): the later service's items all get the
+        // first number from 2 that frees every one of them (`foo_2`, `Foo2`, `Foo2Client`).
+        let (module, trait_name, client, server) = (1..)
+            .map(|n: u32| {
+                let (snake_suffix, suffix) = match n {
+                    1 => (String::new(), String::new()),
+                    n => (format!("_{n}"), n.to_string()),
+                };
+                (
+                    naming::rust_ident(&format!("{module_snake}{snake_suffix}")),
+                    naming::rust_ident(&format!("{}{suffix}", s.name())),
+                    format_ident!("{}{suffix}Client", s.name()),
+                    format_ident!("{}{suffix}Server", s.name()),
+                )
+            })
+            .find(|(module, trait_name, client, server)| {
+                let names = [
+                    module.name().to_owned(),
+                    trait_name.name().to_owned(),
+                    client.to_string(),
+                    server.to_string(),
+                ];
+                names.iter().all(|n| items.is_free(n)) && names[1..].iter().all(|n| *n != names[0])
+            })
+            .expect("some number frees the names");
         let owner = format!("service `{full_name}`");
         items.claim(module.name(), owner.clone())?;
         items.claim(trait_name.name(), owner.clone())?;
@@ -135,15 +161,30 @@ fn analyze<'a>(
                     name: m.name().to_owned(),
                 });
             }
-            let fn_name = match snake.as_str() {
-                "new" | "with_options" => RustIdent::Plain(format!("{snake}_")),
-                _ => naming::rust_ident(&snake),
-            };
-            fns.claim(fn_name.name(), owner.clone())?;
-            let mut const_name = naming::screaming_snake_case(m.name());
-            if const_name == "SERVICE_NAME" || const_name == "DESCRIPTOR" {
-                const_name.push_str("_METHOD");
+            let mut base_const = naming::screaming_snake_case(m.name());
+            if base_const == "SERVICE_NAME" || base_const == "DESCRIPTOR" {
+                base_const.push_str("_METHOD");
             }
+            // RPCs whose Rust names coincide (`Foo` and `foo`, `GetX` and `Get_X`): the later
+            // one's function and constant get the first number from 2 that frees both
+            // (`foo_2`, `FOO_2`).
+            let (fn_name, const_name) = (1..)
+                .map(|n: u32| {
+                    let (snake, const_name) = match n {
+                        1 => (snake.clone(), base_const.clone()),
+                        n => (format!("{snake}_{n}"), format!("{base_const}_{n}")),
+                    };
+                    let fn_name = match snake.as_str() {
+                        "new" | "with_options" => RustIdent::Plain(format!("{snake}_")),
+                        _ => naming::rust_ident(&snake),
+                    };
+                    (fn_name, const_name)
+                })
+                .find(|(fn_name, const_name)| {
+                    fns.is_free(fn_name.name()) && consts.is_free(const_name)
+                })
+                .expect("some number frees the names");
+            fns.claim(fn_name.name(), owner.clone())?;
             consts.claim(&const_name, owner)?;
             let resolve = |ty: &str| {
                 index.resolve(ty).map_err(|reason| Error::UnresolvedType {

@@ -284,45 +284,64 @@ fn unresolved_types_are_errors() {
 }
 
 #[test]
-fn colliding_names_are_errors() {
-    let mut f = helloworld();
+fn colliding_names_are_numbered_in_declaration_order() {
     let (req, rep) = (".helloworld.HelloRequest", ".helloworld.HelloReply");
+    // `SayHello` is first: `say_hello`; then `say_hello` (the same in Rust) and `Say_Hello`.
+    let mut f = helloworld();
     f.service[0]
         .method
         .push(method("say_hello", req, rep, false, false));
-    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
-    assert!(
-        matches!(err, Error::NameCollision { what: "method", .. }),
-        "{err}"
-    );
-
-    let mut f = helloworld();
-    f.service.push(service("GreeterClient", vec![]));
-    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "helloworld.proto: service `helloworld.Greeter` and service \
-         `helloworld.GreeterClient` would both generate the item `GreeterClient`; rename one of them"
-    );
-
-    let mut f = helloworld();
+    f.service[0]
+        .method
+        .push(method("Say_Hello", req, rep, false, false));
+    // A method named like the first's numbered name moves on to the next number.
+    f.service[0]
+        .method
+        .push(method("SayHello_2", req, rep, false, false));
+    // Services: `Greeter` is first; `greeter` and `GreeterClient` (whose trait would be the
+    // first one's client) are numbered.
+    f.service.push(service(
+        "greeter",
+        vec![method("Ping", req, rep, false, false)],
+    ));
+    f.service.push(service(
+        "GreeterClient",
+        vec![method("Ping", req, rep, false, false)],
+    ));
+    // Constants that would collide with the module's own get `_METHOD`, then numbers.
     f.service[0]
         .method
         .push(method("DescriptorMethod", req, rep, false, false));
     f.service[0]
         .method
         .push(method("Descriptor", req, rep, false, false));
-    let err = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NameCollision {
-                what: "constant",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let out = generate(&[f], &["helloworld.proto"], &Options::default()).unwrap();
+    let code = &out[0].content;
+    for item in [
+        "async fn say_hello(",
+        "async fn say_hello_2(",
+        "async fn say_hello_3(",
+        "async fn say_hello_2_2(",
+        "pub const SAY_HELLO: ",
+        "pub const SAY_HELLO_2: ",
+        "pub const SAY_HELLO_3: ",
+        "pub const DESCRIPTOR_METHOD: ",
+        "pub const DESCRIPTOR_METHOD_2: ",
+        "pub struct GreeterClient",
+        "pub trait Greeter:",
+        "pub mod greeter {",
+        "pub trait greeter2:",
+        "pub struct greeter2Client",
+        "pub mod greeter_2 {",
+        "pub trait GreeterClient2:",
+        "pub struct GreeterClient2Client",
+        "pub mod greeter_client_2 {",
+    ] {
+        assert!(code.contains(item), "missing `{item}` in:\n{code}");
+    }
+    // Each RPC is still served under its proto name.
+    assert!(code.contains("\"/helloworld.Greeter/Say_Hello\""), "{code}");
+    assert!(code.contains("\"/helloworld.greeter/Ping\""), "{code}");
 }
 
 #[test]

@@ -217,7 +217,12 @@ async fn serve_h2<IO>(
                 }
             }
             Err(Some(e)) => {
-                tracing::debug!(remote_addr = ?peer.remote_addr(), "connection error: {e}");
+                if e.get_io().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) {
+                    // The write timeout (`Paced`): a peer that reads nothing.
+                    tracing::info!(remote_addr = ?peer.remote_addr(), "closing the connection: {e}");
+                } else {
+                    tracing::debug!(remote_addr = ?peer.remote_addr(), "connection error: {e}");
+                }
                 break;
             }
             Err(None) => break,

@@ -513,3 +513,35 @@ mod collide_tests {
             crate::collide::xds_annotations_v3_status_grpc::StatusReporterClient::new;
     }
 }
+
+mod colliding_names_tests {
+    use super::*;
+    use crate::collide::names::Ping;
+    use crate::collide::names_grpc::{Names, NamesServer, names, names_2};
+
+    #[derive(Clone, Debug)]
+    struct Impl;
+
+    impl Names for Impl {
+        async fn get_2(&self, request: Request<Ping>) -> Result<Response<Ping>, Status> {
+            Ok(Response::new(request.into_inner()))
+        }
+    }
+
+    #[test]
+    fn rpcs_and_services_of_one_rust_name_are_numbered() {
+        // `Get` is `get`, `get` is `get_2`, `GET` is `get_3`; each keeps its path.
+        assert_eq!(names::GET, "/collide.names.Names/Get");
+        assert_eq!(names::GET_2, "/collide.names.Names/get");
+        assert_eq!(names::GET_3, "/collide.names.Names/GET");
+        assert_eq!(names_2::GET, "/collide.names.names/Get");
+        let mut ping = Ping::new();
+        ping.text = "x".into();
+        let reply = block_on(Impl.get_2(Request::new(ping))).unwrap();
+        assert_eq!(reply.get_ref().text, "x");
+        assert_unimplemented(block_on(Impl.get(Request::new(Ping::new()))), "Get");
+        assert_service(&NamesServer::new(Impl), "collide.names.Names", 3);
+        let _: fn(Channel) -> crate::collide::names_grpc::names2Client =
+            crate::collide::names_grpc::names2Client::new;
+    }
+}
