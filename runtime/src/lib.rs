@@ -114,17 +114,28 @@ pub use tokio_util::sync::CancellationToken;
 /// Includes the code `grpc-build` generated into `OUT_DIR`: one module per `.proto` file
 /// (messages) and one `<file>_grpc` module per file with services (stubs), as siblings.
 ///
+/// `include_protos!(pub mod pb)` declares them inside a module of that name (any
+/// visibility, attributes and docs allowed before it); `include_protos!()` declares them
+/// where it stands. Prefer the first: real
+/// trees have files whose modules would shadow a crate at the crate root (googleapis has
+/// `http.proto`, `client.proto`, `resource.proto`: a root module `http` makes
+/// `use http::...` ambiguous).
+///
 /// # Examples
 ///
 /// ```ignore
-/// pub mod proto {
-///     grpc_runtime::include_protos!();
-/// }
-/// use proto::helloworld_grpc::GreeterServer;
+/// grpc_runtime::include_protos!(pub mod pb);
+/// use pb::helloworld_grpc::GreeterServer;
 /// ```
 #[macro_export]
 macro_rules! include_protos {
     () => {
         include!(concat!(env!("OUT_DIR"), "/_protos.rs"));
+    };
+    ($(#[$attr:meta])* $vis:vis mod $name:ident) => {
+        $(#[$attr])*
+        $vis mod $name {
+            include!(concat!(env!("OUT_DIR"), "/_protos.rs"));
+        }
     };
 }
