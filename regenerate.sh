@@ -60,6 +60,17 @@ modules=$(cd "$out" && ls -- *.rs | LC_ALL=C sort)
   done
 } > "$out/mod.rs"
 
+# testdata/collide (files of one basename) through the plugin alone: messages=true names their
+# modules after their paths, which protoc-gen-rs cannot; mod_rs=true writes the module file.
+mkdir -p "$out/collide"
+collide=$(cd testdata/collide && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+# shellcheck disable=SC2086
+(cd testdata/collide && "$protoc" \
+  --plugin=protoc-gen-rust-grpc="$bin/protoc-gen-rust-grpc" \
+  -I . \
+  --rust-grpc_out="$out/collide" --rust-grpc_opt=messages=true,mod_rs=true \
+  $collide)
+
 # The runtime's own protos: one output directory per proto directory (two files named
 # reflection.proto would otherwise map to one Rust module).
 runtime_out="$tmp/generated"

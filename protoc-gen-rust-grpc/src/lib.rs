@@ -34,6 +34,7 @@
 
 mod docs;
 mod generate;
+pub mod messages;
 pub mod modules;
 pub mod naming;
 mod resolve;
@@ -125,6 +126,8 @@ pub enum Error {
     },
     /// `runtime_crate` is not a Rust path.
     InvalidRuntimeCrate(String),
+    /// rust-protobuf could not generate the messages (`messages=true`).
+    Messages(String),
     /// A bug: the generator produced code it cannot format.
     Internal {
         /// Proto file.
@@ -175,6 +178,7 @@ impl fmt::Display for Error {
             Error::InvalidRuntimeCrate(path) => {
                 write!(f, "runtime crate `{path}` is not a Rust path")
             }
+            Error::Messages(e) => write!(f, "cannot generate the messages: {e}"),
             Error::Internal { file, message } => {
                 write!(f, "{file}: internal error: {message}")
             }

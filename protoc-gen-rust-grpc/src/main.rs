@@ -6,15 +6,23 @@
 //! ```
 //!
 //! Parameters (comma separated): `client=true|false`, `server=true|false`,
-//! `runtime_crate=PATH`. Errors are reported in the response's `error` field, as protoc
-//! expects, and the process exits 0.
+//! `runtime_crate=PATH`, and:
+//! - `mod_rs=true`: also write `mod.rs`, declaring the messages' modules and the stubs'
+//!   (run rust-protobuf's `protoc-gen-rs` with `gen_mod_rs=false` beside it);
+//! - `messages=true`: generate rust-protobuf's messages too (no `protoc-gen-rs` needed), so
+//!   that files of one basename get modules of their own (`protoc_gen_rust_grpc::modules`).
+//!
+//! Errors are reported in the response's `error` field, as protoc expects, and the process
+//! exits 0.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use protobuf::Message;
 use protobuf::plugin::{CodeGeneratorRequest, CodeGeneratorResponse, code_generator_response};
-use protoc_gen_rust_grpc::{Options, generate};
+use protoc_gen_rust_grpc::messages::{generate_messages, module_file};
+use protoc_gen_rust_grpc::modules::{Renames, disambiguate};
+use protoc_gen_rust_grpc::{Error, Options, generate, naming};
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     match value {
@@ -26,8 +34,17 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_parameter(parameter: &str) -> Result<Options, String> {
-    let mut options = Options::default();
+/// The parameters: the stubs' options, and what else to write.
+#[derive(Debug, Default, PartialEq)]
+struct Parameters {
+    options: Options,
+    mod_rs: bool,
+    messages: bool,
+}
+
+fn parse_parameter(parameter: &str) -> Result<Parameters, String> {
+    let mut parameters = Parameters::default();
+    let options = &mut parameters.options;
     for part in parameter
         .split(',')
         .map(str::trim)
@@ -40,20 +57,54 @@ fn parse_parameter(parameter: &str) -> Result<Options, String> {
             "client" => options.build_client = parse_bool(key, value.trim())?,
             "server" => options.build_server = parse_bool(key, value.trim())?,
             "runtime_crate" => options.runtime_crate = value.trim().to_owned(),
+            "mod_rs" => parameters.mod_rs = parse_bool(key, value.trim())?,
+            "messages" => parameters.messages = parse_bool(key, value.trim())?,
             other => {
                 return Err(format!(
-                    "unknown parameter `{other}` (known: client, server, runtime_crate)"
+                    "unknown parameter `{other}` \
+                     (known: client, server, runtime_crate, mod_rs, messages)"
                 ));
             }
         }
     }
-    Ok(options)
+    Ok(parameters)
 }
 
 fn run(request: &CodeGeneratorRequest) -> Result<Vec<code_generator_response::File>, String> {
-    let options = parse_parameter(request.parameter())?;
-    let files = generate(&request.proto_file, &request.file_to_generate, &options)
-        .map_err(|e| e.to_string())?;
+    let parameters = parse_parameter(request.parameter())?;
+    let mut descriptors = request.proto_file.clone();
+    let mut to_generate = request.file_to_generate.clone();
+    let renames = if parameters.messages {
+        let renames = disambiguate(&mut descriptors).map_err(|e| e.to_string())?;
+        for name in &mut to_generate {
+            *name = renames.new_name(name).to_owned();
+        }
+        renames
+    } else {
+        Renames::default()
+    };
+    let mut files =
+        generate(&descriptors, &to_generate, &parameters.options).map_err(|e| match e {
+            Error::DuplicateModule { .. } => format!(
+                "{e}; or generate the messages with this plugin (--rust-grpc_opt=messages=true \
+                 instead of protoc-gen-rs), which names such modules after their paths"
+            ),
+            e => e.to_string(),
+        })?;
+    if parameters.messages {
+        let messages = generate_messages(&descriptors, &to_generate, &renames, &Default::default())
+            .map_err(|e| e.to_string())?;
+        files.extend(messages);
+    }
+    if parameters.mod_rs {
+        let mut modules: Vec<String> = to_generate
+            .iter()
+            .filter(|name| !naming::is_provided_by_protobuf_crate(name))
+            .map(|name| naming::file_module_name(name))
+            .collect();
+        modules.extend(files.iter().map(|f| f.name.clone()));
+        files.push(module_file(modules));
+    }
     Ok(files
         .into_iter()
         .map(|f| {
@@ -105,7 +156,11 @@ mod tests {
     #[test]
     fn parameters() {
         assert_eq!(parse_parameter("").unwrap(), Default::default());
-        let o = parse_parameter("client=false, server=true,runtime_crate=crate::rt").unwrap();
+        let p = parse_parameter("mod_rs=true,messages=true").unwrap();
+        assert!(p.mod_rs && p.messages);
+        let o = parse_parameter("client=false, server=true,runtime_crate=crate::rt")
+            .unwrap()
+            .options;
         assert!(!o.build_client && o.build_server);
         assert_eq!(o.runtime_crate, "crate::rt");
         assert!(

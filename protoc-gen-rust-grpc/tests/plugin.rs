@@ -49,6 +49,58 @@ fn protos(dir: &Path, root: &Path, out: &mut Vec<String>) {
     out.sort();
 }
 
+/// Files of one basename, through the plugin alone (`messages=true`): modules after their
+/// paths, the messages' and the stubs' paths agreeing, and reported without it.
+#[test]
+fn the_plugin_writes_messages_for_trees_with_one_basename_twice() {
+    let Some(protoc) = protoc() else {
+        eprintln!("SKIPPED: no protoc found (set PROTOC or put protoc on PATH)");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/collide");
+    let mut files = Vec::new();
+    protos(&root, &root, &mut files);
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(&protoc)
+        .current_dir(&root)
+        .arg(format!("--plugin=protoc-gen-rust-grpc={PLUGIN}"))
+        .arg(format!("--rust-grpc_out={}", out.path().display()))
+        .arg("--rust-grpc_opt=messages=true,mod_rs=true")
+        .arg("-I.")
+        .args(&files)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let speech = std::fs::read_to_string(out.path().join("speech.rs")).unwrap();
+    assert!(
+        speech.contains("super::cloud_speech_v1_resource::PhraseSet"),
+        "{speech}"
+    );
+    assert!(speech.contains("super::xds_annotations_v3_status::StatusAnnotation"));
+    let stubs = std::fs::read_to_string(out.path().join("speech_grpc.rs")).unwrap();
+    assert!(
+        stubs.contains("super::cloud_speech_v1_resource::CustomClass"),
+        "{stubs}"
+    );
+    // Without messages=true, the stubs must match protoc-gen-rs's basename modules: an error
+    // that names the way out.
+    let output = Command::new(&protoc)
+        .current_dir(&root)
+        .arg(format!("--plugin=protoc-gen-rust-grpc={PLUGIN}"))
+        .arg(format!("--rust-grpc_out={}", out.path().display()))
+        .arg("-I.")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("both map to the Rust module `resource`")
+            && stderr.contains("messages=true"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn protoc_with_both_plugins() {
     let Some(protoc) = protoc() else {
@@ -74,6 +126,7 @@ fn protoc_with_both_plugins() {
     cmd.current_dir(&root)
         .arg(format!("--plugin=protoc-gen-rust-grpc={PLUGIN}"))
         .arg(format!("--rust-grpc_out={}", out.path().display()))
+        .arg("--rust-grpc_opt=mod_rs=true")
         .arg("-I.");
     if with_rs {
         cmd.arg(format!("--plugin=protoc-gen-rs={}", rs_plugin.display()))
@@ -111,6 +164,38 @@ fn protoc_with_both_plugins() {
             assert!(out.path().join(messages).is_file(), "{messages}");
         }
     }
+    // mod_rs=true: one module file for both plugins' output, each file declared once.
+    let mod_rs = std::fs::read_to_string(out.path().join("mod.rs")).unwrap();
+    let mut declared: Vec<&str> = mod_rs
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .collect();
+    declared.sort_unstable();
+    let mut written: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "mod.rs")
+        .map(|n| n.trim_end_matches(".rs").to_owned())
+        .collect();
+    if !with_rs {
+        // The messages' modules are declared for protoc-gen-rs to write.
+        written.extend(
+            [
+                "common",
+                "cross",
+                "helloworld",
+                "multi",
+                "proto2",
+                "self_",
+                "type_",
+                "wkt",
+            ]
+            .map(String::from),
+        );
+    }
+    written.sort_unstable();
+    assert_eq!(declared, written, "{mod_rs}");
+    assert!(mod_rs.contains("#[allow(non_snake_case)]\npub mod type__grpc;"));
 
     // An unknown parameter: protoc reports the plugin's error and fails.
     let output = Command::new(&protoc)

@@ -13,6 +13,12 @@ pub mod collide {
     include!(concat!(env!("OUT_DIR"), "/collide/_protos.rs"));
 }
 
+/// `testdata/collide` through the protoc plugin alone (`messages=true,mod_rs=true`), checked
+/// in as `testdata/golden/collide`.
+#[rustfmt::skip]
+#[path = "../../golden/collide/mod.rs"]
+pub mod golden_collide;
+
 /// The checked-in golden files (`testdata/golden`), kept as generated: not rustfmt's.
 #[rustfmt::skip]
 #[path = "../../golden/mod.rs"]

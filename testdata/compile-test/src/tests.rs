@@ -545,3 +545,22 @@ mod colliding_names_tests {
             crate::collide::names_grpc::names2Client::new;
     }
 }
+
+mod plugin_collide_tests {
+    use crate::golden_collide as g;
+
+    #[test]
+    fn the_plugin_path_names_modules_like_grpc_build() {
+        let speech = g::speech::file_descriptor();
+        assert_eq!(speech.proto().name(), "cloud/speech/v1/speech.proto");
+        let resource = g::cloud_speech_v1_resource::file_descriptor();
+        assert_eq!(resource.proto().dependency, ["google/api/resource.proto"]);
+        let mut request = g::speech::RecognizeRequest::new();
+        request.xds_status = Some(g::xds_annotations_v3_status::StatusAnnotation::new()).into();
+        request.history =
+            g::google_api_resource::resource_descriptor::History::ORIGINALLY_SINGLE_PATTERN.into();
+        let _: fn(grpc_runtime::codegen::Channel) -> g::speech_grpc::SpeechClient =
+            g::speech_grpc::SpeechClient::new;
+        assert_eq!(g::names_grpc::names::GET_2, "/collide.names.Names/get");
+    }
+}
