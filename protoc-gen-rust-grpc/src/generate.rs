@@ -579,6 +579,53 @@ impl Emitter {
     }
 }
 
+/// The attributes of `configured` whose proto paths match the service `full_name`.
+fn attributes(
+    configured: &[(String, String)],
+    full_name: &str,
+) -> Result<Vec<syn::Attribute>, Error> {
+    let mut out = Vec::new();
+    for (path, attr) in configured {
+        if crate::proto_path_matches(path, full_name) {
+            let parsed = syn::parse::Parser::parse_str(syn::Attribute::parse_outer, attr)
+                .map_err(|_| Error::InvalidAttribute(attr.clone()))?;
+            out.extend(parsed);
+        }
+    }
+    Ok(out)
+}
+
+/// `items` with `attrs` on each of its items (a struct or trait and its impl blocks).
+fn with_attributes(
+    items: TokenStream,
+    attrs: &[syn::Attribute],
+    file: &str,
+) -> Result<TokenStream, Error> {
+    if attrs.is_empty() {
+        return Ok(items);
+    }
+    let mut parsed: syn::File = syn::parse2(items).map_err(|e| Error::Internal {
+        file: file.to_owned(),
+        message: format!("generated items do not parse: {e}"),
+    })?;
+    for item in &mut parsed.items {
+        let item_attrs = match item {
+            syn::Item::Struct(i) => &mut i.attrs,
+            syn::Item::Impl(i) => &mut i.attrs,
+            syn::Item::Trait(i) => &mut i.attrs,
+            syn::Item::Mod(i) => &mut i.attrs,
+            _ => continue,
+        };
+        // After the docs, before the rest (derives, `#[deprecated]`).
+        let at = item_attrs
+            .iter()
+            .take_while(|a| a.path().is_ident("doc"))
+            .count();
+        item_attrs.splice(at..at, attrs.iter().cloned());
+    }
+    Ok(quote!(#parsed))
+}
+
 /// Generates the stubs of `file`, or `None` if it has no services.
 pub(crate) fn generate_file(
     file: &FileDescriptorProto,
@@ -600,10 +647,12 @@ pub(crate) fn generate_file(
     for s in &services {
         body.extend(emitter.service_module(s));
         if emitter.options.build_client {
-            body.extend(emitter.client(s));
+            let attrs = attributes(&options.client_attributes, &s.full_name)?;
+            body.extend(with_attributes(emitter.client(s), &attrs, file.name())?);
         }
         if emitter.options.build_server {
-            body.extend(emitter.server(s));
+            let attrs = attributes(&options.server_attributes, &s.full_name)?;
+            body.extend(with_attributes(emitter.server(s), &attrs, file.name())?);
         }
     }
     let version = proc_macro2::Literal::u32_unsuffixed(CODEGEN_VERSION);

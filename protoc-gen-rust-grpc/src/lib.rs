@@ -56,6 +56,48 @@ pub struct Options {
     /// Path of the runtime crate; the stubs use `<runtime_crate>::codegen::*`
     /// (default `::grpc_runtime`).
     pub runtime_crate: String,
+    /// Proto packages whose files were generated elsewhere (tonic's `extern_path`):
+    /// `(".google.api", "::googleapis::pb")` makes the messages of every file of package
+    /// `google.api` (and its sub-packages) `::googleapis::pb::<file module>::<Type>`, their
+    /// file modules named by basename, as a crate compiling them would name them.
+    pub extern_paths: Vec<(String, String)>,
+    /// Attributes for the client of each service they match (tonic's `client_attribute`):
+    /// `(".pkg.Service", "#[cfg(feature = \"client\")]")`; `"."` matches every service,
+    /// `".pkg"` those of a package. They go on the client's struct and on each of its impl
+    /// blocks, so they must suit both (`cfg`, `allow`, `doc(hidden)`...).
+    pub client_attributes: Vec<(String, String)>,
+    /// Attributes for the server side (the trait, `FooServer` and its impls) of each service
+    /// they match, as [`client_attributes`](Self::client_attributes).
+    pub server_attributes: Vec<(String, String)>,
+}
+
+impl Options {
+    /// The Rust path of the crate module holding the files of `package`, if it is extern
+    /// (the longest matching prefix wins).
+    pub fn extern_path(&self, package: &str) -> Option<&str> {
+        extern_path(&self.extern_paths, package)
+    }
+}
+
+/// Whether the proto path `prefix` (`.pkg.Service`, `.pkg`, `.`) covers the fully-qualified
+/// `name` (`pkg.Service`): whole dot-separated segments only.
+pub(crate) fn proto_path_matches(prefix: &str, name: &str) -> bool {
+    let prefix = prefix.trim_start_matches('.');
+    prefix.is_empty()
+        || name == prefix
+        || name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The Rust path `extern_paths` gives the files of `package` (the longest matching proto
+/// prefix wins; `.a.b` matches packages `a.b` and `a.b.c`, not `a.bc`).
+pub fn extern_path<'a>(extern_paths: &'a [(String, String)], package: &str) -> Option<&'a str> {
+    extern_paths
+        .iter()
+        .filter(|(prefix, _)| proto_path_matches(prefix, package))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, path)| path.as_str())
 }
 
 impl Default for Options {
@@ -64,6 +106,9 @@ impl Default for Options {
             build_client: true,
             build_server: true,
             runtime_crate: "::grpc_runtime".to_owned(),
+            extern_paths: Vec::new(),
+            client_attributes: Vec::new(),
+            server_attributes: Vec::new(),
         }
     }
 }
@@ -128,6 +173,10 @@ pub enum Error {
     InvalidRuntimeCrate(String),
     /// rust-protobuf could not generate the messages (`messages=true`).
     Messages(String),
+    /// An extern path's Rust side is not a Rust path.
+    InvalidExternPath(String),
+    /// A client or server attribute does not parse as outer attributes (`#[...]`).
+    InvalidAttribute(String),
     /// A bug: the generator produced code it cannot format.
     Internal {
         /// Proto file.
@@ -179,6 +228,12 @@ impl fmt::Display for Error {
                 write!(f, "runtime crate `{path}` is not a Rust path")
             }
             Error::Messages(e) => write!(f, "cannot generate the messages: {e}"),
+            Error::InvalidExternPath(path) => {
+                write!(f, "extern path `{path}` is not a Rust path")
+            }
+            Error::InvalidAttribute(attr) => {
+                write!(f, "`{attr}` is not an attribute (`#[...]`)")
+            }
             Error::Internal { file, message } => {
                 write!(f, "{file}: internal error: {message}")
             }
@@ -248,8 +303,16 @@ pub fn generate(
 ) -> Result<Vec<GeneratedFile>, Error> {
     let runtime: syn::Path = syn::parse_str(&options.runtime_crate)
         .map_err(|_| Error::InvalidRuntimeCrate(options.runtime_crate.clone()))?;
-    check_module_names(files)?;
-    let index = TypeIndex::new(files);
+    for (_, path) in &options.extern_paths {
+        syn::parse_str::<syn::Path>(path).map_err(|_| Error::InvalidExternPath(path.clone()))?;
+    }
+    // Extern files are other crates' modules: they cannot collide with this tree's.
+    check_module_names(
+        files
+            .iter()
+            .filter(|f| options.extern_path(f.package()).is_none()),
+    )?;
+    let index = TypeIndex::new(files).with_extern_paths(&options.extern_paths);
     let mut out = Vec::new();
     for name in files_to_generate {
         let name = name.as_ref();

@@ -9,6 +9,8 @@
 //! `runtime_crate=PATH`, and:
 //! - `mod_rs=true`: also write `mod.rs`, declaring the messages' modules and the stubs'
 //!   (run rust-protobuf's `protoc-gen-rs` with `gen_mod_rs=false` beside it);
+//! - `extern_path=.proto.pkg=::rust::path` (repeatable): the package's files were generated
+//!   in another crate (tonic's `extern_path`);
 //! - `messages=true`: generate rust-protobuf's messages too (no `protoc-gen-rs` needed), so
 //!   that files of one basename get modules of their own (`protoc_gen_rust_grpc::modules`).
 //!
@@ -20,8 +22,8 @@ use std::process::ExitCode;
 
 use protobuf::Message;
 use protobuf::plugin::{CodeGeneratorRequest, CodeGeneratorResponse, code_generator_response};
-use protoc_gen_rust_grpc::messages::{generate_messages, module_file};
-use protoc_gen_rust_grpc::modules::{Renames, disambiguate};
+use protoc_gen_rust_grpc::messages::{MessageOptions, generate_messages, module_file};
+use protoc_gen_rust_grpc::modules::{Renames, disambiguate_except};
 use protoc_gen_rust_grpc::{Error, Options, generate, naming};
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
@@ -59,10 +61,20 @@ fn parse_parameter(parameter: &str) -> Result<Parameters, String> {
             "runtime_crate" => options.runtime_crate = value.trim().to_owned(),
             "mod_rs" => parameters.mod_rs = parse_bool(key, value.trim())?,
             "messages" => parameters.messages = parse_bool(key, value.trim())?,
+            "extern_path" => {
+                let (proto, rust) = value.trim().split_once('=').ok_or_else(|| {
+                    format!(
+                        "`extern_path={value}` is not of the form extern_path=.proto.pkg=::rust::path"
+                    )
+                })?;
+                options
+                    .extern_paths
+                    .push((proto.to_owned(), rust.to_owned()));
+            }
             other => {
                 return Err(format!(
                     "unknown parameter `{other}` \
-                     (known: client, server, runtime_crate, mod_rs, messages)"
+                     (known: client, server, runtime_crate, mod_rs, messages, extern_path)"
                 ));
             }
         }
@@ -75,7 +87,11 @@ fn run(request: &CodeGeneratorRequest) -> Result<Vec<code_generator_response::Fi
     let mut descriptors = request.proto_file.clone();
     let mut to_generate = request.file_to_generate.clone();
     let renames = if parameters.messages {
-        let renames = disambiguate(&mut descriptors).map_err(|e| e.to_string())?;
+        let extern_paths = &parameters.options.extern_paths;
+        let renames = disambiguate_except(&mut descriptors, |f| {
+            protoc_gen_rust_grpc::extern_path(extern_paths, f.package()).is_some()
+        })
+        .map_err(|e| e.to_string())?;
         for name in &mut to_generate {
             *name = renames.new_name(name).to_owned();
         }
@@ -92,14 +108,26 @@ fn run(request: &CodeGeneratorRequest) -> Result<Vec<code_generator_response::Fi
             e => e.to_string(),
         })?;
     if parameters.messages {
-        let messages = generate_messages(&descriptors, &to_generate, &renames, &Default::default())
+        struct Defaults;
+        impl protobuf_codegen::CustomizeCallback for Defaults {}
+        let options = MessageOptions {
+            customize: &Default::default(),
+            callback: &Defaults,
+            extern_paths: &parameters.options.extern_paths,
+        };
+        let messages = generate_messages(&descriptors, &to_generate, &renames, options)
             .map_err(|e| e.to_string())?;
         files.extend(messages);
     }
     if parameters.mod_rs {
+        let is_extern = |name: &str| {
+            descriptors
+                .iter()
+                .any(|f| f.name() == name && parameters.options.extern_path(f.package()).is_some())
+        };
         let mut modules: Vec<String> = to_generate
             .iter()
-            .filter(|name| !naming::is_provided_by_protobuf_crate(name))
+            .filter(|name| !naming::is_provided_by_protobuf_crate(name) && !is_extern(name))
             .map(|name| naming::file_module_name(name))
             .collect();
         modules.extend(files.iter().map(|f| f.name.clone()));

@@ -14,19 +14,57 @@ use protobuf_codegen::{Customize, CustomizeCallback};
 use crate::modules::Renames;
 use crate::{Error, GeneratedFile, naming};
 
+/// What rust-protobuf's generator is given besides the descriptors.
+#[derive(Clone, Copy)]
+pub struct MessageOptions<'a> {
+    /// rust-protobuf's options (its `mod.rs` is never generated).
+    pub customize: &'a Customize,
+    /// Per-element options (attributes before messages, enums, fields...).
+    pub callback: &'a dyn CustomizeCallback,
+    /// Packages generated in other crates (see
+    /// [`Options::extern_paths`](crate::Options::extern_paths)): their files are not
+    /// generated, and references to their types point there.
+    pub extern_paths: &'a [(String, String)],
+}
+
+impl std::fmt::Debug for MessageOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageOptions")
+            .field("customize", self.customize)
+            .field("extern_paths", &self.extern_paths)
+            .finish_non_exhaustive()
+    }
+}
+
 /// rust-protobuf's messages for `files_to_generate` (names as in `files`, after
-/// [`crate::modules::disambiguate`]), with `customize` (its `mod.rs` is never generated), and
-/// the original descriptors embedded again ([`Renames::restore`]).
+/// [`crate::modules::disambiguate`]) but those of extern packages, with the original
+/// descriptors embedded again ([`Renames::restore`]) and references to extern files' types
+/// pointing at their crates.
 pub fn generate_messages(
     files: &[FileDescriptorProto],
     files_to_generate: &[impl AsRef<str>],
     renames: &Renames,
-    customize: &Customize,
+    options: MessageOptions<'_>,
 ) -> Result<Vec<GeneratedFile>, Error> {
+    let package_of = |name: &str| {
+        files
+            .iter()
+            .find(|f| f.name() == name)
+            .map_or("", |f| f.package())
+    };
     let wanted: Vec<&str> = files_to_generate
         .iter()
         .map(AsRef::as_ref)
         .filter(|name| !naming::is_provided_by_protobuf_crate(name))
+        .filter(|name| crate::extern_path(options.extern_paths, package_of(name)).is_none())
+        .collect();
+    // Module -> crate path, for each extern file.
+    let externs: Vec<(String, &str)> = files
+        .iter()
+        .filter_map(|f| {
+            let root = crate::extern_path(options.extern_paths, f.package())?;
+            Some((naming::file_module_name(f.name()), root))
+        })
         .collect();
     let paths = wanted
         .iter()
@@ -36,21 +74,43 @@ pub fn generate_messages(
     // protobuf-codegen writes files only; a private directory of this process holds them.
     let dir = scratch_dir()?;
     let result = (|| {
-        let mut customize = customize.clone();
+        let mut customize = options.customize.clone();
         customize.update_with(&Customize::default().gen_mod_rs(false));
-        struct Defaults;
-        impl CustomizeCallback for Defaults {}
-        protobuf_codegen::gen_and_write::gen_and_write(
-            files, "protoc", &paths, &dir, &customize, &Defaults,
-        )
-        .map_err(|e| Error::Messages(format!("{e:#}")))?;
+        // rust-protobuf panics on some inputs it does not support: an error, not a crash.
+        let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            protobuf_codegen::gen_and_write::gen_and_write(
+                files,
+                "protoc",
+                &paths,
+                &dir,
+                &customize,
+                options.callback,
+            )
+        }))
+        .map_err(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Error::Messages(format!("rust-protobuf failed (panicked): {message}"))
+        })?;
+        generated.map_err(|e| Error::Messages(format!("{e:#}")))?;
         let mut out = Vec::new();
         for name in &wanted {
             let file = format!("{}.rs", naming::file_module_name(name));
             let content = std::fs::read_to_string(dir.join(&file)).map_err(|e| {
                 Error::Messages(format!("rust-protobuf wrote no `{file}` for `{name}`: {e}"))
             })?;
-            let content = renames.restore(name, &content).unwrap_or(content);
+            let mut content = renames.restore(name, &content).unwrap_or(content);
+            for (module, root) in &externs {
+                // rust-protobuf reaches other files as `super::<module>::`: the extern
+                // ones are in their crate.
+                content = content.replace(
+                    &format!("super::{module}::"),
+                    &format!("{root}::{module}::"),
+                );
+            }
             out.push(GeneratedFile {
                 name: file,
                 content,

@@ -128,9 +128,18 @@ pub fn path_module_name(proto_path: &str) -> String {
 /// this tree). Fails if modules still collide after that (two paths that flatten alike,
 /// `a_b/c.proto` and `a/b_c.proto`).
 pub fn disambiguate(files: &mut [FileDescriptorProto]) -> Result<Renames, Error> {
+    disambiguate_except(files, |_| false)
+}
+
+/// As [`disambiguate`], leaving alone the files `is_extern` picks too: files generated in
+/// another crate (an extern path), named there by their basenames.
+pub fn disambiguate_except(
+    files: &mut [FileDescriptorProto],
+    is_extern: impl Fn(&FileDescriptorProto) -> bool,
+) -> Result<Renames, Error> {
     let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, file) in files.iter().enumerate() {
-        if !naming::is_provided_by_protobuf_crate(file.name()) {
+        if !naming::is_provided_by_protobuf_crate(file.name()) && !is_extern(file) {
             by_module
                 .entry(naming::file_module_name(file.name()))
                 .or_default()
@@ -140,7 +149,11 @@ pub fn disambiguate(files: &mut [FileDescriptorProto]) -> Result<Renames, Error>
     // A stubs module `foo_grpc` and a file `foo_grpc.proto` collide too: rename the file.
     let stub_owners: BTreeSet<String> = files
         .iter()
-        .filter(|f| !f.service.is_empty() && !naming::is_provided_by_protobuf_crate(f.name()))
+        .filter(|f| {
+            !f.service.is_empty()
+                && !naming::is_provided_by_protobuf_crate(f.name())
+                && !is_extern(f)
+        })
         .map(|f| crate::stubs_module_name(f.name()))
         .collect();
     let mut names = BTreeMap::new();
@@ -170,7 +183,7 @@ pub fn disambiguate(files: &mut [FileDescriptorProto]) -> Result<Renames, Error>
             f
         })
         .collect();
-    check_module_names(originals.iter()).map_err(|e| match e {
+    check_module_names(originals.iter().filter(|f| !is_extern(f))).map_err(|e| match e {
         Error::DuplicateModule {
             module,
             first,

@@ -26,6 +26,18 @@ pub enum MessagePath {
         /// Type name.
         name: String,
     },
+    /// `<crate path>::<file module>::<nested modules>::<Type>`: a file generated elsewhere
+    /// (an extern path).
+    Extern {
+        /// The Rust path of the module holding the file's module.
+        root: String,
+        /// Module of the file.
+        file_module: String,
+        /// Modules of the containing messages.
+        nested: Vec<String>,
+        /// Type name.
+        name: String,
+    },
     /// `super::<file module>::<nested modules>::<Type>`: a sibling module of the stubs.
     Sibling {
         /// Module of the file.
@@ -49,6 +61,20 @@ impl MessagePath {
                 nested
                     .iter()
                     .map(String::as_str)
+                    .chain([name.as_str()])
+                    .collect(),
+            ),
+            MessagePath::Extern {
+                root,
+                file_module,
+                nested,
+                name,
+            } => (
+                // Checked to parse when the paths were set.
+                syn::parse_str::<syn::Path>(root).map_or_else(|_| quote!(super), |p| quote!(#p)),
+                [file_module.as_str()]
+                    .into_iter()
+                    .chain(nested.iter().map(String::as_str))
                     .chain([name.as_str()])
                     .collect(),
             ),
@@ -104,6 +130,7 @@ enum Entry {
 #[derive(Debug, Default)]
 pub struct TypeIndex {
     entries: HashMap<String, Entry>,
+    extern_paths: Vec<(String, String)>,
 }
 
 /// Why a name could not be resolved.
@@ -138,6 +165,13 @@ impl TypeIndex {
             }
         }
         index
+    }
+
+    /// Resolves the messages of packages in `extern_paths` to those crate paths (see
+    /// [`Options::extern_paths`](crate::Options::extern_paths)).
+    pub fn with_extern_paths(mut self, extern_paths: &[(String, String)]) -> TypeIndex {
+        self.extern_paths = extern_paths.to_vec();
+        self
     }
 
     fn add_message(
@@ -204,6 +238,14 @@ impl TypeIndex {
             if base == "descriptor.proto" {
                 return Ok(MessagePath::Descriptor { nested, name });
             }
+        }
+        if let Some(root) = crate::extern_path(&self.extern_paths, package) {
+            return Ok(MessagePath::Extern {
+                root: root.to_owned(),
+                file_module: naming::file_module_name(file),
+                nested,
+                name,
+            });
         }
         Ok(MessagePath::Sibling {
             file_module: naming::file_module_name(file),
