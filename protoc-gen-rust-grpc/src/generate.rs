@@ -313,7 +313,30 @@ impl Emitter {
         let deprecated = Self::deprecated(s.deprecated);
         let methods = s.methods.iter().enumerate().map(|(i, m)| {
             let name = m.fn_name.to_ident();
-            let docs = doc_attrs(&m.docs);
+            // The proto comment, then what the error is (clippy's `missing_errors_doc`).
+            let mut lines = m.docs.clone();
+            if !lines.is_empty() {
+                lines.push(String::new());
+            }
+            lines.push(" # Errors".to_owned());
+            lines.push(String::new());
+            lines.push(
+                match m.kind {
+                    Kind::Unary | Kind::ClientStreaming => {
+                        " The call's status if it does not end `OK`."
+                    }
+                    Kind::ServerStreaming => {
+                        " The call's status if it ends before its response headers (later \
+                         failures come from the stream)."
+                    }
+                    Kind::BidiStreaming => {
+                        " The call's status if it cannot start (later failures come from \
+                         the streams)."
+                    }
+                }
+                .to_owned(),
+            );
+            let docs = doc_attrs(&lines);
             let deprecated = Self::deprecated(m.deprecated);
             let input = m.input.to_tokens();
             let output = m.output.to_tokens();
@@ -494,22 +517,26 @@ impl Emitter {
             };
             match sender {
                 None => quote! {
-                    #proto_name => call.#call(
-                        #method,
-                        #codec,
-                        move |request: #request| async move {
-                            <#t as #trait_name>::#name(&inner, request).await
-                        },
-                    ),
+                    #proto_name => {
+                        call.#call(
+                            #method,
+                            #codec,
+                            move |request: #request| async move {
+                                <#t as #trait_name>::#name(&inner, request).await
+                            },
+                        );
+                    }
                 },
                 Some(sender) => quote! {
-                    #proto_name => call.#call(
-                        #method,
-                        #codec,
-                        move |request: #request, responses: #sender| async move {
-                            <#t as #trait_name>::#name(&inner, request, responses).await
-                        },
-                    ),
+                    #proto_name => {
+                        call.#call(
+                            #method,
+                            #codec,
+                            move |request: #request, responses: #sender| async move {
+                                <#t as #trait_name>::#name(&inner, request, responses).await
+                            },
+                        );
+                    }
                 },
             }
         });
@@ -571,7 +598,9 @@ impl Emitter {
                     #inner
                     match method {
                         #(#arms)*
-                        _ => call.unimplemented(),
+                        _ => {
+                            call.unimplemented();
+                        }
                     }
                 }
             }
@@ -657,7 +686,7 @@ pub(crate) fn generate_file(
     }
     let version = proc_macro2::Literal::u32_unsuffixed(CODEGEN_VERSION);
     let tokens = quote! {
-        #![allow(unused_imports, unused_qualifications, dead_code, deprecated, missing_docs, non_camel_case_types, non_snake_case, clippy::all)]
+        #![allow(unused_imports, unused_qualifications, dead_code, deprecated, missing_docs, non_camel_case_types, non_snake_case, clippy::all, clippy::doc_markdown, clippy::too_many_lines)]
 
         const _: () = #rt::assert_codegen_version(#version);
 

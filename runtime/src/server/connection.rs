@@ -217,7 +217,9 @@ async fn serve_h2<IO>(
                 }
             }
             Err(Some(e)) => {
-                if e.get_io().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) {
+                if e.get_io()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+                {
                     // The write timeout (`Paced`): a peer that reads nothing.
                     tracing::info!(remote_addr = ?peer.remote_addr(), "closing the connection: {e}");
                 } else {
