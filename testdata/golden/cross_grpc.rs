@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -83,6 +85,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> CrossPackageClient<C> {
     }
 
     /// Fetches over HTTP.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn fetch_http_request(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::common::HTTPRequest>,
@@ -99,6 +105,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> CrossPackageClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn stream_inner(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::common::Outer>,
@@ -115,6 +124,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> CrossPackageClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn collect(
         &self,
         request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
@@ -133,6 +145,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> CrossPackageClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it cannot start (later failures come from the streams).
     pub async fn exchange(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<()>,
@@ -290,7 +305,7 @@ impl<T: CrossPackage> ::grpc_runtime::codegen::Service for CrossPackageServer<T>
                     async move {
                         <T as CrossPackage>::fetch_http_request(&inner, request).await
                     },
-                )
+                );
             }
             "StreamInner" => {
                 call.server_streaming(
@@ -305,7 +320,7 @@ impl<T: CrossPackage> ::grpc_runtime::codegen::Service for CrossPackageServer<T>
                         <T as CrossPackage>::stream_inner(&inner, request, responses)
                             .await
                     },
-                )
+                );
             }
             "Collect" => {
                 call.client_streaming(
@@ -318,7 +333,7 @@ impl<T: CrossPackage> ::grpc_runtime::codegen::Service for CrossPackageServer<T>
                             >,
                         >|
                     async move { <T as CrossPackage>::collect(&inner, request).await },
-                )
+                );
             }
             "Exchange" => {
                 call.bidi_streaming(
@@ -336,9 +351,11 @@ impl<T: CrossPackage> ::grpc_runtime::codegen::Service for CrossPackageServer<T>
                     async move {
                         <T as CrossPackage>::exchange(&inner, request, responses).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -83,6 +85,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> GreeterClient<C> {
     }
 
     /// Sends a greeting.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn say_hello(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -101,6 +107,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> GreeterClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn lots_of_replies(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -119,6 +128,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> GreeterClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn lots_of_greetings(
         &self,
         request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
@@ -137,6 +149,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> GreeterClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it cannot start (later failures come from the streams).
     pub async fn bidi_hello(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<()>,
@@ -292,7 +307,7 @@ impl<T: Greeter> ::grpc_runtime::codegen::Service for GreeterServer<T> {
                             super::helloworld::HelloRequest,
                         >|
                     async move { <T as Greeter>::say_hello(&inner, request).await },
-                )
+                );
             }
             "LotsOfReplies" => {
                 call.server_streaming(
@@ -308,7 +323,7 @@ impl<T: Greeter> ::grpc_runtime::codegen::Service for GreeterServer<T> {
                     async move {
                         <T as Greeter>::lots_of_replies(&inner, request, responses).await
                     },
-                )
+                );
             }
             "LotsOfGreetings" => {
                 call.client_streaming(
@@ -323,7 +338,7 @@ impl<T: Greeter> ::grpc_runtime::codegen::Service for GreeterServer<T> {
                     async move {
                         <T as Greeter>::lots_of_greetings(&inner, request).await
                     },
-                )
+                );
             }
             "BidiHello" => {
                 call.bidi_streaming(
@@ -341,9 +356,11 @@ impl<T: Greeter> ::grpc_runtime::codegen::Service for GreeterServer<T> {
                     async move {
                         <T as Greeter>::bidi_hello(&inner, request, responses).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

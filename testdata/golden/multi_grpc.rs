@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -82,6 +84,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> AlphaClient<C> {
     }
 
     /// Gets an item.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn get(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
@@ -100,6 +106,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> AlphaClient<C> {
 
     /// Lists items.
     /// (a block comment)
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn list(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
@@ -225,7 +235,7 @@ impl<T: Alpha> ::grpc_runtime::codegen::Service for AlphaServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
                         <T as Alpha>::get(&inner, request).await
                     },
-                )
+                );
             }
             "List" => {
                 call.server_streaming(
@@ -237,9 +247,11 @@ impl<T: Alpha> ::grpc_runtime::codegen::Service for AlphaServer<T> {
                             super::multi::ItemList,
                         >|
                     async move { <T as Alpha>::list(&inner, request, responses).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -299,6 +311,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> BetaClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn get(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
@@ -315,6 +330,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> BetaClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn list(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
@@ -424,7 +442,7 @@ impl<T: Beta> ::grpc_runtime::codegen::Service for BetaServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
                         <T as Beta>::get(&inner, request).await
                     },
-                )
+                );
             }
             "List" => {
                 call.server_streaming(
@@ -436,9 +454,11 @@ impl<T: Beta> ::grpc_runtime::codegen::Service for BetaServer<T> {
                             super::multi::ItemList,
                         >|
                     async move { <T as Beta>::list(&inner, request, responses).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -531,7 +551,9 @@ impl<T: Nothing> ::grpc_runtime::codegen::Service for NothingServer<T> {
 
     fn call(&self, method: &str, call: ::grpc_runtime::codegen::ServerCall) {
         match method {
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -593,6 +615,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> LegacyClient<C> {
     }
 
     /// Use Alpha.Get instead.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     #[deprecated]
     pub async fn old_get(
         &self,
@@ -610,6 +636,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> LegacyClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn still_fine(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::multi::Item>,
@@ -725,7 +754,7 @@ impl<T: Legacy> ::grpc_runtime::codegen::Service for LegacyServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
                         <T as Legacy>::old_get(&inner, request).await
                     },
-                )
+                );
             }
             "StillFine" => {
                 call.unary(
@@ -734,9 +763,11 @@ impl<T: Legacy> ::grpc_runtime::codegen::Service for LegacyServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::multi::Item>| async move {
                         <T as Legacy>::still_fine(&inner, request).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

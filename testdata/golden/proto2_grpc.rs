@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -59,6 +61,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> Legacy2Client<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn lookup(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::proto2::Request>,
@@ -151,9 +156,11 @@ impl<T: Legacy2> ::grpc_runtime::codegen::Service for Legacy2Server<T> {
                             super::proto2::Request,
                         >|
                     async move { <T as Legacy2>::lookup(&inner, request).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -59,6 +61,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> TypeClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn r#type(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -149,9 +154,11 @@ impl<T: Type> ::grpc_runtime::codegen::Service for TypeServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Type>::r#type(&inner, request).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -202,6 +209,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> SelfClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn super_(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Self_>,
@@ -292,9 +302,11 @@ impl<T: Self_> ::grpc_runtime::codegen::Service for SelfServer<T> {
                     move |
                         request: ::grpc_runtime::codegen::Request<super::type_::Self_>|
                     async move { <T as Self_>::super_(&inner, request).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -345,6 +357,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> ResultClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn ok(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Result>,
@@ -435,9 +450,11 @@ impl<T: Result> ::grpc_runtime::codegen::Service for ResultServer<T> {
                     move |
                         request: ::grpc_runtime::codegen::Request<super::type_::Result>|
                     async move { <T as Result>::ok(&inner, request).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -488,6 +505,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> BoxClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn get(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Box>,
@@ -578,9 +598,11 @@ impl<T: Box> ::grpc_runtime::codegen::Service for BoxServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Box>| async move {
                         <T as Box>::get(&inner, request).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -633,6 +655,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> TClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn call(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -725,9 +750,11 @@ impl<U: T> ::grpc_runtime::codegen::Service for TServer<U> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <U as T>::call(&inner, request).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -152,6 +154,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn r#type(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -168,6 +173,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn self_(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Self_>,
@@ -184,6 +192,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn result(
         &self,
         request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
@@ -202,6 +213,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it cannot start (later failures come from the streams).
     pub async fn r#box(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<()>,
@@ -221,6 +235,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn option(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Option>,
@@ -237,6 +254,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn string(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::String>,
@@ -253,6 +273,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn connect(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -269,6 +292,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn new_(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -285,6 +311,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn with_options_(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -301,6 +330,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn clone(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -317,6 +349,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn r#match(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -333,6 +368,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn r#async(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -349,6 +387,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn descriptor(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -365,6 +406,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> KeywordsClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn service_name(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::type_::Type>,
@@ -704,7 +748,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::r#type(&inner, request).await
                     },
-                )
+                );
             }
             "Self" => {
                 call.server_streaming(
@@ -718,7 +762,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     async move {
                         <T as Keywords>::self_(&inner, request, responses).await
                     },
-                )
+                );
             }
             "Result" => {
                 call.client_streaming(
@@ -729,7 +773,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                             ::grpc_runtime::codegen::Streaming<super::type_::Result>,
                         >|
                     async move { <T as Keywords>::result(&inner, request).await },
-                )
+                );
             }
             "Box" => {
                 call.bidi_streaming(
@@ -745,7 +789,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     async move {
                         <T as Keywords>::r#box(&inner, request, responses).await
                     },
-                )
+                );
             }
             "Option" => {
                 call.unary(
@@ -754,7 +798,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |
                         request: ::grpc_runtime::codegen::Request<super::type_::Option>|
                     async move { <T as Keywords>::option(&inner, request).await },
-                )
+                );
             }
             "String" => {
                 call.unary(
@@ -763,7 +807,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |
                         request: ::grpc_runtime::codegen::Request<super::type_::String>|
                     async move { <T as Keywords>::string(&inner, request).await },
-                )
+                );
             }
             "connect" => {
                 call.unary(
@@ -772,7 +816,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::connect(&inner, request).await
                     },
-                )
+                );
             }
             "new" => {
                 call.unary(
@@ -781,7 +825,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::new_(&inner, request).await
                     },
-                )
+                );
             }
             "WithOptions" => {
                 call.unary(
@@ -790,7 +834,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::with_options_(&inner, request).await
                     },
-                )
+                );
             }
             "Clone" => {
                 call.unary(
@@ -799,7 +843,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::clone(&inner, request).await
                     },
-                )
+                );
             }
             "Match" => {
                 call.unary(
@@ -808,7 +852,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::r#match(&inner, request).await
                     },
-                )
+                );
             }
             "Async" => {
                 call.unary(
@@ -817,7 +861,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::r#async(&inner, request).await
                     },
-                )
+                );
             }
             "Descriptor" => {
                 call.unary(
@@ -826,7 +870,7 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::descriptor(&inner, request).await
                     },
-                )
+                );
             }
             "ServiceName" => {
                 call.unary(
@@ -835,9 +879,11 @@ impl<T: Keywords> ::grpc_runtime::codegen::Service for KeywordsServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::type_::Type>| async move {
                         <T as Keywords>::service_name(&inner, request).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -110,6 +112,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn ping(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -128,6 +133,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn now(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -148,6 +156,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn wait(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -166,6 +177,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn mask(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -184,6 +198,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn values(
         &self,
         request: impl ::grpc_runtime::codegen::IntoStreamingRequest<
@@ -204,6 +221,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn wrap(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -224,6 +244,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn describe(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -242,6 +265,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> WellKnownClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn nested(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -501,7 +527,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             ::protobuf::well_known_types::empty::Empty,
                         >|
                     async move { <T as WellKnown>::ping(&inner, request).await },
-                )
+                );
             }
             "Now" => {
                 call.unary(
@@ -512,7 +538,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             ::protobuf::well_known_types::empty::Empty,
                         >|
                     async move { <T as WellKnown>::now(&inner, request).await },
-                )
+                );
             }
             "Wait" => {
                 call.server_streaming(
@@ -528,7 +554,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                     async move {
                         <T as WellKnown>::wait(&inner, request, responses).await
                     },
-                )
+                );
             }
             "Mask" => {
                 call.unary(
@@ -539,7 +565,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             ::protobuf::well_known_types::field_mask::FieldMask,
                         >|
                     async move { <T as WellKnown>::mask(&inner, request).await },
-                )
+                );
             }
             "Values" => {
                 call.client_streaming(
@@ -552,7 +578,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             >,
                         >|
                     async move { <T as WellKnown>::values(&inner, request).await },
-                )
+                );
             }
             "Wrap" => {
                 call.unary(
@@ -563,7 +589,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             ::protobuf::well_known_types::wrappers::StringValue,
                         >|
                     async move { <T as WellKnown>::wrap(&inner, request).await },
-                )
+                );
             }
             "Describe" => {
                 call.unary(
@@ -574,7 +600,7 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             ::protobuf::well_known_types::type_::Type,
                         >|
                     async move { <T as WellKnown>::describe(&inner, request).await },
-                )
+                );
             }
             "Nested" => {
                 call.unary(
@@ -585,9 +611,11 @@ impl<T: WellKnown> ::grpc_runtime::codegen::Service for WellKnownServer<T> {
                             ::protobuf::descriptor::descriptor_proto::ExtensionRange,
                         >|
                     async move { <T as WellKnown>::nested(&inner, request).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

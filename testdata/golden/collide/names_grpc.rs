@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -73,6 +75,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> NamesClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn get(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::names::Ping>,
@@ -89,6 +94,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> NamesClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn get_2(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::names::Ping>,
@@ -105,6 +113,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> NamesClient<C> {
             .await
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn get_3(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::names::Ping>,
@@ -231,7 +242,7 @@ impl<T: Names> ::grpc_runtime::codegen::Service for NamesServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::names::Ping>| async move {
                         <T as Names>::get(&inner, request).await
                     },
-                )
+                );
             }
             "get" => {
                 call.unary(
@@ -240,7 +251,7 @@ impl<T: Names> ::grpc_runtime::codegen::Service for NamesServer<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::names::Ping>| async move {
                         <T as Names>::get_2(&inner, request).await
                     },
-                )
+                );
             }
             "GET" => {
                 call.server_streaming(
@@ -252,9 +263,11 @@ impl<T: Names> ::grpc_runtime::codegen::Service for NamesServer<T> {
                             super::names::Ping,
                         >|
                     async move { <T as Names>::get_3(&inner, request, responses).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
@@ -305,6 +318,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> names2Client<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn get(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<super::names::Ping>,
@@ -395,9 +411,11 @@ impl<T: names2> ::grpc_runtime::codegen::Service for names2Server<T> {
                     move |request: ::grpc_runtime::codegen::Request<super::names::Ping>| async move {
                         <T as names2>::get(&inner, request).await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

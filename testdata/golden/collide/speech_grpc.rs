@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -69,6 +71,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> SpeechClient<C> {
     }
 
     /// Returns the phrases' classes.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn recognize(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -88,6 +94,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> SpeechClient<C> {
     }
 
     /// Echoes the descriptor.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn describe(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -213,7 +223,7 @@ impl<T: Speech> ::grpc_runtime::codegen::Service for SpeechServer<T> {
                             super::speech::RecognizeRequest,
                         >|
                     async move { <T as Speech>::recognize(&inner, request).await },
-                )
+                );
             }
             "Describe" => {
                 call.unary(
@@ -224,9 +234,11 @@ impl<T: Speech> ::grpc_runtime::codegen::Service for SpeechServer<T> {
                             super::google_api_resource::ResourceDescriptor,
                         >|
                     async move { <T as Speech>::describe(&inner, request).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -61,6 +63,9 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> StatusReporterClient<C> {
         self
     }
 
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn report(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -163,9 +168,11 @@ impl<T: StatusReporter> ::grpc_runtime::codegen::Service for StatusReporterServe
                             super::xds_annotations_v3_status::StatusAnnotation,
                         >|
                     async move { <T as StatusReporter>::report(&inner, request).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

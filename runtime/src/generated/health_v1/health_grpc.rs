@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -76,6 +78,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> HealthClient<C> {
     }
 
     /// The service's health now; NOT_FOUND for a service the server does not know.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn check(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -95,6 +101,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> HealthClient<C> {
     }
 
     /// Every service the server knows, with its health.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it does not end `OK`.
     pub async fn list(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -115,6 +125,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> HealthClient<C> {
 
     /// The service's health now, then each change, until the call ends; SERVICE_UNKNOWN
     /// while the server does not know the service.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it ends before its response headers (later failures come from the stream).
     pub async fn watch(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<
@@ -253,7 +267,7 @@ impl<T: Health> ::grpc_runtime::codegen::Service for HealthServer<T> {
                             super::health::HealthCheckRequest,
                         >|
                     async move { <T as Health>::check(&inner, request).await },
-                )
+                );
             }
             "List" => {
                 call.unary(
@@ -264,7 +278,7 @@ impl<T: Health> ::grpc_runtime::codegen::Service for HealthServer<T> {
                             super::health::HealthListRequest,
                         >|
                     async move { <T as Health>::list(&inner, request).await },
-                )
+                );
             }
             "Watch" => {
                 call.server_streaming(
@@ -278,9 +292,11 @@ impl<T: Health> ::grpc_runtime::codegen::Service for HealthServer<T> {
                             super::health::HealthCheckResponse,
                         >|
                     async move { <T as Health>::watch(&inner, request, responses).await },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
     missing_docs,
     non_camel_case_types,
     non_snake_case,
-    clippy::all
+    clippy::all,
+    clippy::doc_markdown,
+    clippy::too_many_lines
 )]
 
 const _: () = ::grpc_runtime::codegen::assert_codegen_version(2);
@@ -62,6 +64,10 @@ impl<C: ::grpc_runtime::codegen::CallInvoker> ServerReflectionClient<C> {
     }
 
     /// Answers each request on the stream, in order.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it cannot start (later failures come from the streams).
     pub async fn server_reflection_info(
         &self,
         request: impl ::grpc_runtime::codegen::IntoRequest<()>,
@@ -181,9 +187,11 @@ for ServerReflectionServer<T> {
                             )
                             .await
                     },
-                )
+                );
             }
-            _ => call.unimplemented(),
+            _ => {
+                call.unimplemented();
+            }
         }
     }
 }
