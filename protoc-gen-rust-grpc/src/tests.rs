@@ -135,7 +135,9 @@ fn matches_the_documented_contract() {
         env!("CARGO_PKG_VERSION")
     )));
     assert!(generated.contains("/// The greeting service.\n"));
-    assert!(generated.contains("    /// Sends a greeting.\n    pub async fn say_hello("));
+    assert!(generated.contains(
+        "    /// Sends a greeting.\n    ///\n    /// # Errors\n    ///\n    /// The call's status if it does not end `OK`.\n    pub async fn say_hello("
+    ));
 }
 
 #[test]
