@@ -113,6 +113,7 @@ fn run(request: &CodeGeneratorRequest) -> Result<Vec<code_generator_response::Fi
         let options = MessageOptions {
             customize: &Default::default(),
             callback: &Defaults,
+            parser: "protoc",
             extern_paths: &parameters.options.extern_paths,
         };
         let messages = generate_messages(&descriptors, &to_generate, &renames, options)

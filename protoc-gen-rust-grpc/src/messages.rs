@@ -21,6 +21,8 @@ pub struct MessageOptions<'a> {
     pub customize: &'a Customize,
     /// Per-element options (attributes before messages, enums, fields...).
     pub callback: &'a dyn CustomizeCallback,
+    /// The parser that made the descriptors (`protoc`, `pure`), named in the files' headers.
+    pub parser: &'a str,
     /// Packages generated in other crates (see
     /// [`Options::extern_paths`](crate::Options::extern_paths)): their files are not
     /// generated, and references to their types point there.
@@ -31,6 +33,7 @@ impl std::fmt::Debug for MessageOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessageOptions")
             .field("customize", self.customize)
+            .field("parser", &self.parser)
             .field("extern_paths", &self.extern_paths)
             .finish_non_exhaustive()
     }
@@ -80,7 +83,7 @@ pub fn generate_messages(
         let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             protobuf_codegen::gen_and_write::gen_and_write(
                 files,
-                "protoc",
+                options.parser,
                 &paths,
                 &dir,
                 &customize,
@@ -104,12 +107,7 @@ pub fn generate_messages(
             })?;
             let mut content = renames.restore(name, &content).unwrap_or(content);
             for (module, root) in &externs {
-                // rust-protobuf reaches other files as `super::<module>::`: the extern
-                // ones are in their crate.
-                content = content.replace(
-                    &format!("super::{module}::"),
-                    &format!("{root}::{module}::"),
-                );
+                content = point_to(&content, module, root);
             }
             out.push(GeneratedFile {
                 name: file,
@@ -120,6 +118,52 @@ pub fn generate_messages(
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// `source` with its references to file module `module` (`super::<module>::`, reached from
+/// any depth of nested modules as `super::super::<module>::`) pointing at `root::<module>::`
+/// instead: rust-protobuf reaches other files through their sibling modules, and an extern
+/// file's module is in its crate.
+fn point_to(source: &str, module: &str, root: &str) -> String {
+    let needle = format!("super::{module}::");
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find(&needle) {
+        let mut start = at;
+        while rest[..start].ends_with("super::") {
+            start -= "super::".len();
+        }
+        // The whole path, not the tail of a longer one (`x::super::..` cannot be, but an
+        // identifier ending in `super` could).
+        let whole = rest[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'));
+        out.push_str(&rest[..start]);
+        if whole {
+            out.push_str(root);
+            out.push_str("::");
+            out.push_str(module);
+            out.push_str("::");
+        } else {
+            out.push_str(&rest[start..at + needle.len()]);
+        }
+        rest = &rest[at + needle.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[test]
+fn extern_references_from_any_depth() {
+    let source = "a: super::common::X, b: super::super::common::y::Z, c: super::commons::W, \
+                  d: notsuper::common::V, e: super::super::super::common::file_descriptor()";
+    assert_eq!(
+        point_to(source, "common", "::dep::pb"),
+        "a: ::dep::pb::common::X, b: ::dep::pb::common::y::Z, c: super::commons::W, \
+         d: notsuper::common::V, e: ::dep::pb::common::file_descriptor()"
+    );
 }
 
 fn scratch_dir() -> Result<PathBuf, Error> {
