@@ -39,8 +39,9 @@ use std::path::{Path, PathBuf};
 
 use protobuf::descriptor::FileDescriptorProto;
 use protobuf_codegen::{Customize, CustomizeCallback};
-use protobuf_parse::ProtoPathBuf;
 use protoc_gen_rust_grpc::naming;
+
+mod diagnose;
 
 /// Name of the module file written into the output directory.
 pub const MODULE_FILE: &str = "_protos.rs";
@@ -84,6 +85,12 @@ pub struct Builder {
     runtime_crate: String,
     customize: Customize,
     emit_rerun_if_changed: bool,
+    /// Proto package -> Rust path of the module holding its files, generated elsewhere.
+    extern_paths: Vec<(String, String)>,
+    /// Proto path -> attribute, for messages and enums, clients, servers.
+    type_attributes: Vec<(String, String)>,
+    client_attributes: Vec<(String, String)>,
+    server_attributes: Vec<(String, String)>,
 }
 
 impl Default for Builder {
@@ -98,6 +105,10 @@ impl Default for Builder {
             runtime_crate: "::grpc_runtime".to_owned(),
             customize: Customize::default(),
             emit_rerun_if_changed: true,
+            extern_paths: Vec::new(),
+            type_attributes: Vec::new(),
+            client_attributes: Vec::new(),
+            server_attributes: Vec::new(),
         }
     }
 }
@@ -162,6 +173,67 @@ impl Builder {
         self
     }
 
+    /// Uses types generated in another crate for the files of proto package `proto_path`
+    /// (and its sub-packages) instead of generating them (tonic's `extern_path`): messages
+    /// and stubs refer to `<rust_path>::<file module>::<Type>`. `rust_path` is the module
+    /// where that crate included its generated modules, named by their basenames.
+    ///
+    /// ```no_run
+    /// // Another crate compiled googleapis' google/api and google/rpc into `googleapis::pb`.
+    /// grpc_build::configure()
+    ///     .extern_path(".google.api", "::googleapis::pb")
+    ///     .extern_path(".google.rpc", "::googleapis::pb")
+    ///     .compile(&["protos/speech.proto"], &["protos", "third_party/googleapis"])
+    ///     .unwrap();
+    /// ```
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.extern_paths
+            .push((proto_path.into(), rust_path.into()));
+        self
+    }
+
+    /// Adds `attribute` (Rust source, `#[...]`) before every message and enum whose
+    /// fully-qualified name `proto_path` covers (`.` for all, `.pkg`, `.pkg.Message`), as
+    /// tonic's `type_attribute` (through rust-protobuf's per-element customization).
+    pub fn type_attribute(
+        mut self,
+        proto_path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
+        self.type_attributes
+            .push((proto_path.into(), attribute.into()));
+        self
+    }
+
+    /// Adds `attribute` (`#[...]`) to the client of every service `proto_path` covers: on
+    /// its struct and each of its impl blocks, so it must suit both (`#[cfg(...)]`,
+    /// `#[allow(...)]`).
+    pub fn client_attribute(
+        mut self,
+        proto_path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
+        self.client_attributes
+            .push((proto_path.into(), attribute.into()));
+        self
+    }
+
+    /// Adds `attribute` (`#[...]`) to the server side (trait, `FooServer` and its impls)
+    /// of every service `proto_path` covers, as [`client_attribute`](Self::client_attribute).
+    pub fn server_attribute(
+        mut self,
+        proto_path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
+        self.server_attributes
+            .push((proto_path.into(), attribute.into()));
+        self
+    }
+
     /// Compiles `protos` (paths of `.proto` files, each inside one of the include
     /// directories) with include directories `includes` in addition to those given with
     /// [`include`](Self::include). With no include directory at all, the directory of each
@@ -220,6 +292,13 @@ impl Builder {
             }
         }
 
+        // Missing imports and editions, worded and located like protoc's messages, all at
+        // once: the pure parser stops at the first with a poor message.
+        let files = if self.use_protoc {
+            diagnose::ProtoFiles::unchecked(&include_dirs)
+        } else {
+            diagnose::check(&inputs, &include_dirs)?
+        };
         let mut parser = protobuf_parse::Parser::new();
         if self.use_protoc {
             parser.protoc();
@@ -235,18 +314,24 @@ impl Builder {
             parser.input(input);
         }
         let parsed = catch_panics(|| parser.parse_and_typecheck())
-            .and_then(|r| r.map_err(|e| format!("{e:#}")))
+            .map_err(|panic| format!("cannot parse the proto files: {panic}"))
+            .and_then(|r| r.map_err(|e| files.describe(&*e)))
             .map_err(Error::Parse)?;
 
         // Files of one basename get modules of their own, named after their paths; the
         // descriptors are renamed for generation, and the originals embedded again after.
         let mut descriptors = parsed.file_descriptors.clone();
+        let is_extern = |f: &FileDescriptorProto| {
+            protoc_gen_rust_grpc::extern_path(&self.extern_paths, f.package()).is_some()
+        };
         let renames =
-            protoc_gen_rust_grpc::modules::disambiguate(&mut descriptors).map_err(Error::Stubs)?;
-        // Files whose messages we generate: all but those the protobuf crate provides.
+            protoc_gen_rust_grpc::modules::disambiguate_except(&mut descriptors, is_extern)
+                .map_err(Error::Stubs)?;
+        // Files whose messages we generate: all but those the protobuf crate provides and
+        // those of extern packages.
         let to_generate: Vec<&FileDescriptorProto> = descriptors
             .iter()
-            .filter(|f| !naming::is_provided_by_protobuf_crate(f.name()))
+            .filter(|f| !naming::is_provided_by_protobuf_crate(f.name()) && !is_extern(f))
             .collect();
         for f in &to_generate {
             let module = naming::file_module_name(f.name());
@@ -255,35 +340,41 @@ impl Builder {
             }
         }
 
-        let mut customize = self.customize.clone();
-        customize.update_with(&Customize::default().gen_mod_rs(false));
-        let proto_paths = to_generate
-            .iter()
-            .map(|f| ProtoPathBuf::new(f.name().to_owned()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Codegen(format!("{e:#}")))?;
-        struct DefaultCallback;
-        impl CustomizeCallback for DefaultCallback {}
-        catch_panics(|| {
-            protobuf_codegen::gen_and_write::gen_and_write(
-                &descriptors,
-                &parsed.parser,
-                &proto_paths,
-                &out_dir,
-                &customize,
-                &DefaultCallback,
-            )
-        })
-        .and_then(|r| r.map_err(|e| format!("{e:#}")))
-        .map_err(Error::Codegen)?;
+        let names: Vec<&str> = to_generate.iter().map(|f| f.name()).collect();
+        let messages = protoc_gen_rust_grpc::messages::generate_messages(
+            &descriptors,
+            &names,
+            &renames,
+            protoc_gen_rust_grpc::messages::MessageOptions {
+                customize: &self.customize,
+                callback: &TypeAttributes(self.type_attributes.clone()),
+                parser: &parsed.parser,
+                extern_paths: &self.extern_paths,
+            },
+        )
+        .map_err(|e| match e {
+            protoc_gen_rust_grpc::Error::Messages(e) => Error::Codegen(e),
+            e => Error::Stubs(e),
+        })?;
 
+        // The parsers keep no source info: the services' and methods' comments, for the stubs'
+        // rustdoc (on a copy: the descriptors embedded with the messages stay as parsed).
+        let mut with_comments = descriptors.clone();
+        comments::attach_leading_comments(
+            &mut with_comments,
+            include_dirs.iter().map(|(_, dir)| dir.as_path()),
+            |name| renames.original_name(name).to_owned(),
+        );
         let options = protoc_gen_rust_grpc::Options {
             build_client: self.build_client,
             build_server: self.build_server,
             runtime_crate: self.runtime_crate.clone(),
+            extern_paths: self.extern_paths.clone(),
+            client_attributes: self.client_attributes.clone(),
+            server_attributes: self.server_attributes.clone(),
         };
         let stubs = protoc_gen_rust_grpc::generate(
-            &descriptors,
+            &with_comments,
             &parsed
                 .relative_paths
                 .iter()
@@ -294,31 +385,13 @@ impl Builder {
         .map_err(Error::Stubs)?;
 
         let mut modules = BTreeSet::new();
-        for f in &to_generate {
-            let module = naming::file_module_name(f.name());
-            let path = out_dir.join(format!("{module}.rs"));
-            if !path.is_file() {
-                return Err(Error::Codegen(format!(
-                    "protobuf-codegen did not write `{}` for `{}`",
-                    path.display(),
-                    renames.original_name(f.name())
-                )));
-            }
-            if !renames.is_empty() {
-                let source = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                if let Some(restored) = renames.restore(f.name(), &source) {
-                    fs::write(&path, restored).map_err(|e| Error::io(&path, e))?;
-                }
-            }
+        // Written only if changed: unchanged output keeps its mtime, and cargo its cache.
+        for file in messages.iter().chain(&stubs) {
+            let path = out_dir.join(&file.name);
+            write_if_changed(&path, file.content.as_bytes())?;
+            let module = file.name.trim_end_matches(".rs").to_owned();
             modules.insert((module, path));
         }
-        for stub in &stubs {
-            let path = out_dir.join(&stub.name);
-            write_if_changed(&path, stub.content.as_bytes())?;
-            let module = stub.name.trim_end_matches(".rs").to_owned();
-            modules.insert((module, path));
-        }
-
         let mut module_file = String::from(
             "// @generated by grpc-build. Do not edit.\n\
              // Included by `grpc_runtime::include_protos!()`.\n",
@@ -376,6 +449,47 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
     fs::write(path, contents).map_err(|e| Error::io(path, e))
 }
 
+/// rust-protobuf's per-element customization: the configured attributes before the messages
+/// and enums they match.
+struct TypeAttributes(Vec<(String, String)>);
+
+impl TypeAttributes {
+    fn before(&self, full_name: &str) -> Customize {
+        let attributes: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(path, _)| proto_path_covers(path, full_name))
+            .map(|(_, attribute)| attribute.as_str())
+            .collect();
+        if attributes.is_empty() {
+            Customize::default()
+        } else {
+            Customize::default().before(&attributes.join("\n"))
+        }
+    }
+}
+
+impl CustomizeCallback for TypeAttributes {
+    fn message(&self, message: &protobuf::reflect::MessageDescriptor) -> Customize {
+        self.before(message.full_name())
+    }
+
+    fn enumeration(&self, enum_type: &protobuf::reflect::EnumDescriptor) -> Customize {
+        self.before(enum_type.full_name())
+    }
+}
+
+/// Whether the proto path `prefix` (`.pkg.Message`, `.pkg`, `.`) covers the
+/// fully-qualified `name`, on whole dot-separated segments.
+fn proto_path_covers(prefix: &str, name: &str) -> bool {
+    let prefix = prefix.trim_start_matches('.');
+    prefix.is_empty()
+        || name == prefix
+        || name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Runs `f`, turning a panic of rust-protobuf into an error message.
 fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
@@ -407,7 +521,9 @@ pub enum Error {
     },
     /// `use_protoc()` without a `protoc` to run.
     ProtocNotFound,
-    /// The `.proto` files do not parse or typecheck.
+    /// The `.proto` files do not parse or typecheck. The message says what protoc would: one
+    /// `file:line:col: problem` line per problem when the location is known, `file` being
+    /// the path relative to its include directory; all missing imports are listed.
     Parse(String),
     /// protobuf-codegen failed to generate the messages.
     Codegen(String),
@@ -460,7 +576,7 @@ impl fmt::Display for Error {
             Error::ProtocNotFound => f.write_str(
                 "use_protoc(): protoc not found (set protoc_path(), $PROTOC, or put protoc on PATH)",
             ),
-            Error::Parse(e) => write!(f, "cannot parse the proto files: {e}"),
+            Error::Parse(e) => f.write_str(e),
             Error::Codegen(e) => write!(f, "cannot generate the messages: {e}"),
             Error::Stubs(e @ protoc_gen_rust_grpc::Error::DuplicateModule { .. }) => {
                 write!(f, "{e}")
@@ -485,6 +601,8 @@ impl std::error::Error for Error {
         }
     }
 }
+
+mod comments;
 
 #[cfg(test)]
 mod tests;

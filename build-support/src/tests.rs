@@ -90,7 +90,7 @@ fn default_include_is_the_input_directory() {
 }
 
 #[test]
-fn same_basename_is_an_error_naming_both_files() {
+fn same_basename_files_get_modules_named_after_their_paths() {
     let dir = fixture();
     let protos = dir.path().join("protos");
     write(
@@ -98,8 +98,9 @@ fn same_basename_is_an_error_naming_both_files() {
         "other/types.proto",
         "syntax = \"proto3\";\npackage test.other;\nmessage X {}\n",
     );
-    let err = quiet()
-        .out_dir(dir.path().join("out"))
+    let out = dir.path().join("out");
+    quiet()
+        .out_dir(&out)
         .compile(
             &[
                 protos.join("svc/type.proto"),
@@ -107,12 +108,41 @@ fn same_basename_is_an_error_naming_both_files() {
             ],
             &[&protos],
         )
+        .unwrap();
+    let modules = std::fs::read_to_string(out.join(MODULE_FILE)).unwrap();
+    for module in ["common_types", "other_types"] {
+        assert!(modules.contains(&format!("pub mod {module};")), "{modules}");
+        assert!(out.join(format!("{module}.rs")).is_file(), "{module}.rs");
+    }
+    assert!(!out.join("types.rs").exists());
+    // Paths that flatten to one module name are still an error, naming both files.
+    write(
+        &protos,
+        "common_types.proto",
+        "syntax = \"proto3\";\npackage test.flat;\nmessage Y {}\n",
+    );
+    write(
+        &protos,
+        "more/types.proto",
+        "syntax = \"proto3\";\npackage test.more;\nmessage Z {}\n",
+    );
+    let err = quiet()
+        .out_dir(&out)
+        .compile(
+            &[
+                protos.join("svc/type.proto"),
+                protos.join("common_types.proto"),
+                protos.join("more/types.proto"),
+            ],
+            &[&protos],
+        )
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "`common/types.proto` and `other/types.proto` both map \
-         to the Rust module `types` (rust-protobuf names a module after the file's basename \
-         only); rename one"
+    let message = err.to_string();
+    assert!(
+        message.contains("`common/types.proto`")
+            && message.contains("`common_types.proto`")
+            && message.contains("Rust module `common_types`"),
+        "{message}"
     );
 }
 
@@ -169,4 +199,137 @@ fn with_protoc() {
         .unwrap();
     assert!(out.join("type__grpc.rs").is_file());
     assert!(out.join("types.rs").is_file());
+}
+
+/// Compiles `input` (relative to `protos`) with `protos` as the only include directory and
+/// returns the error message.
+fn compile_error(protos: &Path, input: &str) -> String {
+    let out = protos.parent().unwrap().join("out");
+    let err = quiet()
+        .out_dir(out)
+        .compile(&[protos.join(input)], &[protos])
+        .unwrap_err();
+    assert!(matches!(err, Error::Parse(_)), "{err:?}");
+    err.to_string()
+}
+
+#[test]
+fn editions_are_named_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let protos = dir.path().join("protos");
+    write(
+        &protos,
+        "ed/foo.proto",
+        "// An editions file.\nedition = \"2023\";\npackage foo;\nmessage M { string a = 1; }\n",
+    );
+    assert_eq!(
+        compile_error(&protos, "ed/foo.proto"),
+        "ed/foo.proto:2:1: editions (edition = \"2023\") are not supported by rust-protobuf 3.x; \
+         use syntax = \"proto2\" or \"proto3\""
+    );
+}
+
+#[test]
+fn all_missing_imports_are_reported_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let protos = dir.path().join("protos");
+    write(
+        &protos,
+        "svc/two.proto",
+        "syntax = \"proto3\";\npackage svc;\n\nimport \"missing/a.proto\";\n\
+         import \"google/protobuf/timestamp.proto\";\n  import public \"missing/b.proto\";\n\
+         // import \"commented/out.proto\";\nmessage M {}\n",
+    );
+    assert_eq!(
+        compile_error(&protos, "svc/two.proto"),
+        format!(
+            "svc/two.proto:4:1: Import \"missing/a.proto\" was not found or had errors.\n\
+             svc/two.proto:6:3: Import \"missing/b.proto\" was not found or had errors.\n\
+             include directories searched: `{}`",
+            protos.display()
+        )
+    );
+}
+
+#[test]
+fn missing_transitive_import_names_the_importing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let protos = dir.path().join("protos");
+    write(
+        &protos,
+        "top.proto",
+        "syntax = \"proto3\";\nimport \"mid/mid.proto\";\nmessage Top { mid.Mid m = 1; }\n",
+    );
+    write(
+        &protos,
+        "mid/mid.proto",
+        "syntax = \"proto3\";\npackage mid;\n/* needs: */ import \"deep/gone.proto\";\n\
+         message Mid {}\n",
+    );
+    assert_eq!(
+        compile_error(&protos, "top.proto"),
+        format!(
+            "mid/mid.proto:3:14: Import \"deep/gone.proto\" was not found or had errors.\n\
+             include directories searched: `{}`",
+            protos.display()
+        )
+    );
+}
+
+#[test]
+fn syntax_errors_are_located_and_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let protos = dir.path().join("protos");
+    write(
+        &protos,
+        "top.proto",
+        "syntax = \"proto3\";\nimport \"svc/syn.proto\";\n",
+    );
+    write(
+        &protos,
+        "svc/syn.proto",
+        "syntax = \"proto3\";\npackage svc;\n\nmessage M {\n  string a = 1\n  int32 b = 2;\n}\n",
+    );
+    let message = compile_error(&protos, "top.proto");
+    assert_eq!(
+        message,
+        "svc/syn.proto:6:3: While parsing field, expecting char `;`"
+    );
+    write(
+        &protos,
+        "svc/syn.proto",
+        "syntax = \"proto3\";\nmessage M { Missing a = 1; }\n",
+    );
+    assert_eq!(
+        compile_error(&protos, "top.proto"),
+        "svc/syn.proto: object is not found by path `Missing` in scope `.M`"
+    );
+}
+
+#[test]
+fn provided_imports_need_no_include_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let protos = dir.path().join("protos");
+    let mut src = String::from("syntax = \"proto3\";\n");
+    for name in [
+        "any",
+        "api",
+        "descriptor",
+        "duration",
+        "empty",
+        "field_mask",
+        "source_context",
+        "struct",
+        "timestamp",
+        "type",
+        "wrappers",
+    ] {
+        src.push_str(&format!("import \"google/protobuf/{name}.proto\";\n"));
+    }
+    src.push_str("import \"rustproto.proto\";\nmessage M { google.protobuf.Timestamp t = 1; }\n");
+    write(&protos, "wkt.proto", &src);
+    quiet()
+        .out_dir(dir.path().join("out"))
+        .compile(&[protos.join("wkt.proto")], &[&protos])
+        .unwrap();
 }

@@ -25,6 +25,20 @@ fn main() {
     if let Err(e) = grpc_build::compile_protos(&inputs, &[&root]) {
         panic!("grpc-build failed: {e}");
     }
+    // services/cross.proto again, with test.common's types taken from the crate root (an
+    // extern path) and attributes on a message, an enum, the client and the server.
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("extern");
+    if let Err(e) = grpc_build::configure()
+        .out_dir(out)
+        .extern_path(".test.common", "crate")
+        .type_attribute(".test.services.Summary", "#[must_use = \"a summary\"]")
+        .type_attribute(".test.services", "#[doc(alias = \"tagged\")]")
+        .client_attribute(".test.services", "#[cfg(all())]")
+        .server_attribute(".", "#[allow(clippy::pedantic)]")
+        .compile(&[root.join("services/cross.proto")], &[&root])
+    {
+        panic!("grpc-build failed with an extern path: {e}");
+    }
     let collide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collide");
     let mut inputs = Vec::new();
     protos(&collide, &mut inputs);

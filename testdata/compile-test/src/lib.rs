@@ -13,6 +13,11 @@ pub mod collide {
     include!(concat!(env!("OUT_DIR"), "/collide/_protos.rs"));
 }
 
+/// `services/cross.proto` with `test.common` as an extern path (this crate's root modules).
+pub mod extern_paths {
+    include!(concat!(env!("OUT_DIR"), "/extern/_protos.rs"));
+}
+
 /// `testdata/collide` through the protoc plugin alone (`messages=true,mod_rs=true`), checked
 /// in as `testdata/golden/collide`.
 #[rustfmt::skip]

@@ -564,3 +564,59 @@ mod plugin_collide_tests {
         assert_eq!(g::names_grpc::names::GET_2, "/collide.names.Names/get");
     }
 }
+
+mod extern_path_tests {
+    use crate::extern_paths::cross::Summary;
+    use crate::extern_paths::cross_grpc::{CrossPackage, CrossPackageClient};
+    use grpc_runtime::{Request, Response, Status};
+
+    #[derive(Clone, Debug)]
+    struct Impl;
+
+    impl CrossPackage for Impl {
+        // The extern package's types are the crate root's `common` module's.
+        async fn fetch_http_request(
+            &self,
+            request: Request<crate::common::HTTPRequest>,
+        ) -> Result<Response<crate::common::httprequest::HTTPHeader>, Status> {
+            let _ = request;
+            Ok(Response::new(crate::common::httprequest::HTTPHeader::new()))
+        }
+    }
+
+    #[test]
+    fn extern_types_and_attributes() {
+        // Not generated again: the extern file has no module here.
+        assert!(!include_str!(concat!(env!("OUT_DIR"), "/extern/_protos.rs")).contains("common"));
+        let reply = super::block_on(
+            Impl.fetch_http_request(Request::new(crate::common::HTTPRequest::new())),
+        )
+        .unwrap();
+        let _: crate::common::httprequest::HTTPHeader = reply.into_inner();
+        let _ = Summary::new();
+        let cross = include_str!(concat!(env!("OUT_DIR"), "/extern/cross.rs"));
+        assert!(
+            cross.contains("#[must_use = \"a summary\"]"),
+            "type attribute"
+        );
+        assert_eq!(
+            cross.matches("#[doc(alias = \"tagged\")]").count(),
+            2,
+            "Summary, Part"
+        );
+        assert!(
+            cross.contains("EnumOrUnknown<crate::common::Color>"),
+            "extern type: {cross}"
+        );
+        assert!(cross.contains("deps.push(crate::common::file_descriptor().clone())"));
+        let stubs = include_str!(concat!(env!("OUT_DIR"), "/extern/cross_grpc.rs"));
+        assert_eq!(
+            stubs.matches("#[cfg(all())]").count(),
+            2,
+            "client struct and impl"
+        );
+        assert!(stubs.contains("#[allow(clippy::pedantic)]"));
+        assert!(stubs.contains("crate::common::HTTPRequest"));
+        let _: fn(grpc_runtime::codegen::Channel) -> CrossPackageClient = CrossPackageClient::new;
+    }
+}
