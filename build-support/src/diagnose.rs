@@ -37,6 +37,39 @@ pub(crate) struct ProtoFiles {
     includes: Vec<PathBuf>,
 }
 
+/// protoc's stderr, out of protobuf-parse's report of a failed run (`protoc command ...
+/// exited with non-zero code; stderr: "<Rust-escaped text>"`), unescaped.
+fn protoc_stderr(report: &str) -> Option<String> {
+    const MARK: &str = "; stderr: \"";
+    let quoted = &report[report.find(MARK)? + MARK.len()..];
+    let quoted = quoted.strip_suffix('"').unwrap_or(quoted);
+    let mut out = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('u') => {
+                // `\u{..}`
+                let code: String = chars.by_ref().skip(1).take_while(|c| *c != '}').collect();
+                if let Some(c) = u32::from_str_radix(&code, 16).ok().and_then(char::from_u32) {
+                    out.push(c);
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    let out = out.trim_end().to_owned();
+    (!out.is_empty()).then_some(out)
+}
+
 impl ProtoFiles {
     /// Files known only through the include directories (`(given, canonical)` pairs, the
     /// canonical ones being what protobuf-parse is given): for `use_protoc()`, which is not
@@ -87,6 +120,10 @@ impl ProtoFiles {
             .strip_prefix("error in `")
             .and_then(|rest| rest.split_once("`: "))
         else {
+            if let Some(stderr) = protoc_stderr(&joined) {
+                // protoc's own messages (`file:line:col: what`), as it prints them.
+                return stderr;
+            }
             return format!("cannot parse the proto files: {joined}");
         };
         let name = self.name_of(file);
@@ -673,5 +710,16 @@ mod tests {
             scan(&src);
             position(&src, (state % 80) as usize);
         }
+    }
+
+    #[test]
+    fn protoc_failures_show_its_own_messages() {
+        let report = "protoc command \"/usr/bin/protoc\" \"-I/p\" exited with non-zero code; \
+                      stderr: \"bad.proto:2:25: Expected \\\";\\\".\\nother.proto:1:1: \\u{e9}\\n\"";
+        assert_eq!(
+            protoc_stderr(report).unwrap(),
+            "bad.proto:2:25: Expected \";\".\nother.proto:1:1: \u{e9}"
+        );
+        assert!(protoc_stderr("no stderr here").is_none());
     }
 }

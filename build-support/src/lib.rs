@@ -503,7 +503,8 @@ fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 /// Why a compilation failed.
-#[derive(Debug)]
+/// `Debug` shows the same text as `Display`: build scripts end with `?` or `unwrap()`, which
+/// print `Debug`, and the messages are meant to be read as written (several lines each).
 #[non_exhaustive]
 pub enum Error {
     /// No output directory: not running as a build script and no [`Builder::out_dir`].
@@ -589,6 +590,12 @@ impl fmt::Display for Error {
             Error::NonUtf8Path(p) => write!(f, "path `{}` is not UTF-8", p.display()),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
