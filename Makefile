@@ -27,7 +27,10 @@ lint:
 check-generated:
 	./regenerate.sh --check
 
-# Stubs for real-world protos (Debian grpc-proto, googleapis-common-protos, grpc-google-iam-v1).
+# Stubs for real-world protos, through grpc-build and the plugin: Debian grpc-proto,
+# googleapis-common-protos and grpc-google-iam-v1 (PyPI), googleapis (npm google-proto-files:
+# five APIs by default, all with REALWORLD_FULL=1), envoy (npm @grpc/grpc-js-xds), etcd and
+# containerd (crates.io crates that ship their protos).
 realworld:
 	bash testdata/realworld.sh
 
