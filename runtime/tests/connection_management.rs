@@ -619,7 +619,8 @@ async fn raw_connection(addr: std::net::SocketAddr, settings: bool) -> tokio::ne
 
 #[tokio::test]
 async fn a_connection_without_settings_is_closed_at_the_connection_timeout() {
-    let running = start_with(|b| b.connection_timeout(Duration::from_millis(300))).await;
+    // 1 s: long enough that a loaded machine still reads the proper client's SETTINGS in time.
+    let running = start_with(|b| b.connection_timeout(Duration::from_secs(1))).await;
     let started = std::time::Instant::now();
     let mut preface_only = raw_connection(running.addr, false).await;
     let mut proper = raw_connection(running.addr, true).await;
@@ -631,7 +632,7 @@ async fn a_connection_without_settings_is_closed_at_the_connection_timeout() {
     .expect("closed");
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        took >= Duration::from_secs(1) && took < Duration::from_secs(8),
         "{took:?}"
     );
     assert!(
@@ -761,9 +762,10 @@ async fn over_tcp_an_old_connection_with_a_call_goes_away_and_closes_after_the_g
 async fn over_tcp_a_peer_that_does_not_answer_pings_is_closed() {
     let running = start_with(|b| {
         b.keepalive(
+            // A timeout our own client meets even on a loaded machine.
             ServerParameters::new()
                 .time(Duration::from_millis(300))
-                .timeout(Duration::from_millis(300)),
+                .timeout(Duration::from_secs(1)),
         )
     })
     .await;
@@ -791,13 +793,13 @@ async fn over_tcp_a_peer_that_does_not_answer_pings_is_closed() {
     let pinged = pinged.expect("pinged");
     assert!(pinged >= Duration::from_millis(300), "{pinged:?}");
     assert!(
-        closed >= pinged + Duration::from_millis(250) && closed < Duration::from_secs(5),
+        closed >= pinged + Duration::from_millis(950) && closed < Duration::from_secs(8),
         "{closed:?}"
     );
     // An answering peer (our client) is not closed.
     let channel = running.channel();
     assert_eq!(say(&channel, "one").await.unwrap(), "one");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(channel.state(), ConnectivityState::Ready);
 }
 
