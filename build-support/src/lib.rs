@@ -16,8 +16,8 @@
 //!
 //! ```ignore
 //! // src/lib.rs
-//! grpc_runtime::include_protos!();
-//! // now `helloworld::HelloRequest`, `helloworld_grpc::GreeterClient`, ...
+//! grpc_runtime::include_protos!(pub mod pb);
+//! // now `pb::helloworld::HelloRequest`, `pb::helloworld_grpc::GreeterClient`, ...
 //! ```
 //!
 //! Module names follow rust-protobuf: a file's module is its basename (`a/b/foo.proto` ->
