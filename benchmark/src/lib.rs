@@ -14,7 +14,7 @@ pub mod proto {
 #[allow(unreachable_pub)]
 pub mod harness;
 
-pub mod process;
+pub use grpc_process as process;
 pub mod service;
 
 /// The path of UnaryCall.

@@ -8,7 +8,7 @@ grpc_runtime::include_protos!(
 
 pub mod health_reflection;
 pub mod load_balancing;
-pub mod process;
+pub use grpc_process as process;
 pub mod retry;
 pub mod route_guide;
 pub mod tls;

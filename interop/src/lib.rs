@@ -9,7 +9,7 @@ pub mod proto {
 pub mod client;
 pub mod details;
 pub mod flags;
-pub mod process;
+pub use grpc_process as process;
 pub mod server;
 
 use proto::messages::Payload;

@@ -1,5 +1,6 @@
-//! What every binary does as a process: a log subscriber honouring `RUST_LOG`, and stopping
-//! a server on SIGINT/SIGTERM. The runtime library installs no subscriber; its binaries do.
+//! What every example, interop and benchmark binary does as a process: a log subscriber
+//! honouring `RUST_LOG`, and stopping a server on SIGINT/SIGTERM. The runtime library
+//! installs no subscriber; its binaries do (each crate re-exports this one as `process`).
 
 use std::time::Duration;
 
