@@ -458,7 +458,7 @@ impl TypeAttributes {
         let attributes: Vec<&str> = self
             .0
             .iter()
-            .filter(|(path, _)| proto_path_covers(path, full_name))
+            .filter(|(path, _)| protoc_gen_rust_grpc::proto_path_matches(path, full_name))
             .map(|(_, attribute)| attribute.as_str())
             .collect();
         if attributes.is_empty() {
@@ -477,17 +477,6 @@ impl CustomizeCallback for TypeAttributes {
     fn enumeration(&self, enum_type: &protobuf::reflect::EnumDescriptor) -> Customize {
         self.before(enum_type.full_name())
     }
-}
-
-/// Whether the proto path `prefix` (`.pkg.Message`, `.pkg`, `.`) covers the
-/// fully-qualified `name`, on whole dot-separated segments.
-fn proto_path_covers(prefix: &str, name: &str) -> bool {
-    let prefix = prefix.trim_start_matches('.');
-    prefix.is_empty()
-        || name == prefix
-        || name
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// Runs `f`, turning a panic of rust-protobuf into an error message.

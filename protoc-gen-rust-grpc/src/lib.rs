@@ -81,7 +81,7 @@ impl Options {
 
 /// Whether the proto path `prefix` (`.pkg.Service`, `.pkg`, `.`) covers the fully-qualified
 /// `name` (`pkg.Service`): whole dot-separated segments only.
-pub(crate) fn proto_path_matches(prefix: &str, name: &str) -> bool {
+pub fn proto_path_matches(prefix: &str, name: &str) -> bool {
     let prefix = prefix.trim_start_matches('.');
     prefix.is_empty()
         || name == prefix
