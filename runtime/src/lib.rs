@@ -64,6 +64,7 @@ mod generated {
 }
 
 pub mod backoff;
+pub mod binarylog;
 pub mod balancer;
 mod cancel;
 pub mod client;
@@ -93,6 +94,7 @@ pub mod resolver;
 pub mod server;
 pub mod service;
 mod service_config;
+pub mod stats;
 pub mod status;
 mod streaming;
 mod subchannel;

@@ -92,6 +92,8 @@ impl Drop for Inner {
 pub(crate) struct Config {
     pub(crate) user_agent: HeaderValue,
     pub(crate) interceptors: Chain,
+    /// The stats handlers (`stats`), told of every attempt.
+    pub(crate) stats: crate::stats::Handlers,
     pub(crate) max_recv_message_size: usize,
     pub(crate) max_send_message_size: usize,
     pub(crate) wait_for_ready: bool,
@@ -139,6 +141,7 @@ impl Channel {
             user_agent: None,
             interceptors: Vec::new(),
             arounds: Vec::new(),
+            stats: crate::stats::HandlerList::default(),
             max_recv_message_size: DEFAULT_MAX_RECV_MESSAGE_SIZE,
             max_send_message_size: DEFAULT_MAX_SEND_MESSAGE_SIZE,
             http2: Http2Settings::default(),
@@ -369,6 +372,7 @@ pub struct ChannelBuilder {
     user_agent: Option<String>,
     interceptors: Vec<Arc<dyn Interceptor>>,
     arounds: Vec<Arc<dyn Around>>,
+    stats: crate::stats::HandlerList,
     max_recv_message_size: usize,
     max_send_message_size: usize,
     http2: Http2Settings,
@@ -429,6 +433,13 @@ impl ChannelBuilder {
     /// outermost). See [`Around`].
     pub fn around(mut self, around: impl Around) -> Self {
         self.arounds.push(Arc::new(around));
+        self
+    }
+
+    /// Adds a stats handler, told of every attempt of every call and of every connection;
+    /// several may be added. See [`crate::stats`].
+    pub fn stats_handler(mut self, handler: impl crate::stats::Handler) -> Self {
+        self.stats.push(handler);
         self
     }
 
@@ -741,6 +752,7 @@ impl ChannelBuilder {
                 config: Config {
                     user_agent,
                     interceptors: Chain::new(self.interceptors, self.arounds),
+                    stats: self.stats.build(),
                     max_recv_message_size: self.max_recv_message_size,
                     max_send_message_size: self.max_send_message_size,
                     wait_for_ready: self.wait_for_ready,

@@ -25,6 +25,7 @@ pub struct ServerBuilder {
     pub(super) unknown: Option<Arc<UnknownHandler>>,
     pub(super) interceptors: Vec<Arc<dyn Interceptor>>,
     pub(super) arounds: Vec<Arc<dyn Around>>,
+    pub(super) stats: crate::stats::HandlerList,
     pub(super) config: Config,
 }
 
@@ -96,6 +97,13 @@ impl ServerBuilder {
     /// outermost). See [`Around`].
     pub fn around(mut self, around: impl Around) -> Self {
         self.arounds.push(Arc::new(around));
+        self
+    }
+
+    /// Adds a stats handler, told of every call and connection; several may be added. See
+    /// [`crate::stats`].
+    pub fn stats_handler(mut self, handler: impl crate::stats::Handler) -> Self {
+        self.stats.push(handler);
         self
     }
 
@@ -250,6 +258,7 @@ impl ServerBuilder {
                 services: self.services,
                 unknown: self.unknown,
                 interceptors: Chain::new(self.interceptors, self.arounds),
+                stats: self.stats.build(),
                 config: self.config,
                 connections: std::sync::atomic::AtomicUsize::new(0),
             }),

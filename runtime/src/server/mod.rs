@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
     pub(crate) unknown: Option<Arc<UnknownHandler>>,
     pub(crate) interceptors: Chain,
+    /// The stats handlers (`stats`).
+    pub(crate) stats: crate::stats::Handlers,
     pub(crate) config: Config,
     /// Connections being served, across listeners (for `max_connections`).
     pub(crate) connections: std::sync::atomic::AtomicUsize,
@@ -160,6 +162,7 @@ impl Server {
             unknown: None,
             interceptors: Vec::new(),
             arounds: Vec::new(),
+            stats: crate::stats::HandlerList::default(),
             config: Config {
                 max_recv: DEFAULT_MAX_RECV_MESSAGE_SIZE,
                 max_send: DEFAULT_MAX_SEND_MESSAGE_SIZE,

@@ -1,0 +1,1 @@
+//! OpenTelemetry metrics (gRFC A66), on the `opentelemetry` cargo feature.
