@@ -306,6 +306,8 @@ pub(crate) struct Body {
     progress_timeout: Option<Duration>,
     /// Running while a stalled read waits; boxed and made only when one does.
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The call's stats handlers, told of each message (`None`: no handler).
+    stats: crate::stats::Stats,
 }
 
 impl Body {
@@ -317,7 +319,13 @@ impl Body {
             eager: false,
             progress_timeout: None,
             stall: None,
+            stats: None,
         }
+    }
+
+    /// Tells the call's stats handlers of each message read.
+    pub(crate) fn set_stats(&mut self, stats: crate::stats::Stats) {
+        self.stats = stats;
     }
 
     /// A server's request body: a read that waits `timeout` without data, in the middle of
@@ -361,7 +369,12 @@ impl Body {
     ) -> Poll<Result<Option<Bytes>, ReadError>> {
         loop {
             match self.frames.next_message() {
-                Ok(Some(bytes)) => return Poll::Ready(Ok(Some(bytes))),
+                Ok(Some(bytes)) => {
+                    if let Some(stats) = &self.stats {
+                        stats.in_message(&bytes, self.frames.last_len());
+                    }
+                    return Poll::Ready(Ok(Some(bytes)));
+                }
                 Ok(None) => {}
                 Err(status) => return Poll::Ready(Err(ReadError::Status(status))),
             }

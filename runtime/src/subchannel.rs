@@ -45,6 +45,8 @@ pub(crate) struct Connector {
     pub(crate) proxy: Option<HttpProxy>,
     /// Client-side health checking (gRFC A17), for subchannels whose balancer asks for it.
     pub(crate) health: Option<HealthCheck>,
+    /// The channel's stats handlers, told of each connection.
+    pub(crate) stats: crate::stats::Handlers,
 }
 
 /// A subchannel's view of its server's health, from a `grpc.health.v1.Health/Watch`
@@ -454,6 +456,17 @@ async fn attempt(weak: Weak<Inner>) {
     };
     match connected {
         Ok((connection, driver, ping)) => {
+            // Ends (`ConnEvent::End`) when the connection does, however this task ends.
+            let _conn_stats = (!connector.stats.is_empty())
+                .then(|| {
+                    let remote = match &address {
+                        Address::Tcp(addr) => Some(*addr),
+                        _ => None,
+                    };
+                    let peer = Arc::new(crate::peer::Peer::new(remote, None));
+                    connector.stats.conn_begin(true, &peer)
+                })
+                .flatten();
             let active = Arc::clone(&connection.active);
             let id = connection.id;
             // gRFC A17: with a service to watch, the subchannel stays CONNECTING until its

@@ -26,6 +26,7 @@ use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
 use crate::interceptor::{AroundFuture, AttemptInfo, CallInfo, Chain, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
 use crate::service::{MethodKind, MethodRef};
+use crate::stats::Stats;
 use crate::status::Status;
 use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
@@ -48,6 +49,8 @@ struct Call {
     /// A streaming call's request headers, kept to open another attempt (under a policy
     /// only).
     replay: Option<http::Request<()>>,
+    /// Whether the call goes through a method descriptor (generated code), for stats.
+    registered: bool,
 }
 
 /// What each attempt of a call needs to open its stream.
@@ -59,6 +62,10 @@ pub(super) struct Attempt {
     /// The interceptors and the call they see, told of each attempt (`None` without
     /// interceptors).
     observer: Option<Arc<(Chain, CallInfo)>>,
+    /// The request messages' compression, for stats handlers that read sent messages.
+    pub(super) compression: Option<CompressionEncoding>,
+    /// Whether the call goes through a method descriptor, for stats.
+    registered: bool,
 }
 
 /// A stream whose request headers are out, and the count that keeps its channel busy.
@@ -66,6 +73,8 @@ pub(super) struct Opened {
     pub(super) response: ResponseFuture,
     pub(super) send: SendStream<Bytes>,
     pub(super) guard: CallGuard,
+    /// The attempt's stats handlers (`None`: no handler).
+    pub(super) stats: Stats,
 }
 
 impl Call {
@@ -75,6 +84,8 @@ impl Call {
             credentials: self.credentials.clone(),
             wait_for_ready: self.wait_for_ready,
             observer: self.end.observer(),
+            compression: self.compression,
+            registered: self.registered,
         }
     }
 
@@ -105,6 +116,7 @@ impl Channel {
         head: Request<()>,
     ) -> Result<(Call, http::Request<()>, AroundInfo), Status> {
         let uri = self.uri(&method)?;
+        let registered = method.descriptor().is_some();
         let config = self.config();
         let chain = &config.interceptors;
         let mut timeout = head.timeout;
@@ -196,6 +208,7 @@ impl Channel {
             policy,
             replay: None,
             end,
+            registered,
         };
 
         let mut request = http::Request::new(());
@@ -235,12 +248,42 @@ impl Channel {
     }
 
     /// Sends the request headers on a connection the picker chooses (waiting for one if the
-    /// channel is connecting), with the call credentials' metadata.
+    /// channel is connecting), with the call credentials' metadata. The attempt begins for
+    /// the stats handlers here, and ends here if it fails before its stream opens.
     pub(super) async fn send_headers(
+        &self,
+        attempt: &Attempt,
+        request: http::Request<()>,
+        info: AttemptInfo,
+    ) -> Result<Opened, Status> {
+        let stats = self.config().stats.begin(&crate::stats::RpcInfo {
+            method: request.uri().path(),
+            client: true,
+            registered: attempt.registered,
+            target: Some(self.target()),
+            attempt: Some(info),
+            peer: None,
+        });
+        match self.open_stream(attempt, request, info, &stats).await {
+            Ok(mut opened) => {
+                opened.stats = stats;
+                Ok(opened)
+            }
+            Err(status) => {
+                if let Some(stats) = stats {
+                    stats.end(&status);
+                }
+                Err(status)
+            }
+        }
+    }
+
+    async fn open_stream(
         &self,
         attempt: &Attempt,
         mut request: http::Request<()>,
         info: AttemptInfo,
+        stats: &Stats,
     ) -> Result<Opened, Status> {
         if info != AttemptInfo::FIRST {
             tracing::debug!(
@@ -292,11 +335,17 @@ impl Channel {
             );
         }
         let guard = CallGuard::new(self.activity(), &connection);
+        if let Some(stats) = stats {
+            stats.emit(&crate::stats::RpcEvent::OutHeader {
+                headers: request.headers(),
+            });
+        }
         match sender.send_request(request, false) {
             Ok((response, send)) => Ok(Opened {
                 response,
                 send,
                 guard,
+                stats: None,
             }),
             Err(e) => {
                 subchannel.connection_failed(&connection);
@@ -521,17 +570,23 @@ impl Channel {
                 response,
                 mut send,
                 guard,
+                stats,
             } = match self.send_headers(&attempt, request, info).await {
                 Ok(opened) => opened,
                 Err(status) => return (Err(status), false),
             };
+            if let Some(stats) = &stats {
+                stats.out_frame(&frame, attempt.compression);
+            }
             let sent = transport::send_data(&mut send, frame.clone(), true).await;
             if let Err(e) = sent {
                 // The response (an early error status, say) explains it better if there is
                 // one.
                 tracing::trace!("request body not sent: {e}");
             }
-            let mut response = H2Response::new(response, max_recv).tracked(guard);
+            let mut response = H2Response::new(response, max_recv)
+                .tracked(guard)
+                .with_stats(stats);
             let result = single_response(&mut response, BytesCodec).await;
             match result {
                 Err(status) if transparent_left && transport::never_processed(&status) => {
@@ -656,10 +711,16 @@ impl CallInvoker for Channel {
                 response,
                 mut send,
                 guard,
+                stats,
             }) => {
-                let mut response = H2Response::new(response, call.max_recv).tracked(guard);
+                let mut response = H2Response::new(response, call.max_recv)
+                    .tracked(guard)
+                    .with_stats(stats.clone());
                 let headers = with_deadline(&call, async {
                     let frame = frame?;
+                    if let Some(stats) = &stats {
+                        stats.out_frame(&frame, call.compression);
+                    }
                     let _ = transport::send_data(&mut send, frame, true).await;
                     std::future::poll_fn(|cx| response.poll_headers(cx)).await
                 })
@@ -718,8 +779,9 @@ impl CallInvoker for Channel {
             }
             First::Alone(opened) => {
                 let send_error: SendError = Arc::new(Mutex::new(None));
-                let mut response =
-                    H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
+                let mut response = H2Response::new(opened.response, call.max_recv)
+                    .tracked(opened.guard)
+                    .with_stats(opened.stats.clone());
                 // Aborted however this call ends, dropped mid-call included: the sender holds
                 // the stream open, so a detached sender would keep the call alive on the
                 // server.
@@ -729,6 +791,7 @@ impl CallInvoker for Channel {
                     &call,
                     codec.encoder(),
                     Arc::clone(&send_error),
+                    opened.stats,
                 );
                 response.set_sender(task, Some(send_error));
                 response
@@ -774,12 +837,14 @@ impl CallInvoker for Channel {
             }
             First::Alone(opened) => {
                 let send = Arc::new(Mutex::new(opened.send));
-                let mut response =
-                    H2Response::new(opened.response, call.max_recv).tracked(opened.guard);
+                let mut response = H2Response::new(opened.response, call.max_recv)
+                    .tracked(opened.guard)
+                    .with_stats(opened.stats.clone());
                 response.reset_on_drop(Arc::clone(&send));
                 let sender = RequestSender::h2(H2Sender {
                     stream: send,
                     encoding,
+                    stats: opened.stats,
                 });
                 response.watch(call.deadline, call.cancellation.take());
                 response.set_end(end);
@@ -905,6 +970,7 @@ fn spawn_sender<S, E>(
     call: &Call,
     mut encoder: E,
     send_error: SendError,
+    stats: Stats,
 ) -> tokio::task::JoinHandle<()>
 where
     S: Stream + Send + 'static,
@@ -932,6 +998,9 @@ where
                     return;
                 }
             };
+            if let Some(stats) = &stats {
+                stats.out_frame(&frame, compression);
+            }
             if transport::send_data(&mut send, frame, false).await.is_err() {
                 // The stream is gone (the server answered or reset it); the response says why.
                 return;

@@ -617,7 +617,7 @@ impl ChannelBuilder {
     /// credentials that require security are set on a plaintext channel; if the
     /// load-balancing policy is unknown or the service config invalid; if the user agent
     /// is not a valid header value.
-    pub fn build(self) -> Result<Channel, Error> {
+    pub fn build(mut self) -> Result<Channel, Error> {
         let custom = self.resolver.clone();
         let Parsed {
             target,
@@ -709,7 +709,9 @@ impl ChannelBuilder {
             .keepalive
             .map_or(0, |k| k.effective_time().as_millis() as u64);
         let secure = credentials.is_secure();
+        let stats = std::mem::take(&mut self.stats).build();
         let connector = Arc::new(Connector {
+            stats: stats.clone(),
             target: self.target.clone(),
             dialer: self.dialer,
             credentials,
@@ -752,7 +754,7 @@ impl ChannelBuilder {
                 config: Config {
                     user_agent,
                     interceptors: Chain::new(self.interceptors, self.arounds),
-                    stats: self.stats.build(),
+                    stats,
                     max_recv_message_size: self.max_recv_message_size,
                     max_send_message_size: self.max_send_message_size,
                     wait_for_ready: self.wait_for_ready,

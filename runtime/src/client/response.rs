@@ -53,6 +53,8 @@ pub(crate) struct H2Response {
     _guard: Option<CallGuard>,
     /// Response headers a body follows have arrived: the call is committed (gRFC A6).
     committed: bool,
+    /// The attempt's stats handlers (`None`: no handler).
+    stats: crate::stats::Stats,
 }
 
 impl H2Response {
@@ -76,7 +78,14 @@ impl H2Response {
             reset_on_drop: None,
             _guard: None,
             committed: false,
+            stats: None,
         }
+    }
+
+    /// Tells the attempt's stats handlers of what comes in, and of the attempt's end.
+    pub(crate) fn with_stats(mut self, stats: crate::stats::Stats) -> H2Response {
+        self.stats = stats;
+        self
     }
 
     /// Watches the call's deadline and cancellation while reading (calls whose response
@@ -116,6 +125,9 @@ impl H2Response {
 
     fn finish(&mut self, result: Result<(), Status>) -> Result<Option<Bytes>, Status> {
         self.state = State::Done;
+        if let Some(stats) = self.stats.take() {
+            stats.end(result.as_ref().err().unwrap_or(crate::stats::ok_status()));
+        }
         match &result {
             Ok(()) => self.end.finish_ok(),
             Err(status) => self.end.finish(status),
@@ -158,6 +170,11 @@ impl H2Response {
         // Whatever it carries, a 200 response must be gRPC's (gRPC-Go: UNKNOWN otherwise).
         check_content_type(&parts)?;
         if let Some(status) = trailers_only {
+            if let Some(stats) = &self.stats {
+                stats.emit(&crate::stats::RpcEvent::InTrailer {
+                    trailers: &parts.headers,
+                });
+            }
             crate::metadata::check_bin(&parts.headers)?;
             self.headers = Some(MetadataMap::from_headers(parts.headers));
             if status.code() != Code::Ok {
@@ -173,11 +190,18 @@ impl H2Response {
         )
         .unwrap_or(compression::Received::Unsupported);
         self.committed = true;
+        if let Some(stats) = &self.stats {
+            stats.emit(&crate::stats::RpcEvent::InHeader {
+                headers: &parts.headers,
+            });
+        }
         self.headers = Some(MetadataMap::from_headers_checked(parts.headers)?);
-        self.state = State::Body(Body::new(
+        let mut body = Body::new(
             recv,
             FrameDecoder::new(self.max_recv, encoding, Kind::Response),
-        ));
+        );
+        body.set_stats(self.stats.clone());
+        self.state = State::Body(body);
         Ok(())
     }
 
@@ -191,6 +215,9 @@ impl H2Response {
             State::Body(body) => ready!(body.poll_trailers(cx)),
             _ => return Poll::Ready(Ok(None)),
         };
+        if let (Ok(Some(trailers)), Some(stats)) = (&trailers, &self.stats) {
+            stats.emit(&crate::stats::RpcEvent::InTrailer { trailers });
+        }
         let status = match trailers {
             Ok(Some(trailers)) => match crate::metadata::check_bin(&trailers) {
                 Err(status) => status,
@@ -303,6 +330,9 @@ impl ResponseSource for H2Response {
 
 impl Drop for H2Response {
     fn drop(&mut self) {
+        if let Some(stats) = self.stats.take() {
+            stats.end(&Status::cancelled("the attempt was abandoned"));
+        }
         if let Some(task) = &self.send_task {
             task.abort();
         }

@@ -32,10 +32,12 @@ use super::Channel;
 use super::call::{Attempt, Opened};
 use super::response::{H2Response, SendError};
 use crate::backoff;
+use crate::compression::CompressionEncoding;
 use crate::headers::{GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS};
 use crate::interceptor::{AttemptInfo, EndGuard};
 use crate::metadata::MetadataMap;
 use crate::service_config::{HedgingPolicy, RetryPolicy, Throttle};
+use crate::stats::Stats;
 use crate::status::Status;
 use crate::streaming::ResponseSource;
 use crate::transport;
@@ -271,7 +273,7 @@ impl Drop for ReplayBuffer {
 /// What the attempts loop tells the sender task.
 enum Control {
     /// A new attempt's stream: replay what was kept on it, then send it what comes.
-    Open(u32, SendStream<Bytes>),
+    Open(u32, SendStream<Bytes>, Stats),
     /// The attempt failed: drop its stream.
     Close(u32),
     /// The call committed to this attempt: drop the others' streams and the buffer.
@@ -371,14 +373,18 @@ impl Pending {
             response: first,
             send,
             guard,
+            stats,
         } = first;
-        let first = H2Response::new(first, max_recv).tracked(guard);
+        let first = H2Response::new(first, max_recv)
+            .tracked(guard)
+            .with_stats(stats.clone());
         let sender = tokio::spawn(send_frames(
-            send,
+            (send, stats),
             frames,
             control_rx,
             Arc::clone(&shared),
             buffer,
+            attempt.compression,
         ));
         let initial = match &policy {
             Policy::Retry(retry) => retry.policy.initial_backoff,
@@ -454,9 +460,12 @@ impl Attempts {
             };
             let (status, committed) = match step {
                 Step::Opened(Ok(opened)) => {
-                    let _ = self.control.send(Control::Open(id, opened.send));
-                    let response =
-                        H2Response::new(opened.response, self.max_recv).tracked(opened.guard);
+                    let _ = self
+                        .control
+                        .send(Control::Open(id, opened.send, opened.stats.clone()));
+                    let response = H2Response::new(opened.response, self.max_recv)
+                        .tracked(opened.guard)
+                        .with_stats(opened.stats);
                     events.push(Box::pin(headers(id, transparent_used, info, response)));
                     continue;
                 }
@@ -561,15 +570,17 @@ async fn headers(
 /// attempt's stream once the frames end. It stops when the call ends: the attempts loop
 /// is gone without a commit, or the committed attempt's stream is done.
 async fn send_frames(
-    first: SendStream<Bytes>,
+    (first, stats): (SendStream<Bytes>, Stats),
     frames: Frames,
     mut control: mpsc::UnboundedReceiver<Control>,
     shared: Arc<Shared>,
     mut buffer: ReplayBuffer,
+    compression: Option<CompressionEncoding>,
 ) {
     let mut frames = frames;
     let mut task = SendTask {
-        live: vec![(0, first)],
+        live: vec![(0, first, stats)],
+        compression,
         kept: Vec::new(),
         done: false,
         committed: false,
@@ -597,13 +608,13 @@ async fn send_frames(
             frame = frames.next(), if !task.done && !task.live.is_empty() => match frame {
                 None => {
                     task.done = true;
-                    for (_, stream) in &mut task.live {
+                    for (_, stream, _) in &mut task.live {
                         let _ = stream.send_data(Bytes::new(), true);
                     }
                 }
                 Some(Err(status)) => {
                     *shared.send_error.lock().expect("send error") = Some(status);
-                    for (_, stream) in &mut task.live {
+                    for (_, stream, _) in &mut task.live {
                         stream.send_reset(h2::Reason::CANCEL);
                     }
                     return;
@@ -635,8 +646,10 @@ async fn send_frames(
 
 /// The sender task's state.
 struct SendTask {
-    /// The attempts' streams that take frames.
-    live: Vec<(u32, SendStream<Bytes>)>,
+    /// The attempts' streams that take frames, with their stats handlers.
+    live: Vec<(u32, SendStream<Bytes>, Stats)>,
+    /// The request messages' compression, for the stats handlers.
+    compression: Option<CompressionEncoding>,
     /// The frames sent so far, for attempts to come.
     kept: Vec<Bytes>,
     /// All frames are out (each live stream is ended).
@@ -655,7 +668,7 @@ impl SendTask {
         shared: &Shared,
     ) {
         match ctl {
-            Control::Open(id, mut stream) => {
+            Control::Open(id, mut stream, stats) => {
                 if self.committed || shared.overflowed.load(Ordering::Acquire) {
                     // Nothing to replay it with.
                     stream.send_reset(h2::Reason::CANCEL);
@@ -670,16 +683,19 @@ impl SendTask {
                     if !send_one(id, &mut stream, frame.clone(), watch).await {
                         return;
                     }
+                    if let Some(stats) = &stats {
+                        stats.out_frame(frame, self.compression);
+                    }
                 }
                 if self.done {
                     let _ = stream.send_data(Bytes::new(), true);
                 }
-                self.live.push((id, stream));
+                self.live.push((id, stream, stats));
             }
-            Control::Close(id) => self.live.retain(|(live, _)| *live != id),
+            Control::Close(id) => self.live.retain(|(live, _, _)| *live != id),
             Control::Commit(id) => {
                 self.committed = true;
-                self.live.retain(|(live, _)| *live == id);
+                self.live.retain(|(live, _, _)| *live == id);
             }
         }
     }
@@ -689,13 +705,16 @@ impl SendTask {
     async fn broadcast(&mut self, frame: &Bytes, control: &mut mpsc::UnboundedReceiver<Control>) {
         let mut i = 0;
         while i < self.live.len() {
-            let (id, stream) = &mut self.live[i];
+            let (id, stream, stats) = &mut self.live[i];
             let watch = Watch {
                 control,
                 open: &mut self.control_open,
                 deferred: &mut self.deferred,
             };
             if send_one(*id, stream, frame.clone(), watch).await {
+                if let Some(stats) = stats {
+                    stats.out_frame(frame, self.compression);
+                }
                 i += 1;
             } else {
                 self.live.remove(i);

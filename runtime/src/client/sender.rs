@@ -60,6 +60,8 @@ pub(crate) fn lock(send: &SharedSend) -> MutexGuard<'_, SendStream<Bytes>> {
 pub(crate) struct H2Sender<T> {
     pub(crate) stream: SharedSend,
     pub(crate) encoding: Encoding<T>,
+    /// The call's stats handlers (`None`: no handler).
+    pub(crate) stats: crate::stats::Stats,
 }
 
 pub(crate) struct FrameSender<T> {
@@ -161,6 +163,9 @@ impl<T: Send + 'static> RequestSender<T> {
                         return Err(status);
                     }
                 };
+                if let Some(stats) = &sender.stats {
+                    stats.out_frame(&frame, sender.encoding.compression);
+                }
                 let stream = &sender.stream;
                 poll_fn(|cx| transport::poll_send(&mut lock(stream), &mut frame, false, cx))
                     .await

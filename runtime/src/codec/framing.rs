@@ -115,6 +115,8 @@ pub(crate) struct FrameDecoder {
     encoding: Received,
     kind: Kind,
     last_compressed: bool,
+    /// The last message's length on the wire after its prefix (for stats).
+    last_len: usize,
     /// The server's budget, if large messages reserve from one; and the reservation of the
     /// message being assembled.
     quota: Option<std::sync::Arc<crate::quota::MemoryQuota>>,
@@ -130,6 +132,7 @@ impl FrameDecoder {
             encoding,
             kind,
             last_compressed: false,
+            last_len: 0,
             quota: None,
             reserved: None,
         }
@@ -169,6 +172,11 @@ impl FrameDecoder {
     }
 
     /// Whether the last message returned by `next_message` was compressed.
+    /// The last message's length on the wire, without its prefix (compressed, if it was).
+    pub(crate) fn last_len(&self) -> usize {
+        self.last_len
+    }
+
     pub(crate) fn last_compressed(&self) -> bool {
         self.last_compressed
     }
@@ -273,6 +281,7 @@ impl FrameDecoder {
             }
         };
         self.last_compressed = compressed;
+        self.last_len = body.len();
         if !compressed {
             return Ok(Some(body));
         }

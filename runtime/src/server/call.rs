@@ -89,6 +89,7 @@ impl ServerCall {
             subtype,
         } = self;
         let config = &shared.config;
+        let stats = begin_stats(&shared, &head, &method, &peer);
         // One pass over the headers: the metadata, and the few the runtime reads.
         let (metadata, headers) = MetadataMap::from_request(head.headers);
         // RFC 9113 8.3.1 and gRPC-Go: one `host` at most (h2 already refuses two
@@ -97,6 +98,9 @@ impl ServerCall {
             let mut respond = respond;
             let status = Status::internal("the request has more than one host header");
             super::responder::early_abort(&mut respond, http::StatusCode::BAD_REQUEST, &status);
+            if let Some(stats) = stats {
+                stats.end(&status);
+            }
             return None;
         }
 
@@ -144,6 +148,7 @@ impl ServerCall {
             config.stream_progress_timeout,
         );
         responder.set_peer_max_header_list(peer_max_header_list);
+        responder.set_stats(stats.clone());
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
         // the default.
@@ -174,15 +179,15 @@ impl ServerCall {
             }
         };
         let scope = CallScope::new();
+        let mut body = Body::new(
+            body,
+            FrameDecoder::new(config.max_recv, encoding, Kind::Request)
+                .with_quota(Arc::clone(&config.message_memory)),
+        )
+        .with_progress_timeout(config.stream_progress_timeout);
+        body.set_stats(stats);
         let started = Started {
-            body: Some(
-                Body::new(
-                    body,
-                    FrameDecoder::new(config.max_recv, encoding, Kind::Request)
-                        .with_quota(Arc::clone(&config.message_memory)),
-                )
-                .with_progress_timeout(config.stream_progress_timeout),
-            ),
+            body: Some(body),
             metadata,
             extensions: head.extensions,
             deadline,
@@ -346,6 +351,8 @@ impl ServerCall {
 
     /// Answers with `status` without running a handler.
     pub(crate) fn reject(self, status: Status) {
+        let method = MethodRef::Path(http::uri::PathAndQuery::from_static("/"));
+        let stats = begin_stats(&self.shared, &self.head, &method, &self.peer);
         let ServerCall {
             respond,
             shared,
@@ -354,8 +361,33 @@ impl ServerCall {
         } = self;
         let mut responder = Responder::new(respond, Default::default(), shared.config.max_send);
         responder.set_peer_max_header_list(peer_max_header_list);
+        responder.set_stats(stats);
         responder.finish(&status, None);
     }
+}
+
+/// Begins a call's stats, if the server has handlers: `Begin`, then the request headers.
+fn begin_stats(
+    shared: &Shared,
+    head: &http::request::Parts,
+    method: &MethodRef,
+    peer: &Arc<Peer>,
+) -> crate::stats::Stats {
+    if shared.stats.is_empty() {
+        return None;
+    }
+    let stats = shared.stats.begin(&crate::stats::RpcInfo {
+        method: head.uri.path(),
+        client: false,
+        registered: matches!(method, MethodRef::Known(_)),
+        target: None,
+        attempt: None,
+        peer: Some(peer),
+    })?;
+    stats.emit(&crate::stats::RpcEvent::InHeader {
+        headers: &head.headers,
+    });
+    Some(stats)
 }
 
 fn handler_panicked() -> Status {

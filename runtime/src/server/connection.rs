@@ -137,6 +137,7 @@ async fn serve_h2<IO>(
     let Some(mut connection) = handshake.await else {
         return;
     };
+    let _conn_stats = shared.stats.conn_begin(false, &peer);
     // Each call runs in its own task (or, on a current-thread runtime, first in this one).
     // They need no tracking: when this connection ends (closed, or dropped by a hard stop),
     // h2 errors every open stream, and a call whose stream errors drops its handler.

@@ -62,6 +62,8 @@ pub(crate) struct Responder {
     stall: Option<Pin<Box<Sleep>>>,
     /// The client's SETTINGS_MAX_HEADER_LIST_SIZE (`u32::MAX`: none announced).
     peer_max_header_list: u32,
+    /// The call's stats handlers (`None`: no handler).
+    stats: crate::stats::Stats,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -98,7 +100,13 @@ impl Responder {
             progress_timeout: None,
             stall: None,
             peer_max_header_list: u32::MAX,
+            stats: None,
         }
+    }
+
+    /// Tells the call's stats handlers of what goes out, and of the call's end.
+    pub(crate) fn set_stats(&mut self, stats: crate::stats::Stats) {
+        self.stats = stats;
     }
 
     /// Makes response messages over 64 KiB reserve their size from the server's budget, and
@@ -197,6 +205,11 @@ impl Responder {
         let State::Start(mut respond) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!()
         };
+        if let Some(stats) = &self.stats {
+            stats.emit(&crate::stats::RpcEvent::OutHeader {
+                headers: response.headers(),
+            });
+        }
         match respond.send_response(response, false) {
             Ok(stream) => {
                 self.state = State::Open(stream);
@@ -226,6 +239,9 @@ impl Responder {
             Kind::Response,
             &mut self.scratch,
         )?;
+        if let Some(stats) = &self.stats {
+            stats.out_frame(&frame, compression);
+        }
         if let Some(quota) = &self.quota
             && frame.len() > crate::quota::RESERVE_ABOVE
         {
@@ -325,6 +341,9 @@ impl Responder {
         status.write_trailers(&mut trailers);
         self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
+        if let Some(stats) = self.stats.take() {
+            stats.end(status);
+        }
     }
 
     /// Ends the call with OK (without building a `Status`).
@@ -333,6 +352,9 @@ impl Responder {
         trailers.insert(crate::headers::GRPC_STATUS, HeaderValue::from_static("0"));
         self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
+        if let Some(stats) = self.stats.take() {
+            stats.end(crate::stats::ok_status());
+        }
     }
 
     fn append_trailers(&mut self, trailers: &mut http::HeaderMap, extra: Option<MetadataMap>) {
@@ -365,6 +387,11 @@ impl Responder {
                         return;
                     }
                 }
+                if let Some(stats) = &self.stats {
+                    stats.emit(&crate::stats::RpcEvent::OutTrailer {
+                        trailers: response.headers(),
+                    });
+                }
                 if let Err(e) = respond.send_response(response, true) {
                     tracing::debug!("failed to send trailers-only response: {e}");
                 }
@@ -378,6 +405,11 @@ impl Responder {
                         return;
                     }
                 }
+                if let Some(stats) = &self.stats {
+                    stats.emit(&crate::stats::RpcEvent::OutTrailer {
+                        trailers: &trailers,
+                    });
+                }
                 if let Err(e) = stream.send_trailers(trailers) {
                     tracing::debug!("failed to send trailers: {e}");
                 }
@@ -388,6 +420,9 @@ impl Responder {
 
     /// Abandons the call: resets the stream if it is still open.
     pub(crate) fn reset(&mut self, reason: h2::Reason) {
+        if let Some(stats) = self.stats.take() {
+            stats.end(&Status::cancelled(format!("stream reset ({reason:?})")));
+        }
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Start(mut respond) => respond.send_reset(reason),
             State::Open(mut stream) => stream.send_reset(reason),

@@ -54,16 +54,19 @@
 //!                 sent.fetch_add(payload.wire_len(), Ordering::Relaxed);
 //!             }
 //!             RpcEvent::End { status, .. } => {
-//!                 println!("{method}: {} bytes sent, {}", sent.load(Ordering::Relaxed), status.code());
+//!                 let sent = sent.load(Ordering::Relaxed);
+//!                 println!("{method}: {sent} bytes sent, {:?}", status.code());
 //!             }
 //!             _ => {}
 //!         }
 //!     }
 //! }
 //!
-//! let channel = grpc_runtime::Channel::builder("http://127.0.0.1:50051")
-//!     .stats_handler(SentBytes);
-//! # let _ = channel;
+//! let channel = grpc_runtime::client::Channel::builder("http://127.0.0.1:50051")
+//!     .stats_handler(SentBytes)
+//!     .build();
+//! let server = grpc_runtime::server::Server::builder().stats_handler(SentBytes);
+//! # let _ = (channel, server);
 //! ```
 
 #[cfg(feature = "opentelemetry")]
@@ -128,7 +131,8 @@ impl<'a> RpcInfo<'a> {
         self.registered
     }
 
-    /// Client: the channel's target, as given to [`Channel::builder`](crate::Channel::builder).
+    /// Client: the channel's target, as given to
+    /// [`Channel::builder`](crate::client::Channel::builder).
     pub fn target(&self) -> Option<&'a str> {
         self.target
     }
@@ -370,6 +374,35 @@ impl Handlers {
             }
         }
     }
+
+    /// A connection began: `ConnEvent::Begin` now, `ConnEvent::End` when the guard drops
+    /// (however the connection's task ends). `None` without handlers.
+    pub(crate) fn conn_begin(&self, client: bool, peer: &Arc<Peer>) -> Option<ConnGuard> {
+        self.0.as_ref()?;
+        self.conn(&ConnEvent::Begin { client, peer });
+        Some(ConnGuard {
+            handlers: self.clone(),
+            peer: Arc::clone(peer),
+            client,
+        })
+    }
+}
+
+/// Reports a connection's end to the handlers when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnGuard {
+    handlers: Handlers,
+    peer: Arc<Peer>,
+    client: bool,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.handlers.conn(&ConnEvent::End {
+            client: self.client,
+            peer: &self.peer,
+        });
+    }
 }
 
 /// One call's handlers and their states, shared by the tasks that see its events.
@@ -439,6 +472,12 @@ impl Drop for CallStats {
             self.end(&Status::cancelled("call dropped before it finished"));
         }
     }
+}
+
+/// The OK status, for ends that do not build one.
+pub(crate) fn ok_status() -> &'static Status {
+    static OK: std::sync::OnceLock<Status> = std::sync::OnceLock::new();
+    OK.get_or_init(|| Status::ok(""))
 }
 
 /// The stats of one call, if any handler is set: `None` costs nothing.
