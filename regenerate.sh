@@ -76,7 +76,8 @@ collide=$(cd testdata/collide && find . -name '*.proto' | sed 's|^\./||' | LC_AL
 runtime_out="$tmp/generated"
 mkdir -p "$runtime_out"
 for group in grpc/health/v1:health_v1 grpc/reflection/v1:reflection_v1 \
-  grpc/reflection/v1alpha:reflection_v1alpha google/rpc:google_rpc; do
+  grpc/reflection/v1alpha:reflection_v1alpha google/rpc:google_rpc \
+  grpc/channelz/v1:channelz_v1; do
   dir=${group%%:*}
   name=${group##*:}
   mkdir -p "$runtime_out/$name"

@@ -19,6 +19,7 @@
 //! | [`interceptor`] | [`Interceptor`](interceptor::Interceptor) |
 //! | [`health`] | the `grpc.health.v1` service ([`HealthReporter`](health::HealthReporter)) and client-side health checking |
 //! | [`reflection`] | server reflection, `grpc.reflection.v1` and `v1alpha` ([`register`](reflection::register)) |
+//! | [`channelz`] | channelz (`grpc.channelz.v1`): the live channels, subchannels, servers and sockets of the process, in-process ([`top_channels`](channelz::top_channels), ...) and as a service ([`channelz::service`]) |
 //! | [`service`] | service and method descriptors |
 //!
 //! # Example
@@ -57,6 +58,7 @@ extern crate self as grpc_runtime;
 #[allow(missing_docs, unreachable_pub)]
 #[rustfmt::skip]
 mod generated {
+    pub(crate) mod channelz_v1;
     pub(crate) mod google_rpc;
     pub(crate) mod health_v1;
     pub(crate) mod reflection_v1;
@@ -67,6 +69,7 @@ pub mod backoff;
 pub mod binarylog;
 pub mod balancer;
 mod cancel;
+pub mod channelz;
 pub mod client;
 pub mod codec;
 #[doc(hidden)]
