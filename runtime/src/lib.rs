@@ -58,6 +58,7 @@ extern crate self as grpc_runtime;
 #[allow(missing_docs, unreachable_pub)]
 #[rustfmt::skip]
 mod generated {
+    pub(crate) mod binarylog_v1;
     pub(crate) mod channelz_v1;
     pub(crate) mod google_rpc;
     pub(crate) mod health_v1;
@@ -97,6 +98,7 @@ pub mod resolver;
 pub mod server;
 pub mod service;
 mod service_config;
+mod spans;
 pub mod stats;
 pub mod status;
 mod streaming;

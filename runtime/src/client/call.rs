@@ -12,6 +12,7 @@ use h2::SendStream;
 use h2::client::ResponseFuture;
 use http::HeaderValue;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::conn::CallGuard;
 use super::response::{H2Response, SendError};
@@ -26,6 +27,7 @@ use crate::headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT};
 use crate::interceptor::{AroundFuture, AttemptInfo, CallInfo, Chain, EndGuard, run_around, wrap};
 use crate::request::{Request, Response};
 use crate::service::{MethodKind, MethodRef};
+use crate::spans;
 use crate::stats::Stats;
 use crate::status::Status;
 use crate::streaming::{ResponseSource, Streaming};
@@ -605,8 +607,8 @@ impl Channel {
     }
 }
 
-impl CallInvoker for Channel {
-    async fn unary<C: Codec>(
+impl Channel {
+    async fn unary_call<C: Codec>(
         &self,
         method: MethodRef,
         request: Request<C::Encode>,
@@ -684,8 +686,9 @@ impl CallInvoker for Channel {
         result
     }
 
-    async fn server_streaming<C: Codec>(
+    async fn server_streaming_call<C: Codec>(
         &self,
+        span: &tracing::Span,
         method: MethodRef,
         request: Request<C::Encode>,
         mut codec: C,
@@ -734,13 +737,14 @@ impl CallInvoker for Channel {
         };
         response.watch(call.deadline, call.cancellation.take());
         response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
+        response.set_span(span.clone());
         Ok(Streaming::from_response(
             Box::new(response),
             Box::new(codec.decoder()),
         ))
     }
 
-    async fn client_streaming<C, S>(
+    async fn client_streaming_call<C, S>(
         &self,
         method: MethodRef,
         request: Request<S>,
@@ -803,8 +807,9 @@ impl CallInvoker for Channel {
         result
     }
 
-    async fn bidi_streaming<C: Codec>(
+    async fn bidi_streaming_call<C: Codec>(
         &self,
+        span: &tracing::Span,
         method: MethodRef,
         request: Request<()>,
         mut codec: C,
@@ -848,12 +853,86 @@ impl CallInvoker for Channel {
                 });
                 response.watch(call.deadline, call.cancellation.take());
                 response.set_end(end);
+                response.set_span(span.clone());
                 Ok((
                     sender,
                     Streaming::from_response(Box::new(response), decoder),
                 ))
             }
         }
+    }
+}
+
+/// Each call runs inside its span (`spans`): the channel's own logs nest under it, and it
+/// records the status (a streaming call's when its response ends).
+impl CallInvoker for Channel {
+    async fn unary<C: Codec>(
+        &self,
+        method: MethodRef,
+        request: Request<C::Encode>,
+        codec: C,
+    ) -> Result<Response<C::Decode>, Status> {
+        let span = spans::client(method.path(), self.target());
+        let result = self
+            .unary_call(method, request, codec)
+            .instrument(span.clone())
+            .await;
+        spans::record(&span, status_of(&result).code());
+        result
+    }
+
+    async fn server_streaming<C: Codec>(
+        &self,
+        method: MethodRef,
+        request: Request<C::Encode>,
+        codec: C,
+    ) -> Result<Streaming<C::Decode>, Status> {
+        let span = spans::client(method.path(), self.target());
+        let result = self
+            .server_streaming_call(&span, method, request, codec)
+            .instrument(span.clone())
+            .await;
+        if let Err(status) = &result {
+            spans::record(&span, status.code());
+        }
+        result
+    }
+
+    async fn client_streaming<C, S>(
+        &self,
+        method: MethodRef,
+        request: Request<S>,
+        codec: C,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: Codec,
+        S: Stream + Send + 'static,
+        S::Item: Into<Outbound<C::Encode>> + Send,
+    {
+        let span = spans::client(method.path(), self.target());
+        let result = self
+            .client_streaming_call(method, request, codec)
+            .instrument(span.clone())
+            .await;
+        spans::record(&span, status_of(&result).code());
+        result
+    }
+
+    async fn bidi_streaming<C: Codec>(
+        &self,
+        method: MethodRef,
+        request: Request<()>,
+        codec: C,
+    ) -> Result<BidiCall<C::Encode, C::Decode>, Status> {
+        let span = spans::client(method.path(), self.target());
+        let result = self
+            .bidi_streaming_call(&span, method, request, codec)
+            .instrument(span.clone())
+            .await;
+        if let Err(status) = &result {
+            spans::record(&span, status.code());
+        }
+        result
     }
 }
 

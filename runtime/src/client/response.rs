@@ -55,6 +55,8 @@ pub(crate) struct H2Response {
     committed: bool,
     /// The attempt's stats handlers (`None`: no handler).
     stats: crate::stats::Stats,
+    /// A streaming call's span, which records its status (`spans`).
+    span: Option<tracing::Span>,
 }
 
 impl H2Response {
@@ -79,7 +81,14 @@ impl H2Response {
             _guard: None,
             committed: false,
             stats: None,
+            span: None,
         }
+    }
+
+    /// Records the call's status in `span` when it ends (a streaming call's response ends
+    /// after the function that opened it).
+    pub(crate) fn set_span(&mut self, span: tracing::Span) {
+        self.span = (!span.is_disabled()).then_some(span);
     }
 
     /// Tells the attempt's stats handlers of what comes in, and of the attempt's end.
@@ -125,6 +134,10 @@ impl H2Response {
 
     fn finish(&mut self, result: Result<(), Status>) -> Result<Option<Bytes>, Status> {
         self.state = State::Done;
+        if let Some(span) = self.span.take() {
+            let code = result.as_ref().err().map_or(Code::Ok, Status::code);
+            crate::spans::record(&span, code);
+        }
         if let Some(stats) = self.stats.take() {
             stats.end(result.as_ref().err().unwrap_or(crate::stats::ok_status()));
         }

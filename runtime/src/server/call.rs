@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 use h2::server::SendResponse;
 use http::HeaderValue;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Shared;
 use super::one_response::OneResponse;
@@ -149,6 +150,7 @@ impl ServerCall {
         );
         responder.set_peer_max_header_list(peer_max_header_list);
         responder.set_stats(stats.clone());
+        responder.set_span(crate::spans::server(head.uri.path(), &peer));
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
         // the default.
@@ -217,9 +219,13 @@ impl ServerCall {
         if chain.is_empty() {
             let inline = self.inline.take();
             if let Some((responder, started, _)) = self.begin(method) {
+                // The call's span is entered while its task runs: the handler's logs nest
+                // under it.
+                let span = responder.span().clone();
+                let task = task(responder, started).instrument(span);
                 match inline {
-                    Some(waker) => run_inline(task(responder, started), &waker),
-                    None => drop(tokio::spawn(task(responder, started))),
+                    Some(waker) => run_inline(task, &waker),
+                    None => drop(tokio::spawn(task)),
                 }
             }
             return;
@@ -228,11 +234,15 @@ impl ServerCall {
         let Some((mut responder, started, described)) = self.begin(method) else {
             return;
         };
-        tokio::spawn(async move {
-            if let Some(started) = started.intercept(described, &chain, &mut responder).await {
-                task(responder, started).await;
+        let span = responder.span().clone();
+        tokio::spawn(
+            async move {
+                if let Some(started) = started.intercept(described, &chain, &mut responder).await {
+                    task(responder, started).await;
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// The driver of server-streaming and bidi calls, whose handler shares the responder:

@@ -64,6 +64,8 @@ pub(crate) struct Responder {
     peer_max_header_list: u32,
     /// The call's stats handlers (`None`: no handler).
     stats: crate::stats::Stats,
+    /// The call's span (`spans`), which records the status (disabled: no subscriber).
+    span: tracing::Span,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -101,7 +103,17 @@ impl Responder {
             stall: None,
             peer_max_header_list: u32::MAX,
             stats: None,
+            span: tracing::Span::none(),
         }
+    }
+
+    /// The call's span, for its task and its status.
+    pub(crate) fn set_span(&mut self, span: tracing::Span) {
+        self.span = span;
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// Tells the call's stats handlers of what goes out, and of the call's end.
@@ -341,6 +353,7 @@ impl Responder {
         status.write_trailers(&mut trailers);
         self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
+        crate::spans::record(&self.span, status.code());
         if let Some(stats) = self.stats.take() {
             stats.end(status);
         }
@@ -352,6 +365,7 @@ impl Responder {
         trailers.insert(crate::headers::GRPC_STATUS, HeaderValue::from_static("0"));
         self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
+        crate::spans::record(&self.span, crate::status::Code::Ok);
         if let Some(stats) = self.stats.take() {
             stats.end(crate::stats::ok_status());
         }
@@ -420,6 +434,7 @@ impl Responder {
 
     /// Abandons the call: resets the stream if it is still open.
     pub(crate) fn reset(&mut self, reason: h2::Reason) {
+        crate::spans::record(&self.span, crate::status::Code::Cancelled);
         if let Some(stats) = self.stats.take() {
             stats.end(&Status::cancelled(format!("stream reset ({reason:?})")));
         }
