@@ -77,7 +77,7 @@ runtime_out="$tmp/generated"
 mkdir -p "$runtime_out"
 for group in grpc/health/v1:health_v1 grpc/reflection/v1:reflection_v1 \
   grpc/reflection/v1alpha:reflection_v1alpha google/rpc:google_rpc \
-  grpc/channelz/v1:channelz_v1; do
+  grpc/binarylog/v1:binarylog_v1 grpc/channelz/v1:channelz_v1; do
   dir=${group%%:*}
   name=${group##*:}
   mkdir -p "$runtime_out/$name"
