@@ -25,7 +25,9 @@
 #
 # Environment: SOAK_ITERATIONS (default 10; TLS_SOAK_ITERATIONS, default the same, for the
 # TLS half), CLIENT_TIMEOUT seconds per client run (300), OURS_SERVER / OURS_CLIENT (default
-# target/release/interop-server / interop-client; with either set, cargo is not run).
+# target/release/interop-server / interop-client; with either set, cargo is not run),
+# CHANNELZ_WIRED (default false; true: the channelz check also asserts our server's own
+# channelz entries, its listen socket and its call and socket counters).
 #
 # Each server runs on its own free port, clients connect to 127.0.0.1 only; every client
 # run is under `timeout`, every server is stopped after its client (SIGTERM, then SIGKILL
@@ -437,7 +439,9 @@ if [ $mode = ours ]; then
   # one PASS/FAIL line beside the own cases, counted in the summary.
   run_peer_check() { # PEER CHECK,CHECK,... COMMAND...: one run of COMMAND against our server
     local peer=$1 list=$2; shift 2
-    local port pid line c why names=() log="$logs/${peer}-checks_ours-server"
+    local port pid line c why names=() what=health/reflection
+    [[ $list == channelz* ]] && what=channelz
+    local log="$logs/${peer}-checks-${what%%/*}_ours-server"
     local -A verdict=()
     port=$(free_port)
     "$ours_server" --port="$port" >"$log.server.log" 2>&1 &
@@ -458,13 +462,19 @@ if [ $mode = ours ]; then
     for c in "${names[@]}"; do
       line=${verdict[$c]:-"FAIL $c: no result from the check (exit $rc; see $log.client.err)"}
       why=${line#* }
-      OWN+=("${line%% *} $peer->ours (health/reflection check) $why")
+      OWN+=("${line%% *} $peer->ours ($what check) $why")
     done
   }
   if [[ " ${TRANSPORTS[*]} " == *" plain "* ]]; then
     if [[ " ${PEERS[*]} " == *" python "* ]]; then
       run_peer_check python health_check,health_watch,reflection_v1alpha,reflection_v1 \
         "$py_venv/bin/python" "$root/interop/peers/python/health_reflection_check.py"
+      # Channelz (grpcio-channelz's stubs): the service's answers, paging and NOT_FOUND;
+      # with --wired=true also our server's own entries (its listen socket on the port, its
+      # call and socket counters), which need the runtime to register them.
+      run_peer_check python channelz_servers,channelz_top_channels,channelz_not_found \
+        "$py_venv/bin/python" "$root/interop/peers/python/channelz_check.py" \
+        --wired="${CHANNELZ_WIRED:-false}"
     fi
     if [[ " ${PEERS[*]} " == *" go "* ]]; then
       run_peer_check go reflection_v1alpha,health "$go_bin/go-reflection-check"

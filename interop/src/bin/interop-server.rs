@@ -8,7 +8,8 @@
 //! go to stderr at `info` unless `RUST_LOG` says otherwise.
 //!
 //! Beside `grpc.testing.TestService` it serves health (`grpc.health.v1`: the whole server
-//! and `grpc.testing.TestService` SERVING) and reflection (v1 and v1alpha).
+//! and `grpc.testing.TestService` SERVING), channelz (`grpc.channelz.v1`, the process's
+//! channels, servers and sockets) and reflection (v1 and v1alpha).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -77,7 +78,8 @@ async fn main() {
         .connection_timeout(Duration::from_millis(connection_timeout_ms))
         .credentials(credentials)
         .add_service(TestServiceServer::new(TestServiceImpl))
-        .add_service(health.service());
+        .add_service(health.service())
+        .add_service(grpc_runtime::channelz::service());
     if max_connections > 0 {
         builder = builder.max_connections(max_connections);
     }
