@@ -25,7 +25,7 @@
 //!     .stats_handler(logger.clone())
 //!     .build()?;
 //! let server = grpc_runtime::server::Server::builder().stats_handler(logger.clone());
-//! // ... serve and call; the file sink writes its buffer out every second, and on
+//! // ... serve and call. The file sink writes its buffer out every second; at shutdown:
 //! logger.flush();
 //! # let _ = (channel, server);
 //! # Ok(())

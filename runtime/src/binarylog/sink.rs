@@ -184,10 +184,11 @@ impl FileSink {
         }
     }
 
-    /// How often buffered records are written out. Default: 1 second.
+    /// How often buffered records are written out (at least every millisecond). Default: 1
+    /// second.
     #[must_use]
     pub fn flush_interval(self, interval: Duration) -> FileSink {
-        lock(&self.shared.pending).interval = interval;
+        lock(&self.shared.pending).interval = interval.max(Duration::from_millis(1));
         self.shared.wake.notify_all();
         self
     }
