@@ -26,7 +26,7 @@
 # Environment: SOAK_ITERATIONS (default 10; TLS_SOAK_ITERATIONS, default the same, for the
 # TLS half), CLIENT_TIMEOUT seconds per client run (300), OURS_SERVER / OURS_CLIENT (default
 # target/release/interop-server / interop-client; with either set, cargo is not run),
-# CHANNELZ_WIRED (default false; true: the channelz check also asserts our server's own
+# CHANNELZ_WIRED (default true; false: the channelz check skips our server's own
 # channelz entries, its listen socket and its call and socket counters).
 #
 # Each server runs on its own free port, clients connect to 127.0.0.1 only; every client
@@ -474,7 +474,7 @@ if [ $mode = ours ]; then
       # call and socket counters), which need the runtime to register them.
       run_peer_check python channelz_servers,channelz_top_channels,channelz_not_found \
         "$py_venv/bin/python" "$root/interop/peers/python/channelz_check.py" \
-        --wired="${CHANNELZ_WIRED:-false}"
+        --wired="${CHANNELZ_WIRED:-true}"
     fi
     if [[ " ${PEERS[*]} " == *" go "* ]]; then
       run_peer_check go reflection_v1alpha,health "$go_bin/go-reflection-check"

@@ -308,6 +308,8 @@ pub(crate) struct Body {
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The call's stats handlers, told of each message (`None`: no handler).
     stats: crate::stats::Stats,
+    /// The connection in channelz, counting messages received.
+    channelz: Option<crate::channelz::internal::SocketEntry>,
 }
 
 impl Body {
@@ -320,7 +322,13 @@ impl Body {
             progress_timeout: None,
             stall: None,
             stats: None,
+            channelz: None,
         }
+    }
+
+    /// Counts each message read on the connection's channelz socket.
+    pub(crate) fn set_channelz(&mut self, socket: crate::channelz::internal::SocketEntry) {
+        self.channelz = Some(socket);
     }
 
     /// Tells the call's stats handlers of each message read.
@@ -372,6 +380,9 @@ impl Body {
                 Ok(Some(bytes)) => {
                     if let Some(stats) = &self.stats {
                         stats.in_message(&bytes, self.frames.last_len());
+                    }
+                    if let Some(socket) = &self.channelz {
+                        socket.message_received();
                     }
                     return Poll::Ready(Ok(Some(bytes)));
                 }

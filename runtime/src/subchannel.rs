@@ -15,6 +15,8 @@ use h2::client::SendRequest;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::backoff::{self, BackoffConfig};
+use crate::channelz::SocketAddress;
+use crate::channelz::internal::{SocketEntry, SubchannelEntry};
 use crate::connectivity::ConnectivityState;
 use crate::credentials::ChannelCredentials;
 use crate::keepalive::ClientParameters;
@@ -47,6 +49,8 @@ pub(crate) struct Connector {
     pub(crate) health: Option<HealthCheck>,
     /// The channel's stats handlers, told of each connection.
     pub(crate) stats: crate::stats::Handlers,
+    /// The channel in channelz: its subchannels register under it.
+    pub(crate) channelz: crate::channelz::internal::ChannelEntry,
 }
 
 /// A subchannel's view of its server's health, from a `grpc.health.v1.Health/Watch`
@@ -91,6 +95,11 @@ impl fmt::Debug for Connector {
 #[derive(Clone)]
 pub(crate) struct Connection {
     pub(crate) sender: SendRequest<Bytes>,
+    /// The connection in channelz (set once the subchannel has it): its streams and
+    /// messages count there.
+    pub(crate) socket: Option<SocketEntry>,
+    /// Its subchannel in channelz: the attempts on it count there.
+    pub(crate) subchannel: Option<SubchannelEntry>,
     /// Calls in flight on it (for keepalive without streams, and idleness).
     pub(crate) active: Arc<AtomicUsize>,
     id: u64,
@@ -244,6 +253,8 @@ impl Connector {
         }
         let connection = Connection {
             sender,
+            socket: None,
+            subchannel: None,
             active: Arc::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
@@ -279,6 +290,8 @@ struct Inner {
     state: Mutex<State>,
     /// Whether its balancer asked for client-side health checking.
     health_checked: bool,
+    /// The subchannel in channelz: its connections register under it.
+    channelz: SubchannelEntry,
 }
 
 struct State {
@@ -325,6 +338,7 @@ impl Subchannel {
         connector: Arc<Connector>,
         listener: StateListener,
         health_checked: bool,
+        channelz: SubchannelEntry,
     ) -> Subchannel {
         Subchannel {
             inner: Arc::new(Inner {
@@ -333,6 +347,7 @@ impl Subchannel {
                 connector,
                 listener,
                 health_checked,
+                channelz,
                 state: Mutex::new(State {
                     connectivity: ConnectivityState::Idle,
                     connection: None,
@@ -455,7 +470,15 @@ async fn attempt(weak: Weak<Inner>) {
         Err(_) => Err(format!("timed out after {limit:?}")),
     };
     match connected {
-        Ok((connection, driver, ping)) => {
+        Ok((mut connection, driver, ping)) => {
+            let remote = match &address {
+                Address::Tcp(addr) => Some(SocketAddress::Tcp(*addr)),
+                Address::Unix(path) => Some(SocketAddress::Unix(path.display().to_string())),
+                other => Some(SocketAddress::Other(other.to_string())),
+            };
+            let socket = subchannel.inner.channelz.register_socket(None, remote);
+            connection.socket = Some(socket.clone());
+            connection.subchannel = Some(subchannel.inner.channelz.clone());
             // Ends (`ConnEvent::End`) when the connection does, however this task ends.
             let _conn_stats = (!connector.stats.is_empty())
                 .then(|| {
@@ -501,7 +524,7 @@ async fn attempt(weak: Weak<Inner>) {
             // down while its connection drains.
             let weak = Arc::downgrade(&subchannel.inner);
             drop(subchannel);
-            let run = run_connection(driver, ping, active, &connector);
+            let run = run_connection(driver, ping, active, &connector, &socket);
             let ended = match (health, watched) {
                 (Some((health, service)), Some(connection)) => {
                     let watch = watch_health(&weak, connection, health, service, &connector);
@@ -672,6 +695,7 @@ async fn run_connection(
     ping: Option<h2::PingPong>,
     active: Arc<AtomicUsize>,
     connector: &Connector,
+    socket: &SocketEntry,
 ) -> Result<(), h2::Error> {
     let (Some(keepalive), Some(mut ping)) = (connector.keepalive, ping) else {
         return driver.await;
@@ -685,6 +709,7 @@ async fn run_connection(
         if !keepalive.permit_without_stream && active.load(Ordering::Relaxed) == 0 {
             continue;
         }
+        socket.keepalive_sent();
         let answered = tokio::select! {
             ended = &mut driver => return ended,
             answered = tokio::time::timeout(keepalive.timeout, ping.ping(h2::Ping::opaque())) => answered,

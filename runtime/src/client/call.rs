@@ -19,6 +19,7 @@ use super::response::{H2Response, SendError};
 use super::retry::{self, Committing, Hedge, Pending, Policy, Retry, RetryState, copy_request};
 use super::sender::{Encoding, FrameSender, H2Sender, RequestSender};
 use super::{BidiCall, CallInvoker, Channel};
+use crate::channelz::internal::{SocketEntry, SubchannelEntry};
 use crate::codec::framing::{self, Kind};
 use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
@@ -29,7 +30,7 @@ use crate::request::{Request, Response};
 use crate::service::{MethodKind, MethodRef};
 use crate::spans;
 use crate::stats::Stats;
-use crate::status::Status;
+use crate::status::{Code, Status};
 use crate::streaming::{ResponseSource, Streaming};
 use crate::timeout;
 use crate::transport;
@@ -77,6 +78,18 @@ pub(super) struct Opened {
     pub(super) guard: CallGuard,
     /// The attempt's stats handlers (`None`: no handler).
     pub(super) stats: Stats,
+    /// The attempt's subchannel and connection in channelz, which count it.
+    pub(super) channelz: Counted,
+}
+
+/// An attempt's subchannel and connection in channelz (`None` off a subchannel).
+pub(super) type Counted = Option<(SubchannelEntry, SocketEntry)>;
+
+/// A request message went out on the attempt's connection.
+pub(super) fn count_sent(counted: &Counted) {
+    if let Some((_, socket)) = counted {
+        socket.message_sent();
+    }
 }
 
 impl Call {
@@ -343,12 +356,20 @@ impl Channel {
             });
         }
         match sender.send_request(request, false) {
-            Ok((response, send)) => Ok(Opened {
-                response,
-                send,
-                guard,
-                stats: None,
-            }),
+            Ok((response, send)) => {
+                let channelz = connection.subchannel.clone().zip(connection.socket.clone());
+                if let Some((subchannel, socket)) = &channelz {
+                    subchannel.call_started();
+                    socket.stream_started(true);
+                }
+                Ok(Opened {
+                    response,
+                    send,
+                    guard,
+                    stats: None,
+                    channelz,
+                })
+            }
             Err(e) => {
                 subchannel.connection_failed(&connection);
                 Err(transport::status_from_h2(&e))
@@ -573,6 +594,7 @@ impl Channel {
                 mut send,
                 guard,
                 stats,
+                channelz,
             } = match self.send_headers(&attempt, request, info).await {
                 Ok(opened) => opened,
                 Err(status) => return (Err(status), false),
@@ -580,6 +602,7 @@ impl Channel {
             if let Some(stats) = &stats {
                 stats.out_frame(&frame, attempt.compression);
             }
+            count_sent(&channelz);
             let sent = transport::send_data(&mut send, frame.clone(), true).await;
             if let Err(e) = sent {
                 // The response (an early error status, say) explains it better if there is
@@ -588,7 +611,8 @@ impl Channel {
             }
             let mut response = H2Response::new(response, max_recv)
                 .tracked(guard)
-                .with_stats(stats);
+                .with_stats(stats)
+                .with_channelz(channelz);
             let result = single_response(&mut response, BytesCodec).await;
             match result {
                 Err(status) if transparent_left && transport::never_processed(&status) => {
@@ -715,10 +739,13 @@ impl Channel {
                 mut send,
                 guard,
                 stats,
+                channelz,
             }) => {
+                count_sent(&channelz);
                 let mut response = H2Response::new(response, call.max_recv)
                     .tracked(guard)
-                    .with_stats(stats.clone());
+                    .with_stats(stats.clone())
+                    .with_channelz(channelz);
                 let headers = with_deadline(&call, async {
                     let frame = frame?;
                     if let Some(stats) = &stats {
@@ -738,6 +765,7 @@ impl Channel {
         response.watch(call.deadline, call.cancellation.take());
         response.set_end(std::mem::replace(&mut call.end, EndGuard::none()));
         response.set_span(span.clone());
+        response.set_call_channelz(self.channelz().clone());
         Ok(Streaming::from_response(
             Box::new(response),
             Box::new(codec.decoder()),
@@ -785,7 +813,8 @@ impl Channel {
                 let send_error: SendError = Arc::new(Mutex::new(None));
                 let mut response = H2Response::new(opened.response, call.max_recv)
                     .tracked(opened.guard)
-                    .with_stats(opened.stats.clone());
+                    .with_stats(opened.stats.clone())
+                    .with_channelz(opened.channelz.clone());
                 // Aborted however this call ends, dropped mid-call included: the sender holds
                 // the stream open, so a detached sender would keep the call alive on the
                 // server.
@@ -795,7 +824,7 @@ impl Channel {
                     &call,
                     codec.encoder(),
                     Arc::clone(&send_error),
-                    opened.stats,
+                    (opened.stats, opened.channelz),
                 );
                 response.set_sender(task, Some(send_error));
                 response
@@ -844,16 +873,19 @@ impl Channel {
                 let send = Arc::new(Mutex::new(opened.send));
                 let mut response = H2Response::new(opened.response, call.max_recv)
                     .tracked(opened.guard)
-                    .with_stats(opened.stats.clone());
+                    .with_stats(opened.stats.clone())
+                    .with_channelz(opened.channelz.clone());
                 response.reset_on_drop(Arc::clone(&send));
                 let sender = RequestSender::h2(H2Sender {
                     stream: send,
                     encoding,
                     stats: opened.stats,
+                    channelz: opened.channelz,
                 });
                 response.watch(call.deadline, call.cancellation.take());
                 response.set_end(end);
                 response.set_span(span.clone());
+                response.set_call_channelz(self.channelz().clone());
                 Ok((
                     sender,
                     Streaming::from_response(Box::new(response), decoder),
@@ -873,11 +905,14 @@ impl CallInvoker for Channel {
         codec: C,
     ) -> Result<Response<C::Decode>, Status> {
         let span = spans::client(method.path(), self.target());
+        self.channelz().call_started();
         let result = self
             .unary_call(method, request, codec)
             .instrument(span.clone())
             .await;
-        spans::record(&span, status_of(&result).code());
+        let code = status_of(&result).code();
+        self.channelz().call_ended(code == Code::Ok);
+        spans::record(&span, code);
         result
     }
 
@@ -888,11 +923,13 @@ impl CallInvoker for Channel {
         codec: C,
     ) -> Result<Streaming<C::Decode>, Status> {
         let span = spans::client(method.path(), self.target());
+        self.channelz().call_started();
         let result = self
             .server_streaming_call(&span, method, request, codec)
             .instrument(span.clone())
             .await;
         if let Err(status) = &result {
+            self.channelz().call_ended(false);
             spans::record(&span, status.code());
         }
         result
@@ -910,11 +947,14 @@ impl CallInvoker for Channel {
         S::Item: Into<Outbound<C::Encode>> + Send,
     {
         let span = spans::client(method.path(), self.target());
+        self.channelz().call_started();
         let result = self
             .client_streaming_call(method, request, codec)
             .instrument(span.clone())
             .await;
-        spans::record(&span, status_of(&result).code());
+        let code = status_of(&result).code();
+        self.channelz().call_ended(code == Code::Ok);
+        spans::record(&span, code);
         result
     }
 
@@ -925,11 +965,13 @@ impl CallInvoker for Channel {
         codec: C,
     ) -> Result<BidiCall<C::Encode, C::Decode>, Status> {
         let span = spans::client(method.path(), self.target());
+        self.channelz().call_started();
         let result = self
             .bidi_streaming_call(&span, method, request, codec)
             .instrument(span.clone())
             .await;
         if let Err(status) = &result {
+            self.channelz().call_ended(false);
             spans::record(&span, status.code());
         }
         result
@@ -1049,7 +1091,7 @@ fn spawn_sender<S, E>(
     call: &Call,
     mut encoder: E,
     send_error: SendError,
-    stats: Stats,
+    (stats, channelz): (Stats, Counted),
 ) -> tokio::task::JoinHandle<()>
 where
     S: Stream + Send + 'static,
@@ -1080,6 +1122,7 @@ where
             if let Some(stats) = &stats {
                 stats.out_frame(&frame, compression);
             }
+            count_sent(&channelz);
             if transport::send_data(&mut send, frame, false).await.is_err() {
                 // The stream is gone (the server answered or reset it); the response says why.
                 return;

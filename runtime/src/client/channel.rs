@@ -80,6 +80,8 @@ struct Inner {
     pending: Mutex<Option<Pending>>,
     started: AtomicBool,
     activity: Arc<Activity>,
+    /// The channel in channelz: its calls count there.
+    channelz: crate::channelz::internal::ChannelEntry,
 }
 
 impl Drop for Inner {
@@ -160,6 +162,11 @@ impl Channel {
             resolver_service_config: true,
             retries: true,
         }
+    }
+
+    /// The channel in channelz.
+    pub(crate) fn channelz(&self) -> &crate::channelz::internal::ChannelEntry {
+        &self.inner.channelz
     }
 
     /// The target this channel was made for.
@@ -710,8 +717,10 @@ impl ChannelBuilder {
             .map_or(0, |k| k.effective_time().as_millis() as u64);
         let secure = credentials.is_secure();
         let stats = std::mem::take(&mut self.stats).build();
+        let channelz = crate::channelz::internal::register_channel(&self.target);
         let connector = Arc::new(Connector {
             stats: stats.clone(),
+            channelz: channelz.clone(),
             target: self.target.clone(),
             dialer: self.dialer,
             credentials,
@@ -770,6 +779,7 @@ impl ChannelBuilder {
                 pending: Mutex::new(pending),
                 started: AtomicBool::new(started),
                 activity,
+                channelz,
             }),
         })
     }

@@ -212,6 +212,9 @@ impl Task {
         self.balancer = None;
         self.resolver = None;
         self.state.send_replace(ConnectivityState::Shutdown);
+        self.connector
+            .channelz
+            .set_state(ConnectivityState::Shutdown);
         self.picker.send_replace(failing_picker(Status::unavailable(
             "the channel was closed",
         )));
@@ -240,6 +243,7 @@ impl Task {
         self.activity.idle.store(true, Ordering::Release);
         self.picker.send_replace(queue_picker());
         self.state.send_replace(ConnectivityState::Idle);
+        self.connector.channelz.set_state(ConnectivityState::Idle);
         None
     }
 
@@ -259,6 +263,9 @@ impl Task {
         };
         self.balancer = Some(balancer);
         self.state.send_replace(ConnectivityState::Connecting);
+        self.connector
+            .channelz
+            .set_state(ConnectivityState::Connecting);
         let generation = self.generation;
         let control = self.control.clone();
         let channel = ResolverChannel::new(move |result| {
@@ -276,6 +283,9 @@ impl Task {
         self.plan.service_config.mark_resolved();
         self.picker.send_replace(failing_picker(status));
         self.state.send_replace(ConnectivityState::TransientFailure);
+        self.connector
+            .channelz
+            .set_state(ConnectivityState::TransientFailure);
     }
 
     /// A service config from the resolver: its load-balancing policy replaces the current
@@ -382,11 +392,14 @@ impl ChannelController for Controller<'_> {
 
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>) {
         self.task.picker.send_replace(picker);
-        self.task.state.send_if_modified(|current| {
+        let changed = self.task.state.send_if_modified(|current| {
             let changed = *current != state;
             *current = state;
             changed
         });
+        if changed {
+            self.task.connector.channelz.set_state(state);
+        }
     }
 
     fn resolve_now(&mut self) {
@@ -400,7 +413,14 @@ impl Controller<'_> {
     fn subchannel(&mut self, address: &Address, health_checked: bool) -> Subchannel {
         let generation = self.task.generation;
         let control = self.task.control.clone();
+        let channelz = self
+            .task
+            .connector
+            .channelz
+            .register_subchannel(&address.to_string());
+        let entry = channelz.clone();
         let listener: StateListener = Arc::new(move |subchannel, state| {
+            entry.set_state(state);
             let _ = control.send(Control::Subchannel {
                 generation,
                 subchannel: subchannel.clone(),
@@ -412,6 +432,7 @@ impl Controller<'_> {
             Arc::clone(&self.task.connector),
             listener,
             health_checked,
+            channelz,
         )
     }
 }

@@ -57,6 +57,10 @@ pub(crate) struct H2Response {
     stats: crate::stats::Stats,
     /// A streaming call's span, which records its status (`spans`).
     span: Option<tracing::Span>,
+    /// The attempt's subchannel and connection in channelz.
+    channelz: super::call::Counted,
+    /// A streaming call's channel in channelz, which counts its end.
+    call_channelz: Option<crate::channelz::internal::ChannelEntry>,
 }
 
 impl H2Response {
@@ -82,6 +86,31 @@ impl H2Response {
             committed: false,
             stats: None,
             span: None,
+            channelz: None,
+            call_channelz: None,
+        }
+    }
+
+    /// Counts the attempt on its subchannel and connection in channelz: messages received,
+    /// and how it ended.
+    pub(crate) fn with_channelz(mut self, channelz: super::call::Counted) -> H2Response {
+        self.channelz = channelz;
+        self
+    }
+
+    /// Counts a streaming call's end on its channel in channelz.
+    pub(crate) fn set_call_channelz(&mut self, channel: crate::channelz::internal::ChannelEntry) {
+        self.call_channelz = Some(channel);
+    }
+
+    /// The attempt (and a streaming call) ended: counted as succeeded or failed.
+    fn channelz_end(&mut self, ok: bool) {
+        if let Some((subchannel, socket)) = self.channelz.take() {
+            subchannel.call_ended(ok);
+            socket.stream_ended(ok);
+        }
+        if let Some(channel) = self.call_channelz.take() {
+            channel.call_ended(ok);
         }
     }
 
@@ -134,6 +163,7 @@ impl H2Response {
 
     fn finish(&mut self, result: Result<(), Status>) -> Result<Option<Bytes>, Status> {
         self.state = State::Done;
+        self.channelz_end(result.is_ok());
         if let Some(span) = self.span.take() {
             let code = result.as_ref().err().map_or(Code::Ok, Status::code);
             crate::spans::record(&span, code);
@@ -214,6 +244,9 @@ impl H2Response {
             FrameDecoder::new(self.max_recv, encoding, Kind::Response),
         );
         body.set_stats(self.stats.clone());
+        if let Some((_, socket)) = &self.channelz {
+            body.set_channelz(socket.clone());
+        }
         self.state = State::Body(body);
         Ok(())
     }
@@ -343,6 +376,7 @@ impl ResponseSource for H2Response {
 
 impl Drop for H2Response {
     fn drop(&mut self) {
+        self.channelz_end(false);
         if let Some(stats) = self.stats.take() {
             stats.end(&Status::cancelled("the attempt was abandoned"));
         }

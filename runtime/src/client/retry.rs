@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Channel;
-use super::call::{Attempt, Opened};
+use super::call::{Attempt, Counted, Opened};
 use super::response::{H2Response, SendError};
 use crate::backoff;
 use crate::compression::CompressionEncoding;
@@ -273,7 +273,7 @@ impl Drop for ReplayBuffer {
 /// What the attempts loop tells the sender task.
 enum Control {
     /// A new attempt's stream: replay what was kept on it, then send it what comes.
-    Open(u32, SendStream<Bytes>, Stats),
+    Open(u32, SendStream<Bytes>, Tally),
     /// The attempt failed: drop its stream.
     Close(u32),
     /// The call committed to this attempt: drop the others' streams and the buffer.
@@ -374,12 +374,14 @@ impl Pending {
             send,
             guard,
             stats,
+            channelz,
         } = first;
         let first = H2Response::new(first, max_recv)
             .tracked(guard)
-            .with_stats(stats.clone());
+            .with_stats(stats.clone())
+            .with_channelz(channelz.clone());
         let sender = tokio::spawn(send_frames(
-            (send, stats),
+            (send, (stats, channelz)),
             frames,
             control_rx,
             Arc::clone(&shared),
@@ -460,12 +462,12 @@ impl Attempts {
             };
             let (status, committed) = match step {
                 Step::Opened(Ok(opened)) => {
-                    let _ = self
-                        .control
-                        .send(Control::Open(id, opened.send, opened.stats.clone()));
+                    let tally = (opened.stats.clone(), opened.channelz.clone());
+                    let _ = self.control.send(Control::Open(id, opened.send, tally));
                     let response = H2Response::new(opened.response, self.max_recv)
                         .tracked(opened.guard)
-                        .with_stats(opened.stats);
+                        .with_stats(opened.stats)
+                        .with_channelz(opened.channelz);
                     events.push(Box::pin(headers(id, transparent_used, info, response)));
                     continue;
                 }
@@ -570,7 +572,7 @@ async fn headers(
 /// attempt's stream once the frames end. It stops when the call ends: the attempts loop
 /// is gone without a commit, or the committed attempt's stream is done.
 async fn send_frames(
-    (first, stats): (SendStream<Bytes>, Stats),
+    (first, stats): (SendStream<Bytes>, Tally),
     frames: Frames,
     mut control: mpsc::UnboundedReceiver<Control>,
     shared: Arc<Shared>,
@@ -647,7 +649,7 @@ async fn send_frames(
 /// The sender task's state.
 struct SendTask {
     /// The attempts' streams that take frames, with their stats handlers.
-    live: Vec<(u32, SendStream<Bytes>, Stats)>,
+    live: Vec<(u32, SendStream<Bytes>, Tally)>,
     /// The request messages' compression, for the stats handlers.
     compression: Option<CompressionEncoding>,
     /// The frames sent so far, for attempts to come.
@@ -683,9 +685,7 @@ impl SendTask {
                     if !send_one(id, &mut stream, frame.clone(), watch).await {
                         return;
                     }
-                    if let Some(stats) = &stats {
-                        stats.out_frame(frame, self.compression);
-                    }
+                    sent(&stats, frame, self.compression);
                 }
                 if self.done {
                     let _ = stream.send_data(Bytes::new(), true);
@@ -712,15 +712,24 @@ impl SendTask {
                 deferred: &mut self.deferred,
             };
             if send_one(*id, stream, frame.clone(), watch).await {
-                if let Some(stats) = stats {
-                    stats.out_frame(frame, self.compression);
-                }
+                sent(stats, frame, self.compression);
                 i += 1;
             } else {
                 self.live.remove(i);
             }
         }
     }
+}
+
+/// What counts an attempt's messages: its stats handlers and its place in channelz.
+type Tally = (Stats, Counted);
+
+/// A frame went out on an attempt.
+fn sent((stats, channelz): &Tally, frame: &[u8], compression: Option<CompressionEncoding>) {
+    if let Some(stats) = stats {
+        stats.out_frame(frame, compression);
+    }
+    super::call::count_sent(channelz);
 }
 
 /// The controls, watched while a frame waits for flow control.

@@ -62,6 +62,8 @@ pub(crate) struct H2Sender<T> {
     pub(crate) encoding: Encoding<T>,
     /// The call's stats handlers (`None`: no handler).
     pub(crate) stats: crate::stats::Stats,
+    /// The attempt's subchannel and connection in channelz.
+    pub(crate) channelz: super::call::Counted,
 }
 
 pub(crate) struct FrameSender<T> {
@@ -166,6 +168,7 @@ impl<T: Send + 'static> RequestSender<T> {
                 if let Some(stats) = &sender.stats {
                     stats.out_frame(&frame, sender.encoding.compression);
                 }
+                super::call::count_sent(&sender.channelz);
                 let stream = &sender.stream;
                 poll_fn(|cx| transport::poll_send(&mut lock(stream), &mut frame, false, cx))
                     .await

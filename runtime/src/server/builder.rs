@@ -259,6 +259,7 @@ impl ServerBuilder {
                 unknown: self.unknown,
                 interceptors: Chain::new(self.interceptors, self.arounds),
                 stats: self.stats.build(),
+                channelz: crate::channelz::internal::register_server(""),
                 config: self.config,
                 connections: std::sync::atomic::AtomicUsize::new(0),
             }),

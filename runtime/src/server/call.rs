@@ -50,6 +50,8 @@ pub struct ServerCall {
     pub(crate) respond: SendResponse<Bytes>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) peer: Arc<Peer>,
+    /// The connection in channelz: the call's stream and messages count on it.
+    pub(crate) socket: crate::channelz::internal::SocketEntry,
     /// The client's SETTINGS_MAX_HEADER_LIST_SIZE (`u32::MAX`: none), which the response's
     /// headers and trailers must respect.
     pub(crate) peer_max_header_list: u32,
@@ -85,6 +87,7 @@ impl ServerCall {
             respond,
             shared,
             peer,
+            socket,
             peer_max_header_list,
             inline: _,
             subtype,
@@ -150,6 +153,7 @@ impl ServerCall {
         );
         responder.set_peer_max_header_list(peer_max_header_list);
         responder.set_stats(stats.clone());
+        responder.set_channelz(&shared.channelz, &socket);
         responder.set_span(crate::spans::server(head.uri.path(), &peer));
         let _ = responder.set_compression(config.send_compressed);
         // `application/grpc+<subtype>` is echoed (gRPC-Go does), plain `application/grpc` is
@@ -188,6 +192,7 @@ impl ServerCall {
         )
         .with_progress_timeout(config.stream_progress_timeout);
         body.set_stats(stats);
+        body.set_channelz(socket);
         let started = Started {
             body: Some(body),
             metadata,
@@ -366,12 +371,14 @@ impl ServerCall {
         let ServerCall {
             respond,
             shared,
+            socket,
             peer_max_header_list,
             ..
         } = self;
         let mut responder = Responder::new(respond, Default::default(), shared.config.max_send);
         responder.set_peer_max_header_list(peer_max_header_list);
         responder.set_stats(stats);
+        responder.set_channelz(&shared.channelz, &socket);
         responder.finish(&status, None);
     }
 }

@@ -138,6 +138,8 @@ async fn serve_h2<IO>(
         return;
     };
     let _conn_stats = shared.stats.conn_begin(false, &peer);
+    // The connection in channelz, while this task runs; its calls count on it.
+    let socket = shared.channelz.register_peer_socket(&peer);
     // Each call runs in its own task (or, on a current-thread runtime, first in this one).
     // They need no tracking: when this connection ends (closed, or dropped by a hard stop),
     // h2 errors every open stream, and a call whose stream errors drops its handler.
@@ -168,7 +170,12 @@ async fn serve_h2<IO>(
             accepted = poll_fn(|cx| accept_burst(&mut connection, &mut burst, cx)) => accepted,
             _ = mode.changed() => continue,
             () = manager.timer.as_mut() => {
-                match manager.on_timer(&connection, &watch) {
+                let pinging = manager.pong_due.is_some();
+                let step = manager.on_timer(&connection, &watch);
+                if !pinging && manager.pong_due.is_some() {
+                    socket.keepalive_sent();
+                }
+                match step {
                     Step::Continue => {}
                     Step::GoAway(why) => {
                         tracing::debug!(remote_addr = ?peer.remote_addr(), "sending GOAWAY: {why}");
@@ -209,7 +216,15 @@ async fn serve_h2<IO>(
                 let inline = inline.then_some(waker);
                 let limit = watch.max_header_list_size();
                 for (request, respond) in std::mem::take(&mut burst) {
-                    dispatch(request, respond, &shared, &peer, limit, inline.clone());
+                    dispatch(
+                        request,
+                        respond,
+                        &shared,
+                        &peer,
+                        &socket,
+                        limit,
+                        inline.clone(),
+                    );
                 }
                 if inline.is_none() {
                     // Let the calls just started run before taking more: their responses go

@@ -107,6 +107,8 @@ pub(crate) struct Shared {
     pub(crate) interceptors: Chain,
     /// The stats handlers (`stats`).
     pub(crate) stats: crate::stats::Handlers,
+    /// The server in channelz; its listeners and connections register under it.
+    pub(crate) channelz: crate::channelz::internal::ServerEntry,
     pub(crate) config: Config,
     /// Connections being served, across listeners (for `max_connections`).
     pub(crate) connections: std::sync::atomic::AtomicUsize,

@@ -16,6 +16,7 @@ use http::HeaderValue;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
+use crate::channelz::internal::{ServerEntry, SocketEntry};
 use crate::codec::Encoder;
 use crate::codec::framing::{self, Kind};
 use crate::compression::{AcceptSet, CompressionEncoding};
@@ -66,6 +67,9 @@ pub(crate) struct Responder {
     stats: crate::stats::Stats,
     /// The call's span (`spans`), which records the status (disabled: no subscriber).
     span: tracing::Span,
+    /// The server and the connection in channelz, counting the call, its stream and its
+    /// messages (atomics; `None` for a call refused before it was routed).
+    channelz: Option<(ServerEntry, SocketEntry)>,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -104,6 +108,22 @@ impl Responder {
             peer_max_header_list: u32::MAX,
             stats: None,
             span: tracing::Span::none(),
+            channelz: None,
+        }
+    }
+
+    /// Counts the call on its server and its connection in channelz, from now to its end.
+    pub(crate) fn set_channelz(&mut self, server: &ServerEntry, socket: &SocketEntry) {
+        server.call_started();
+        socket.stream_started(false);
+        self.channelz = Some((server.clone(), socket.clone()));
+    }
+
+    /// The call ended: counted as succeeded or failed.
+    fn channelz_end(&mut self, ok: bool) {
+        if let Some((server, socket)) = self.channelz.take() {
+            server.call_ended(ok);
+            socket.stream_ended(ok);
         }
     }
 
@@ -254,6 +274,9 @@ impl Responder {
         if let Some(stats) = &self.stats {
             stats.out_frame(&frame, compression);
         }
+        if let Some(counted) = &self.channelz {
+            counted.1.message_sent();
+        }
         if let Some(quota) = &self.quota
             && frame.len() > crate::quota::RESERVE_ABOVE
         {
@@ -353,6 +376,7 @@ impl Responder {
         status.write_trailers(&mut trailers);
         self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
+        self.channelz_end(status.code() == crate::status::Code::Ok);
         crate::spans::record(&self.span, status.code());
         if let Some(stats) = self.stats.take() {
             stats.end(status);
@@ -365,6 +389,7 @@ impl Responder {
         trailers.insert(crate::headers::GRPC_STATUS, HeaderValue::from_static("0"));
         self.append_trailers(&mut trailers, extra);
         self.send_trailers(trailers);
+        self.channelz_end(true);
         crate::spans::record(&self.span, crate::status::Code::Ok);
         if let Some(stats) = self.stats.take() {
             stats.end(crate::stats::ok_status());
@@ -434,6 +459,7 @@ impl Responder {
 
     /// Abandons the call: resets the stream if it is still open.
     pub(crate) fn reset(&mut self, reason: h2::Reason) {
+        self.channelz_end(false);
         crate::spans::record(&self.span, crate::status::Code::Cancelled);
         if let Some(stats) = self.stats.take() {
             stats.end(&Status::cancelled(format!("stream reset ({reason:?})")));

@@ -15,6 +15,7 @@ pub(super) fn dispatch(
     mut respond: h2::server::SendResponse<Bytes>,
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
+    socket: &crate::channelz::internal::SocketEntry,
     peer_max_header_list: u32,
     inline: Option<Waker>,
 ) {
@@ -51,6 +52,7 @@ pub(super) fn dispatch(
         respond,
         shared: Arc::clone(shared),
         peer: Arc::clone(peer),
+        socket: socket.clone(),
         peer_max_header_list,
         inline,
         subtype,

@@ -23,6 +23,10 @@ trait Listener: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// The next connection and who is at its other end; `None` when there are no more.
     fn accept(&mut self) -> impl Future<Output = Option<std::io::Result<(Self::Io, Peer)>>> + Send;
+    /// The address it listens on, for channelz (`None`: a stream of connections).
+    fn local(&self) -> Option<crate::channelz::SocketAddress> {
+        None
+    }
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -38,6 +42,12 @@ impl Listener for tokio::net::TcpListener {
                 }),
         )
     }
+
+    fn local(&self) -> Option<crate::channelz::SocketAddress> {
+        self.local_addr()
+            .ok()
+            .map(crate::channelz::SocketAddress::Tcp)
+    }
 }
 
 #[cfg(unix)]
@@ -49,6 +59,15 @@ impl Listener for tokio::net::UnixListener {
                 .await
                 .map(|(stream, _)| (stream, Peer::default())),
         )
+    }
+
+    fn local(&self) -> Option<crate::channelz::SocketAddress> {
+        let addr = self.local_addr().ok()?;
+        let name = match addr.as_pathname() {
+            Some(path) => path.display().to_string(),
+            None => format!("{addr:?}"),
+        };
+        Some(crate::channelz::SocketAddress::Unix(name))
     }
 }
 
@@ -142,6 +161,10 @@ impl Server {
         }
         self.control.serving.send_modify(|n| *n += 1);
         let _serving = ServingGuard(&self.control);
+        // Listed in channelz while the accept loop runs.
+        let _listen_socket = listener
+            .local()
+            .map(|local| self.shared.channelz.register_listen_socket(local));
         let mut connections = JoinSet::new();
         let mut backoff = AcceptBackoff::default();
         // After a failed accept, the next one waits until then; connections already served

@@ -1,0 +1,91 @@
+//! Channelz sees the runtime's own channels, subchannels, servers and connections, and
+//! counts their calls, streams and messages, over real sockets.
+
+mod common;
+
+use common::*;
+use grpc_runtime::channelz::{self, SocketAddress};
+use grpc_runtime::connectivity::ConnectivityState;
+use grpc_runtime::{Code, Request, Response};
+use protobuf::well_known_types::wrappers::StringValue;
+
+#[tokio::test]
+async fn a_channel_and_a_server_count_their_calls() {
+    let srv = start().await;
+    let channel = srv.channel();
+    let client = grpc_runtime::client::Client::new(channel.clone());
+    for text in ["a", "b", "fail:5:gone"] {
+        let result: Result<Response<StringValue>, _> =
+            client.unary(UNARY, Request::new(s(text)), pb()).await;
+        assert_eq!(result.is_ok(), text != "fail:5:gone");
+    }
+    let err = client
+        .unary(MISSING, Request::new(s("x")), pb::<_, StringValue>())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+
+    // The client: the channel by its target, its subchannel and connection.
+    let target = format!("http://{}", srv.addr);
+    let top = channelz::top_channels(0, 1000);
+    let chan = top
+        .items
+        .iter()
+        .find(|c| c.target == target)
+        .expect("our channel");
+    assert_eq!(chan.state, ConnectivityState::Ready);
+    assert_eq!(
+        (chan.calls.started, chan.calls.succeeded, chan.calls.failed),
+        (4, 2, 2)
+    );
+    assert!(chan.calls.last_call_started.is_some());
+    assert_eq!(chan.subchannels.len(), 1);
+    let sub = channelz::subchannel(chan.subchannels[0].id).unwrap();
+    assert_eq!(sub.state, ConnectivityState::Ready);
+    assert_eq!((sub.calls.started, sub.calls.succeeded), (4, 2));
+    assert_eq!(sub.sockets.len(), 1);
+    let sock = channelz::socket(sub.sockets[0].id).unwrap();
+    assert_eq!(sock.remote, Some(SocketAddress::Tcp(srv.addr)));
+    assert_eq!(
+        (
+            sock.streams_started,
+            sock.streams_succeeded,
+            sock.streams_failed
+        ),
+        (4, 2, 2)
+    );
+    assert_eq!((sock.messages_sent, sock.messages_received), (4, 2));
+
+    // The server: found by its listening port.
+    let server = channelz::servers(0, 1000)
+        .items
+        .into_iter()
+        .find(|s| {
+            s.listen_sockets.iter().any(|l| {
+                channelz::socket(l.id).and_then(|s| s.local) == Some(SocketAddress::Tcp(srv.addr))
+            })
+        })
+        .expect("our server");
+    assert_eq!(
+        (
+            server.calls.started,
+            server.calls.succeeded,
+            server.calls.failed
+        ),
+        (4, 2, 2)
+    );
+    let conns = channelz::server_sockets(server.id, 0, 100).unwrap();
+    assert_eq!(conns.items.len(), 1);
+    let conn = channelz::socket(conns.items[0].id).unwrap();
+    // The unimplemented call is answered without reading its request.
+    assert_eq!((conn.messages_received, conn.messages_sent), (3, 2));
+    assert_eq!(conn.streams_started, 4);
+
+    // Gone from channelz with the channel.
+    let id = chan.id;
+    drop((client, channel));
+    eventually("the channel leaves channelz", || {
+        channelz::channel(id).is_none()
+    })
+    .await;
+}
