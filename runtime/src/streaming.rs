@@ -310,6 +310,8 @@ pub(crate) struct Body {
     stats: crate::stats::Stats,
     /// The connection in channelz, counting messages received.
     channelz: Option<crate::channelz::internal::SocketEntry>,
+    /// Whether the body's end is the client's half-close (a server's request body).
+    half_close: bool,
 }
 
 impl Body {
@@ -323,7 +325,13 @@ impl Body {
             stall: None,
             stats: None,
             channelz: None,
+            half_close: false,
         }
+    }
+
+    /// A server's request body: its end is the client's half-close, for the stats handlers.
+    pub(crate) fn set_half_close(&mut self) {
+        self.half_close = true;
     }
 
     /// Counts each message read on the connection's channelz socket.
@@ -394,6 +402,13 @@ impl Body {
                     return Poll::Ready(Err(ReadError::Status(Status::internal(
                         "stream ended in the middle of a message",
                     ))));
+                }
+                // The end is reported once, on a server's request body (a client's
+                // response has no half-close).
+                if let Some(stats) = self.stats.take()
+                    && self.half_close
+                {
+                    stats.half_close();
                 }
                 return Poll::Ready(Ok(None));
             }

@@ -100,6 +100,8 @@ pub(crate) struct Connection {
     pub(crate) socket: Option<SocketEntry>,
     /// Its subchannel in channelz: the attempts on it count there.
     pub(crate) subchannel: Option<SubchannelEntry>,
+    /// The server's end, for stats handlers (set once connected).
+    pub(crate) peer: Option<Arc<crate::peer::Peer>>,
     /// Calls in flight on it (for keepalive without streams, and idleness).
     pub(crate) active: Arc<AtomicUsize>,
     id: u64,
@@ -255,6 +257,7 @@ impl Connector {
             sender,
             socket: None,
             subchannel: None,
+            peer: None,
             active: Arc::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
@@ -478,18 +481,15 @@ async fn attempt(weak: Weak<Inner>) {
             };
             let socket = subchannel.inner.channelz.register_socket(None, remote);
             connection.socket = Some(socket.clone());
+            let remote = match &address {
+                Address::Tcp(addr) => Some(*addr),
+                _ => None,
+            };
+            let peer = Arc::new(crate::peer::Peer::new(remote, None));
+            connection.peer = Some(Arc::clone(&peer));
             connection.subchannel = Some(subchannel.inner.channelz.clone());
             // Ends (`ConnEvent::End`) when the connection does, however this task ends.
-            let _conn_stats = (!connector.stats.is_empty())
-                .then(|| {
-                    let remote = match &address {
-                        Address::Tcp(addr) => Some(*addr),
-                        _ => None,
-                    };
-                    let peer = Arc::new(crate::peer::Peer::new(remote, None));
-                    connector.stats.conn_begin(true, &peer)
-                })
-                .flatten();
+            let _conn_stats = connector.stats.conn_begin(true, &peer);
             let active = Arc::clone(&connection.active);
             let id = connection.id;
             // gRFC A17: with a service to watch, the subchannel stays CONNECTING until its

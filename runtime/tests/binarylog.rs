@@ -262,10 +262,11 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
         ["/test.Echo/Chat", "/test.Echo/Count", "/test.Echo/Unary"]
     );
 
-    // Unary: the same five records on both sides (the ok call was made first).
+    // Unary: the same six records on both sides (the ok call was made first).
     let unary_kinds = [
         EVENT_TYPE_CLIENT_HEADER,
         EVENT_TYPE_CLIENT_MESSAGE,
+        EVENT_TYPE_CLIENT_HALF_CLOSE,
         EVENT_TYPE_SERVER_HEADER,
         EVENT_TYPE_SERVER_MESSAGE,
         EVENT_TYPE_SERVER_TRAILER,
@@ -299,11 +300,11 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
             "{side}"
         );
         assert_eq!(
-            keys(&ok[2].server_header().metadata),
+            keys(&ok[3].server_header().metadata),
             [("x-echo", &b"e"[..])],
             "{side}"
         );
-        let trailer = ok[4].trailer();
+        let trailer = ok[5].trailer();
         assert_eq!(
             (trailer.status_code, trailer.status_message.as_str()),
             (0, ""),
@@ -322,6 +323,7 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
             [
                 EVENT_TYPE_CLIENT_HEADER,
                 EVENT_TYPE_CLIENT_MESSAGE,
+                EVENT_TYPE_CLIENT_HALF_CLOSE,
                 EVENT_TYPE_SERVER_TRAILER
             ],
             "{side}"
@@ -330,7 +332,7 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
             messages(failed, EVENT_TYPE_CLIENT_MESSAGE),
             [(13, encoded("fail:5:gone"), false)]
         );
-        let trailer = failed[2].trailer();
+        let trailer = failed[3].trailer();
         assert_eq!(
             (trailer.status_code, trailer.status_message.as_str()),
             (5, "gone"),
@@ -339,13 +341,32 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
         assert!(failed[0].client_header().timeout.is_none());
     }
 
-    // The server knows its client's address; the client's records carry none.
+    // The server knows its client's address (on the client's header); the client its
+    // server's (on the server's header and trailer).
     for records in server.values().flatten() {
         let peer = &records[0].peer;
         assert_eq!(peer.type_.enum_value(), Ok(AddressType::TYPE_IPV4));
         assert_eq!(peer.address, "127.0.0.1");
         assert_ne!(peer.ip_port, 0);
         assert!(records[1..].iter().all(|e| e.peer.is_none()));
+    }
+    for records in client.values().flatten() {
+        for entry in records {
+            let kind = entry.type_.enum_value().unwrap();
+            if kind == EVENT_TYPE_SERVER_HEADER || kind == EVENT_TYPE_SERVER_TRAILER {
+                assert_eq!(entry.peer.address, "127.0.0.1");
+                assert_ne!(entry.peer.ip_port, 0);
+            } else {
+                assert!(entry.peer.is_none(), "{kind:?}");
+            }
+        }
+        // The authority the client addressed.
+        assert!(
+            records[0]
+                .client_header()
+                .authority
+                .starts_with("127.0.0.1:")
+        );
     }
 
     // Chat: the messages each way in order; the client's cut to 2 bytes.
@@ -382,7 +403,8 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
     );
     for chat in [&client["/test.Echo/Chat"][0], &server["/test.Echo/Chat"][0]] {
         let kinds = kinds(chat);
-        assert_eq!(kinds.len(), 7, "{kinds:?}");
+        assert_eq!(kinds.len(), 8, "{kinds:?}");
+        assert!(kinds.contains(&EVENT_TYPE_CLIENT_HALF_CLOSE), "{kinds:?}");
         assert_eq!(kinds.last(), Some(&EVENT_TYPE_SERVER_TRAILER));
         // Response headers before the first response message.
         let header = kinds
@@ -403,6 +425,7 @@ async fn unary_and_streaming_calls_are_logged_on_both_sides() {
         [
             EVENT_TYPE_CLIENT_HEADER,
             EVENT_TYPE_CLIENT_MESSAGE,
+            EVENT_TYPE_CLIENT_HALF_CLOSE,
             EVENT_TYPE_SERVER_HEADER,
             EVENT_TYPE_SERVER_MESSAGE,
             EVENT_TYPE_SERVER_MESSAGE,
@@ -451,6 +474,7 @@ async fn a_call_the_client_abandons_is_a_cancel_on_both_sides() {
             [
                 EVENT_TYPE_CLIENT_HEADER,
                 EVENT_TYPE_CLIENT_MESSAGE,
+                EVENT_TYPE_CLIENT_HALF_CLOSE,
                 EVENT_TYPE_SERVER_HEADER,
                 EVENT_TYPE_SERVER_MESSAGE,
                 EVENT_TYPE_SERVER_MESSAGE,

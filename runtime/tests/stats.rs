@@ -80,6 +80,7 @@ impl Handler for Recorder {
                 "in-trailer grpc-status={}",
                 trailers["grpc-status"].to_str().unwrap()
             ),
+            RpcEvent::HalfClose { .. } => "half-close".to_owned(),
             RpcEvent::End { status, .. } => format!("end {:?}", status.code()),
             _ => "other".to_owned(),
         };
@@ -164,6 +165,7 @@ async fn unary_events_in_order_on_both_sides() {
             "Unary begin",
             "Unary out-header x-echo=Some(\"e\")",
             "Unary out-payload 7 compressed=false",
+            "Unary half-close",
             "Unary in-header x-echo=Some(\"e\")",
             "Unary in-payload 7 compressed=false",
             "Unary in-trailer grpc-status=0",
@@ -177,6 +179,7 @@ async fn unary_events_in_order_on_both_sides() {
             "Unary begin",
             "Unary in-header x-echo=Some(\"e\")",
             "Unary in-payload 7 compressed=false",
+            "Unary half-close",
             "Unary out-header x-echo=Some(\"e\")",
             "Unary out-payload 7 compressed=false",
             "Unary out-trailer grpc-status=0",
@@ -263,6 +266,10 @@ async fn streaming_kinds_report_each_message() {
     assert_eq!(count(&server, "out-payload"), 2);
     assert_eq!(client.last().unwrap(), "Chat end Ok");
     assert_eq!(server.last().unwrap(), "Chat end Ok");
+    // The client's close, sent after its two messages and read after them.
+    for log in [&client, &server] {
+        assert_eq!(count(log, "half-close"), 1);
+    }
 }
 
 #[tokio::test]
@@ -287,6 +294,7 @@ async fn failures_and_unknown_methods() {
             "Unary begin",
             "Unary out-header x-echo=None",
             "Unary out-payload 13 compressed=false",
+            "Unary half-close",
             "Unary in-trailer grpc-status=5",
             "Unary end NotFound",
         ]
@@ -298,6 +306,7 @@ async fn failures_and_unknown_methods() {
             "Unary begin",
             "Unary in-header x-echo=None",
             "Unary in-payload 13 compressed=false",
+            "Unary half-close",
             "Unary out-trailer grpc-status=5",
             "Unary end NotFound",
         ]

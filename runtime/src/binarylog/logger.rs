@@ -46,11 +46,6 @@ static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
 /// authority); `-bin` values are logged decoded. Messages are logged serialized and
 /// uncompressed, with their full length.
 ///
-/// Not logged yet, for want of the events or fields in the stats seam: the client's
-/// half-close (`CLIENT_HALF_CLOSE`), the client header's `authority` unless the request
-/// carried a `host` header (HTTP/2 sends it as `:authority`, which the seam leaves out),
-/// and the server's address on a client's records.
-///
 /// # Examples
 ///
 /// ```no_run
@@ -130,10 +125,11 @@ impl Logger {
             let (metadata, truncated) = truncate_metadata(metadata(headers), call.limits);
             header.metadata = MessageField::some(metadata);
             header.method_name = call.method.to_string();
-            if let Some(host) = headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-            {
+            if let Some(host) = call.authority.as_deref().or_else(|| {
+                headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+            }) {
                 header.authority = host.to_owned();
             }
             if let Some(timeout) = headers
@@ -146,7 +142,7 @@ impl Logger {
             entry.set_client_header(header);
             entry.payload_truncated = truncated;
             if !call.client {
-                entry.peer = call.peer.clone();
+                entry.peer = MessageField::from_option(call.peer.get().cloned());
             }
         });
     }
@@ -159,7 +155,7 @@ impl Logger {
             entry.set_server_header(header);
             entry.payload_truncated = truncated;
             if call.client {
-                entry.peer = call.peer.clone();
+                entry.peer = MessageField::from_option(call.peer.get().cloned());
             }
         });
     }
@@ -198,7 +194,7 @@ impl Logger {
             trailer.status_details = status.details().to_vec();
             entry.set_trailer(trailer);
             if call.client {
-                entry.peer = call.peer.clone();
+                entry.peer = MessageField::from_option(call.peer.get().cloned());
             }
         });
     }
@@ -250,8 +246,11 @@ struct Logged {
     limits: Limits,
     client: bool,
     method: Box<str>,
-    /// The other side, where the stats seam says (a server's client; a client's server).
-    peer: MessageField<Address>,
+    /// The other side (a server's client, from the start; a client's server, once its
+    /// headers go out on a connection).
+    peer: std::sync::OnceLock<Address>,
+    /// The request's `:authority`.
+    authority: Option<Box<str>>,
     /// The call's status is logged (trailers, or the end without them).
     trailer_logged: AtomicBool,
 }
@@ -263,11 +262,10 @@ impl Handler for Logger {
         let Some(limits) = self.inner.config.lookup(info.method()) else {
             return CallLog(None);
         };
-        let peer = info
-            .peer()
-            .and_then(|peer| peer.remote_addr())
-            .map(address_of)
-            .into();
+        let peer = std::sync::OnceLock::new();
+        if let Some(addr) = info.peer().and_then(|peer| peer.remote_addr()) {
+            let _ = peer.set(address_of(addr));
+        }
         CallLog(Some(Box::new(Logged {
             call_id: NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed),
             next_seq: AtomicU64::new(1),
@@ -275,6 +273,7 @@ impl Handler for Logger {
             client: info.is_client(),
             method: info.method().into(),
             peer,
+            authority: info.authority().map(Into::into),
             trailer_logged: AtomicBool::new(false),
         })))
     }
@@ -285,7 +284,15 @@ impl Handler for Logger {
         };
         let client = call.client;
         match event {
-            RpcEvent::OutHeader { headers, .. } if client => self.client_header(call, headers),
+            RpcEvent::OutHeader { headers, peer, .. } if client => {
+                if let Some(addr) = peer.and_then(|peer| peer.remote_addr()) {
+                    let _ = call.peer.set(address_of(addr));
+                }
+                self.client_header(call, headers);
+            }
+            RpcEvent::HalfClose { .. } => {
+                self.write(call, EventType::EVENT_TYPE_CLIENT_HALF_CLOSE, |_| {});
+            }
             RpcEvent::OutHeader { headers, .. } => self.server_header(call, headers),
             RpcEvent::InHeader { headers, .. } if client => self.server_header(call, headers),
             RpcEvent::InHeader { headers, .. } => self.client_header(call, headers),
@@ -461,6 +468,7 @@ mod tests {
             target: Some("http://127.0.0.1:1"),
             attempt: None,
             peer: None,
+            authority: Some("example.com:443"),
         }
     }
 
@@ -472,6 +480,7 @@ mod tests {
             target: None,
             attempt: None,
             peer: Some(peer),
+            authority: Some("example.com:443"),
         }
     }
 
@@ -505,7 +514,10 @@ mod tests {
     }
 
     fn out_header(stats: &CallStats, h: &HeaderMap) {
-        stats.emit(&RpcEvent::OutHeader { headers: h });
+        stats.emit(&RpcEvent::OutHeader {
+            headers: h,
+            peer: None,
+        });
     }
 
     fn in_header(stats: &CallStats, h: &HeaderMap) {

@@ -278,6 +278,7 @@ impl Channel {
             target: Some(self.target()),
             attempt: Some(info),
             peer: None,
+            authority: request.uri().authority().map(|a| a.as_str()),
         });
         match self.open_stream(attempt, request, info, &stats).await {
             Ok(mut opened) => {
@@ -353,6 +354,7 @@ impl Channel {
         if let Some(stats) = stats {
             stats.emit(&crate::stats::RpcEvent::OutHeader {
                 headers: request.headers(),
+                peer: connection.peer.as_deref(),
             });
         }
         match sender.send_request(request, false) {
@@ -601,6 +603,7 @@ impl Channel {
             };
             if let Some(stats) = &stats {
                 stats.out_frame(&frame, attempt.compression);
+                stats.half_close();
             }
             count_sent(&channelz);
             let sent = transport::send_data(&mut send, frame.clone(), true).await;
@@ -750,6 +753,7 @@ impl Channel {
                     let frame = frame?;
                     if let Some(stats) = &stats {
                         stats.out_frame(&frame, call.compression);
+                        stats.half_close();
                     }
                     let _ = transport::send_data(&mut send, frame, true).await;
                     std::future::poll_fn(|cx| response.poll_headers(cx)).await
@@ -1127,6 +1131,9 @@ where
                 // The stream is gone (the server answered or reset it); the response says why.
                 return;
             }
+        }
+        if let Some(stats) = &stats {
+            stats.half_close();
         }
         let _ = send.send_data(Bytes::new(), true);
     })

@@ -610,7 +610,10 @@ async fn send_frames(
             frame = frames.next(), if !task.done && !task.live.is_empty() => match frame {
                 None => {
                     task.done = true;
-                    for (_, stream, _) in &mut task.live {
+                    for (_, stream, (stats, _)) in &mut task.live {
+                        if let Some(stats) = stats {
+                            stats.half_close();
+                        }
                         let _ = stream.send_data(Bytes::new(), true);
                     }
                 }
@@ -688,6 +691,9 @@ impl SendTask {
                     sent(&stats, frame, self.compression);
                 }
                 if self.done {
+                    if let Some(stats) = &stats.0 {
+                        stats.half_close();
+                    }
                     let _ = stream.send_data(Bytes::new(), true);
                 }
                 self.live.push((id, stream, stats));

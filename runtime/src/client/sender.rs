@@ -66,6 +66,16 @@ pub(crate) struct H2Sender<T> {
     pub(crate) channelz: super::call::Counted,
 }
 
+impl<T> H2Sender<T> {
+    /// Ends the request stream (END_STREAM).
+    fn half_close(&self) {
+        if let Some(stats) = &self.stats {
+            stats.half_close();
+        }
+        let _ = lock(&self.stream).send_data(Bytes::new(), true);
+    }
+}
+
 pub(crate) struct FrameSender<T> {
     pub(crate) frames: mpsc::Sender<Result<Bytes, Status>>,
     pub(crate) encoding: Encoding<T>,
@@ -199,7 +209,7 @@ impl<T: Send + 'static> RequestSender<T> {
     /// Ends the request stream (gRPC-Go's `CloseSend`); later sends fail.
     pub fn close(&mut self) {
         if let Inner::H2(sender) = std::mem::replace(&mut self.inner, Inner::Closed) {
-            let _ = lock(&sender.stream).send_data(Bytes::new(), true);
+            sender.half_close();
         }
     }
 }
@@ -207,7 +217,7 @@ impl<T: Send + 'static> RequestSender<T> {
 impl<T> Drop for RequestSender<T> {
     fn drop(&mut self) {
         if let Inner::H2(sender) = &mut self.inner {
-            let _ = lock(&sender.stream).send_data(Bytes::new(), true);
+            sender.half_close();
         }
     }
 }

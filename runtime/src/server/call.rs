@@ -192,6 +192,7 @@ impl ServerCall {
         )
         .with_progress_timeout(config.stream_progress_timeout);
         body.set_stats(stats);
+        body.set_half_close();
         body.set_channelz(socket);
         let started = Started {
             body: Some(body),
@@ -400,6 +401,7 @@ fn begin_stats(
         target: None,
         attempt: None,
         peer: Some(peer),
+        authority: head.uri.authority().map(|a| a.as_str()),
     })?;
     stats.emit(&crate::stats::RpcEvent::InHeader {
         headers: &head.headers,

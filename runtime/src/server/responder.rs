@@ -240,6 +240,7 @@ impl Responder {
         if let Some(stats) = &self.stats {
             stats.emit(&crate::stats::RpcEvent::OutHeader {
                 headers: response.headers(),
+                peer: None,
             });
         }
         match respond.send_response(response, false) {

@@ -21,6 +21,7 @@
 //! | [`InHeader`](RpcEvent::InHeader) | response headers received (not for a trailers-only answer) | the request headers |
 //! | [`OutPayload`](RpcEvent::OutPayload) | each request message handed to HTTP/2 | each response message handed to HTTP/2 |
 //! | [`InPayload`](RpcEvent::InPayload) | each response message received | each request message received |
+//! | [`HalfClose`](RpcEvent::HalfClose) | the requests' end sent | the requests' end read |
 //! | [`OutTrailer`](RpcEvent::OutTrailer) | | the trailers (status) sent |
 //! | [`InTrailer`](RpcEvent::InTrailer) | the trailers received (or a trailers-only answer) | |
 //! | [`End`](RpcEvent::End) | once, last | once, last |
@@ -111,6 +112,7 @@ pub struct RpcInfo<'a> {
     pub(crate) target: Option<&'a str>,
     pub(crate) attempt: Option<AttemptInfo>,
     pub(crate) peer: Option<&'a Peer>,
+    pub(crate) authority: Option<&'a str>,
 }
 
 impl<'a> RpcInfo<'a> {
@@ -146,6 +148,11 @@ impl<'a> RpcInfo<'a> {
     pub fn peer(&self) -> Option<&'a Peer> {
         self.peer
     }
+
+    /// The request's `:authority`: the host the client addressed.
+    pub fn authority(&self) -> Option<&'a str> {
+        self.authority
+    }
 }
 
 /// One event of a call; see the [module docs](self) for their order.
@@ -161,6 +168,9 @@ pub enum RpcEvent<'a> {
     OutHeader {
         /// The headers, without HTTP/2 pseudo-headers.
         headers: &'a http::HeaderMap,
+        /// Client: the server the attempt went to (its address, when the connection has
+        /// one).
+        peer: Option<&'a Peer>,
     },
     /// Headers came in: a server's request headers, a client's response headers.
     #[non_exhaustive]
@@ -172,6 +182,10 @@ pub enum RpcEvent<'a> {
     OutPayload(Payload<'a>),
     /// A message was received whole.
     InPayload(Payload<'a>),
+    /// The client's requests ended (END_STREAM): on a client when it sent the end, on a
+    /// server when it read it. Not reported for a call that ends before its requests do.
+    #[non_exhaustive]
+    HalfClose,
     /// A server's trailers went out (the call's status with its trailing metadata).
     #[non_exhaustive]
     OutTrailer {
@@ -455,6 +469,11 @@ impl CallStats {
         };
         let compression = compression.filter(|_| frame[0] == 1);
         self.emit(&RpcEvent::OutPayload(Payload::sent(body, compression)));
+    }
+
+    /// The requests ended: `HalfClose`.
+    pub(crate) fn half_close(&self) {
+        self.emit(&RpcEvent::HalfClose);
     }
 
     /// A received message: `InPayload`.
