@@ -6,6 +6,7 @@ grpc_runtime::include_protos!(
     pub mod proto
 );
 
+pub mod channelz;
 pub mod health_reflection;
 pub mod load_balancing;
 pub use grpc_process as process;
