@@ -1,9 +1,7 @@
 //! OpenTelemetry metrics (gRFC A66), on the `opentelemetry` cargo feature (off by default).
 //!
-//! A [`MetricsRecorder`] records gRPC's standard per-call instruments on a
-//! [`Meter`](opentelemetry::metrics::Meter) of the
-//! [`MeterProvider`](opentelemetry::metrics::MeterProvider) it is given; installed on channels
-//! and servers, it records:
+//! A [`MetricsRecorder`] records gRPC's standard per-call instruments on a [`Meter`] of the
+//! [`MeterProvider`] it is given; installed on channels and servers, it records:
 //!
 //! | instrument | kind | unit | attributes |
 //! | --- | --- | --- | --- |
@@ -26,8 +24,11 @@
 //!   such methods by name; on the server they are always `"other"`.
 //! - `grpc.status` is the code's name (`"OK"`, `"UNAVAILABLE"`).
 //! - `grpc.target` is the channel's target as given to
-//!   [`Channel::builder`](crate::Channel::builder), or `"other"` where a
-//!   [`target_filter`](MetricsRecorderBuilder::target_filter) says so.
+//!   [`Channel::builder`](crate::client::Channel::builder), or `"other"` where a
+//!   [`target_filter`](MetricsRecorderBuilder::target_filter) says so. The channel's stats
+//!   handler learns it from the channel's first attempt; the call duration of a call that
+//!   ends before any attempt of its channel ever began (an interceptor rejected the very
+//!   first call) records `"other"`.
 //! - Sizes are the sum of each message's length on the wire without its 5-byte prefix
 //!   (compressed if it was: [`Payload::compressed_len`]), over the attempt or the call.
 //! - Durations run from a call's (client: an attempt's) [`RpcEvent::Begin`] to its
@@ -36,8 +37,8 @@
 //! Histograms carry gRFC A66's bucket boundaries (latency: 0 to 100 s in 41 steps; size: 0
 //! to 4 GiB in 14), set on the instruments; an SDK view can replace them.
 //!
-//! The meter is named `"grpc-rust"`, with this crate's version. Without a meter provider
-//! nothing is recorded: the recorder never falls back on the global one.
+//! The meter is named `"grpc-rust"`, with this crate's version. A recorder records only to
+//! the meter provider it is given; it never falls back on OpenTelemetry's global one.
 //!
 //! # Cost
 //!
@@ -47,6 +48,11 @@
 //! interceptor's: its `on_call` future (boxed, as every interceptor's is) and the start time
 //! in the call's extensions. The channel's target is made into an attribute once per
 //! channel.
+//!
+//! Measured by `benchmark/src/bin/otel-cost.rs` (unary calls over 127.0.0.1, client and
+//! server on one thread, the SDK aggregating): 1.3 to 1.7 µs per call for both sides
+//! together over a no-op stats handler (about 11.5 µs per call), roughly half of it the SDK's
+//! nine records.
 //!
 //! [`RpcInfo::is_registered_method`]: crate::stats::RpcInfo::is_registered_method
 //! [`Payload::compressed_len`]: crate::stats::Payload::compressed_len
@@ -164,7 +170,6 @@ impl MetricsRecorder {
     /// interceptor for `grpc.client.call.duration`, which runs at the position in the
     /// channel's interceptor chain where this is called. Install it before other
     /// interceptors for the call's duration to include theirs.
-    #[must_use]
     pub fn install_channel(&self, builder: ChannelBuilder) -> ChannelBuilder {
         let channel = Arc::new(ChannelMetrics {
             shared: Arc::clone(&self.shared),
@@ -176,7 +181,6 @@ impl MetricsRecorder {
     }
 
     /// Installs the recorder on a server: a stats handler for the server's metrics.
-    #[must_use]
     pub fn install_server(&self, builder: ServerBuilder) -> ServerBuilder {
         builder.stats_handler(ServerMetrics(Arc::clone(&self.shared)))
     }
@@ -475,11 +479,12 @@ impl Interceptor for CallDuration {
                 .shared
                 .method(call.path(), channel.shared.record_all_client_methods),
         };
-        // The target is known once an attempt has begun; a call that ended before any (an
-        // interceptor rejected it) records the one made for an earlier call, or none yet.
+        // The channel's target is learnt from its first attempt (an attempt begins before
+        // its pick); a call that ends before any attempt of the channel ever began (an
+        // interceptor rejected the channel's first call) records "other".
         let target = match channel.target.get() {
             Some(target) => target.clone(),
-            None => Value::from(""),
+            None => Value::from(OTHER),
         };
         let attributes = [method, KeyValue::new(TARGET, target), status(end.code())];
         channel
@@ -717,6 +722,7 @@ mod tests {
             target: None,
             attempt: None,
             peer: None,
+            authority: None,
         }
     }
 
@@ -728,6 +734,7 @@ mod tests {
             target: Some(target),
             attempt: Some(AttemptInfo::FIRST),
             peer: None,
+            authority: None,
         }
     }
 
