@@ -50,9 +50,9 @@
 //! channel.
 //!
 //! Measured by `benchmark/src/bin/otel-cost.rs` (unary calls over 127.0.0.1, client and
-//! server on one thread, the SDK aggregating): 1.3 to 1.7 µs per call for both sides
-//! together over a no-op stats handler (about 11.5 µs per call), roughly half of it the SDK's
-//! nine records.
+//! server on one thread, the SDK aggregating; a shared 2-vCPU VM): 1.3 to 2.5 µs per call
+//! for both sides together over a no-op stats handler (11.5 to 12 µs per call), about half
+//! of it the SDK's nine records.
 //!
 //! [`RpcInfo::is_registered_method`]: crate::stats::RpcInfo::is_registered_method
 //! [`Payload::compressed_len`]: crate::stats::Payload::compressed_len
