@@ -44,7 +44,7 @@ interop:
 # Benchmarks (benchmark/README.md). bench: our server alone; bench-compare: ours vs tonic vs a
 # bare h2 server, side by side (about 30 minutes; needs h2load from Debian's nghttp2-client
 # for the h2load rows, and protoc for the tonic crate); bench-smoke: a few seconds, for CI.
-.PHONY: bench bench-compare bench-smoke
+.PHONY: bench bench-compare bench-smoke bench-otel
 
 bench:
 	bash benchmark/run.sh bench
@@ -54,6 +54,11 @@ bench-compare:
 
 bench-smoke:
 	bash benchmark/run.sh smoke
+
+# The OpenTelemetry metrics recorder's cost per unary call (client and server in one
+# thread): no stats, a no-op stats handler, the recorder without and with an SDK reader.
+bench-otel:
+	$(CARGO) run --release -p benchmark --features otel --bin otel-cost
 
 # Fuzz targets for the parsers of network bytes (fuzz/README.md): each target in turn for
 # FUZZ_SECONDS, with nightly and cargo-fuzz (`cargo install cargo-fuzz`), niced. Not part of

@@ -41,6 +41,8 @@
 //! # Cargo features
 //!
 //! - `prost` (off by default): `codec::ProstCodec`, the codec of prost messages.
+//! - `opentelemetry` (off by default): `stats::opentelemetry`, gRFC A66 metrics on the
+//!   OpenTelemetry API crate.
 //! - `fuzzing` (off by default): a hidden module of entry points into the parsers of network
 //!   bytes for the fuzz targets in `fuzz/`; not an API for applications, and not stable.
 //!

@@ -443,6 +443,11 @@ impl ChannelBuilder {
         self
     }
 
+    /// The target the channel is being built for.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// Adds a stats handler, told of every attempt of every call and of every connection;
     /// several may be added. See [`crate::stats`].
     pub fn stats_handler(mut self, handler: impl crate::stats::Handler) -> Self {

@@ -25,10 +25,7 @@
 //! - `grpc.status` is the code's name (`"OK"`, `"UNAVAILABLE"`).
 //! - `grpc.target` is the channel's target as given to
 //!   [`Channel::builder`](crate::client::Channel::builder), or `"other"` where a
-//!   [`target_filter`](MetricsRecorderBuilder::target_filter) says so. The channel's stats
-//!   handler learns it from the channel's first attempt; the call duration of a call that
-//!   ends before any attempt of its channel ever began (an interceptor rejected the very
-//!   first call) records `"other"`.
+//!   [`target_filter`](MetricsRecorderBuilder::target_filter) says so.
 //! - Sizes are the sum of each message's length on the wire without its 5-byte prefix
 //!   (compressed if it was: [`Payload::compressed_len`]), over the attempt or the call.
 //! - Durations run from a call's (client: an attempt's) [`RpcEvent::Begin`] to its
@@ -171,9 +168,10 @@ impl MetricsRecorder {
     /// channel's interceptor chain where this is called. Install it before other
     /// interceptors for the call's duration to include theirs.
     pub fn install_channel(&self, builder: ChannelBuilder) -> ChannelBuilder {
+        // The target's attribute is made once, here, for all the channel's calls.
         let channel = Arc::new(ChannelMetrics {
             shared: Arc::clone(&self.shared),
-            target: OnceLock::new(),
+            target: OnceLock::from(self.shared.target(builder.target())),
         });
         builder
             .interceptor(CallDuration(Arc::clone(&channel)))
@@ -479,9 +477,7 @@ impl Interceptor for CallDuration {
                 .shared
                 .method(call.path(), channel.shared.record_all_client_methods),
         };
-        // The channel's target is learnt from its first attempt (an attempt begins before
-        // its pick); a call that ends before any attempt of the channel ever began (an
-        // interceptor rejected the channel's first call) records "other".
+        // Set when the recorder was installed on the channel's builder.
         let target = match channel.target.get() {
             Some(target) => target.clone(),
             None => Value::from(OTHER),
