@@ -69,8 +69,8 @@ mod generated {
 }
 
 pub mod backoff;
-pub mod binarylog;
 pub mod balancer;
+pub mod binarylog;
 mod cancel;
 pub mod channelz;
 pub mod client;
