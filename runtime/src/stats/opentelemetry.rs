@@ -1,4 +1,5 @@
-//! OpenTelemetry metrics (gRFC A66), on the `opentelemetry` cargo feature (off by default).
+//! OpenTelemetry metrics (gRFC A66), and the trace context through metadata
+//! ([`TracePropagation`]), on the `opentelemetry` cargo feature (off by default).
 //!
 //! A [`MetricsRecorder`] records gRPC's standard per-call instruments on a [`Meter`] of the
 //! [`MeterProvider`] it is given; installed on channels and servers, it records:
@@ -55,6 +56,10 @@
 //! [`Payload::compressed_len`]: crate::stats::Payload::compressed_len
 //! [`RpcEvent::Begin`]: crate::stats::RpcEvent::Begin
 //! [`RpcEvent::End`]: crate::stats::RpcEvent::End
+
+mod propagation;
+
+pub use propagation::TracePropagation;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
