@@ -64,6 +64,10 @@ impl Handler for Recorder {
                 };
                 let message = p.message().unwrap().into_owned();
                 assert_eq!(p.wire_len(), p.compressed_len() + 5);
+                assert_eq!(p.uncompressed_len(), message.len());
+                if !p.is_compressed() {
+                    assert_eq!(p.compressed_len(), message.len());
+                }
                 let text = format!(
                     "{dir}-payload {} compressed={}",
                     message.len(),

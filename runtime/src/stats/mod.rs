@@ -260,6 +260,15 @@ impl<'a> Payload<'a> {
         self.compressed_len + crate::codec::framing::HEADER_LEN
     }
 
+    /// The serialized message's length, uncompressed. A sent message that was compressed
+    /// is decompressed to count it (only for whoever asks).
+    pub fn uncompressed_len(&self) -> usize {
+        match self.compression {
+            None => self.bytes.len(),
+            Some(_) => self.message().map_or(0, |message| message.len()),
+        }
+    }
+
     /// Whether the message travels compressed.
     pub fn is_compressed(&self) -> bool {
         self.compression.is_some() || self.compressed_len != self.bytes.len()
