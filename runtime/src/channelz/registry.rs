@@ -56,9 +56,12 @@ fn now_nanos() -> i64 {
         // is read below).
         let ok = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0;
         if ok && now.tv_sec > 0 {
-            return (i64::from(now.tv_sec))
+            // `time_t` and `c_long` are 32 bits wide on 32-bit Linux.
+            #[allow(clippy::useless_conversion)]
+            let (secs, nanos) = (i64::from(now.tv_sec), i64::from(now.tv_nsec));
+            return secs
                 .saturating_mul(1_000_000_000)
-                .saturating_add(i64::from(now.tv_nsec))
+                .saturating_add(nanos)
                 .max(1);
         }
     }
