@@ -89,3 +89,34 @@ async fn a_channel_and_a_server_count_their_calls() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_bidi_call_under_a_retry_policy_ends_on_its_channel() {
+    const RETRY: &str = r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let server = grpc_runtime::server::Server::builder()
+        .add_service(Echo::default())
+        .build();
+    let channel = memory_channel(&server, |b| {
+        b.default_service_config(RETRY).user_agent("bidi-retry")
+    });
+    let client = grpc_runtime::client::Client::new(channel.clone());
+    let (mut tx, mut rx) = client
+        .bidi_streaming(CHAT, Request::new(()), pb::<StringValue, StringValue>())
+        .await
+        .unwrap();
+    tx.send(s("x")).await.unwrap();
+    tx.close();
+    assert_eq!(rx.message().await.unwrap().unwrap().value, "x");
+    assert!(rx.message().await.unwrap().is_none());
+    let chan = channelz::top_channels(0, 1000)
+        .items
+        .into_iter()
+        .find(|c| c.target == "memory.test:1")
+        .expect("the memory channel");
+    assert_eq!(
+        (chan.calls.started, chan.calls.succeeded, chan.calls.failed),
+        (1, 1, 0)
+    );
+}

@@ -869,6 +869,23 @@ impl Channel {
                 let queued = futures_util::stream::poll_fn(move |cx| queued.poll_recv(cx));
                 let attempts = pending.start(Box::pin(queued));
                 let race = retry::race(attempts, call.deadline, call.cancellation.take(), end);
+                // The committed attempt's response records the call's end, as a response
+                // alone does; a call no attempt committed ends here.
+                let (span, channel) = (span.clone(), self.channelz().clone());
+                let race = async move {
+                    match race.await {
+                        Ok(mut response) => {
+                            response.set_span(span);
+                            response.set_call_channelz(channel);
+                            Ok(response)
+                        }
+                        Err(status) => {
+                            channel.call_ended(false);
+                            spans::record(&span, status.code());
+                            Err(status)
+                        }
+                    }
+                };
                 let sender = RequestSender::frames(FrameSender { frames, encoding });
                 let stream = Streaming::from_response(Box::new(Committing::new(race)), decoder);
                 Ok((sender, stream))
