@@ -14,7 +14,7 @@ pub fn response_for(request: &SimpleRequest) -> Result<SimpleResponse, Status> {
     let size = usize::try_from(request.response_size)
         .map_err(|_| Status::invalid_argument("negative response_size"))?;
     let mut payload = Payload::new();
-    payload.body = vec![0; size];
+    payload.body = vec![0; size].into();
     let mut response = SimpleResponse::new();
     response.payload = protobuf::MessageField::some(payload);
     Ok(response)

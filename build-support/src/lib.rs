@@ -38,7 +38,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use protobuf::descriptor::FileDescriptorProto;
-use protobuf_codegen::{Customize, CustomizeCallback};
+pub use protobuf_codegen::Customize;
+use protobuf_codegen::CustomizeCallback;
 use protoc_gen_rust_grpc::naming;
 
 mod diagnose;
@@ -159,10 +160,31 @@ impl Builder {
         self
     }
 
-    /// rust-protobuf options for the messages (passed to protobuf-codegen). Its `mod.rs` is
-    /// never generated: [`MODULE_FILE`] replaces it.
+    /// rust-protobuf options for the messages (passed to protobuf-codegen; re-exported here
+    /// as [`Customize`]). Its `mod.rs` is never generated: [`MODULE_FILE`] replaces it.
     pub fn customize(mut self, customize: Customize) -> Self {
         self.customize.update_with(&customize);
+        self
+    }
+
+    /// `bytes` fields as `bytes::Bytes` instead of `Vec<u8>` (rust-protobuf's
+    /// `tokio_bytes`; default off). The runtime decodes messages from the buffer they
+    /// arrived in, so a received `bytes` field is a slice of it rather than a copy, and a
+    /// field set from a `Vec` becomes `Bytes` without copying: for large payloads, one
+    /// allocation and one copy fewer per message. The crate needs `protobuf`'s `bytes`
+    /// feature, which `grpc-runtime` already turns on.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// grpc_build::configure()
+    ///     .bytes_as_bytes(true)
+    ///     .compile(&["proto/blobs.proto"], &["proto"])
+    ///     .unwrap();
+    /// ```
+    pub fn bytes_as_bytes(mut self, enable: bool) -> Self {
+        self.customize
+            .update_with(&Customize::default().tokio_bytes(enable));
         self
     }
 

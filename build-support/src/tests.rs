@@ -333,3 +333,37 @@ fn provided_imports_need_no_include_directory() {
         .compile(&[protos.join("wkt.proto")], &[&protos])
         .unwrap();
 }
+
+#[test]
+fn bytes_fields_as_bytes_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "blob.proto",
+        "syntax = \"proto3\";\nmessage Blob { bytes data = 1; string name = 2; }\n",
+    );
+    let field = |enable: Option<bool>| {
+        let out = dir.path().join(format!("out-{enable:?}"));
+        let builder = match enable {
+            Some(enable) => quiet().bytes_as_bytes(enable),
+            None => quiet(),
+        };
+        builder
+            .out_dir(&out)
+            .compile(&[dir.path().join("blob.proto")], &[dir.path()])
+            .unwrap();
+        let messages = fs::read_to_string(out.join("blob.rs")).unwrap();
+        let line = messages
+            .lines()
+            .find(|l| l.trim_start().starts_with("pub data:"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        // Strings stay `String`.
+        assert!(messages.contains("pub name: ::std::string::String"));
+        line
+    };
+    assert_eq!(field(None), "pub data: ::std::vec::Vec<u8>,");
+    assert_eq!(field(Some(false)), "pub data: ::std::vec::Vec<u8>,");
+    assert_eq!(field(Some(true)), "pub data: ::bytes::Bytes,");
+}

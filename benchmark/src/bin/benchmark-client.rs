@@ -17,7 +17,7 @@ use protobuf::Message;
 
 fn request(cfg: &LoadConfig) -> SimpleRequest {
     let mut payload = Payload::new();
-    payload.body = vec![0; cfg.req_size];
+    payload.body = vec![0; cfg.req_size].into();
     let mut req = SimpleRequest::new();
     req.response_size = i32::try_from(cfg.resp_size).expect("response size fits an i32");
     req.payload = protobuf::MessageField::some(payload);

@@ -145,7 +145,7 @@ fn main() {
     assert!(calls > 0 && rounds > 0 && concurrency > 0, "{USAGE}");
 
     let mut payload = Payload::new();
-    payload.body = vec![0; req_size];
+    payload.body = vec![0; req_size].into();
     let mut request = SimpleRequest::new();
     request.response_size = resp_size;
     request.payload = protobuf::MessageField::some(payload);
