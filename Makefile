@@ -44,7 +44,7 @@ interop:
 # Benchmarks (benchmark/README.md). bench: our server alone; bench-compare: ours vs tonic vs a
 # bare h2 server, side by side (about 30 minutes; needs h2load from Debian's nghttp2-client
 # for the h2load rows, and protoc for the tonic crate); bench-smoke: a few seconds, for CI.
-.PHONY: bench bench-compare bench-smoke bench-otel bench-alloc
+.PHONY: bench bench-compare bench-smoke bench-otel bench-alloc bench-fanout
 
 bench:
 	bash benchmark/run.sh bench
@@ -63,6 +63,10 @@ bench-otel:
 # Heap allocations and bytes per unary call, server and client apart (1 B and 1 MiB).
 bench-alloc:
 	$(CARGO) run --release -p benchmark --bin alloc-count
+
+# One 64 KiB message to 100 server streams: encoded per stream, or once (PreparedMessage).
+bench-fanout:
+	$(CARGO) run --release -p benchmark --bin fanout
 
 # Fuzz targets for the parsers of network bytes (fuzz/README.md): each target in turn for
 # FUZZ_SECONDS, with nightly and cargo-fuzz (`cargo install cargo-fuzz`), niced. Not part of

@@ -52,6 +52,7 @@
 
 mod bytes_codec;
 pub(crate) mod framing;
+mod prepared;
 #[cfg(feature = "prost")]
 mod prost_codec;
 mod protobuf_codec;
@@ -63,6 +64,7 @@ use crate::status::Status;
 
 pub use bytes_codec::BytesCodec;
 pub use framing::{DEFAULT_MAX_RECV_MESSAGE_SIZE, DEFAULT_MAX_SEND_MESSAGE_SIZE};
+pub use prepared::PreparedMessage;
 #[cfg(feature = "prost")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prost")))]
 pub use prost_codec::ProstCodec;

@@ -272,6 +272,36 @@ impl Responder {
             Kind::Response,
             &mut self.scratch,
         )?;
+        self.queue_frame(frame, compression)
+    }
+
+    /// Queues a message encoded once for many streams: its compressed form if it was
+    /// prepared with this call's compression, else its plain one.
+    pub(crate) fn queue_prepared(
+        &mut self,
+        prepared: &crate::codec::PreparedMessage,
+    ) -> Result<(), Status> {
+        debug_assert!(self.pending.is_empty());
+        self.send_headers()?;
+        self.reserved = None;
+        let frame = prepared.frame_for(self.compression).clone();
+        let size = frame.len() - framing::HEADER_LEN;
+        if size > self.max_send {
+            return Err(Status::resource_exhausted(format!(
+                "trying to send response message larger than max ({size} vs. {})",
+                self.max_send
+            )));
+        }
+        let compression = self.compression.filter(|_| frame[0] == 1);
+        self.queue_frame(frame, compression)
+    }
+
+    /// Counts an encoded frame and makes it the next to write.
+    fn queue_frame(
+        &mut self,
+        frame: Bytes,
+        compression: Option<CompressionEncoding>,
+    ) -> Result<(), Status> {
         if let Some(stats) = &self.stats {
             stats.out_frame(&frame, compression);
         }
@@ -618,6 +648,31 @@ impl<T: Send + 'static> ResponseSender<T> {
     /// completes that write first.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
         self.write(message, true).await
+    }
+
+    /// Sends a message encoded once for many streams (see [`PreparedMessage`]): compressed
+    /// if it was prepared with the encoding this call compresses with, else as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](ResponseSender::send); `UNIMPLEMENTED` on a [`channel`](Self::channel)
+    /// sender (it carries typed messages, not bytes).
+    ///
+    /// [`PreparedMessage`]: crate::codec::PreparedMessage
+    pub async fn send_prepared(
+        &mut self,
+        message: &crate::codec::PreparedMessage,
+    ) -> Result<(), Status> {
+        match &mut self.inner {
+            SenderInner::H2 { responder, .. } => {
+                poll_fn(|cx| lock(responder).poll_flush(cx)).await?;
+                lock(responder).queue_prepared(message)?;
+                poll_fn(|cx| lock(responder).poll_flush(cx)).await
+            }
+            SenderInner::Channel { .. } => Err(Status::unimplemented(
+                "a test sender takes typed messages, not prepared ones",
+            )),
+        }
     }
 
     /// Sends one message without compression, even if the call compresses its responses.
