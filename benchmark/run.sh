@@ -57,6 +57,8 @@ SCENARIOS_ALL=(
   "stream-1B-c64 streaming 1 64 1 1"
   "unary-1MiB-c4 unary 1 4 1048576 1048576"
   "unary-100conn-x10 unary 100 10 1 1"
+  "unary-10KiB-100conn-x10 unary 100 10 10240 10240"
+  "unary-100KiB-100conn-x10 unary 100 10 102400 102400"
   "tls-unary-1B-c64 unary 1 64 1 1 tls"
   "tls-stream-1B-c64 streaming 1 64 1 1 tls"
   "retry-unary-1B-c64 unary 1 64 1 1 retry"
