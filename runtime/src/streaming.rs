@@ -405,8 +405,8 @@ impl Body {
                 }
                 // The end is reported once, on a server's request body (a client's
                 // response has no half-close).
-                if let Some(stats) = self.stats.take()
-                    && self.half_close
+                if self.half_close
+                    && let Some(stats) = self.stats.take()
                 {
                     stats.half_close();
                 }

@@ -21,8 +21,9 @@
 //! - in-process, the functions of this module: [`top_channels`], [`channel`],
 //!   [`subchannel`], [`servers`], [`server`], [`server_sockets`], [`socket`], returning
 //!   snapshots ([`ChannelSnapshot`], ...);
-//! - over gRPC, the `grpc.channelz.v1.Channelz` service, [`service`], for grpcdebug, the
-//!   channelz web pages and any channelz client (its messages and stubs are in [`pb`]).
+//! - over gRPC, the `grpc.channelz.v1.Channelz` service, [`service`], for any channelz
+//!   client (its messages and stubs are in [`pb`]; grpcio's client reads it in the interop
+//!   run).
 //!
 //! Lists come a page at a time, by ascending id: from a start id, at most `max_results`
 //! items (0: [`DEFAULT_PAGE_SIZE`]), and [`Page::end`] when nothing comes after them. The
