@@ -90,6 +90,7 @@ pub mod health;
 pub mod inprocess;
 pub mod interceptor;
 pub mod keepalive;
+mod mem;
 pub mod metadata;
 mod peer;
 mod proxy;

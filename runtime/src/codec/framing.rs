@@ -83,11 +83,13 @@ pub(crate) fn encode<E: Encoder + ?Sized>(
     }
     let Some(enc) = compression else {
         frame[1..HEADER_LEN].copy_from_slice(&(size as u32).to_be_bytes());
-        return Ok(Bytes::from(frame));
+        return Ok(crate::mem::freeze(frame));
     };
     scratch.clear();
     scratch.put_bytes(0, HEADER_LEN);
-    compression::compress(enc, &frame[HEADER_LEN..], scratch)
+    let compressed = compression::compress(enc, &frame[HEADER_LEN..], scratch);
+    crate::mem::recycle(frame);
+    compressed
         .map_err(|e| Status::internal(format!("failed to compress message with {enc}: {e}")))?;
     let mut frame = scratch.split();
     let len = frame.len() - HEADER_LEN;
@@ -103,12 +105,18 @@ const UPFRONT_MAX: usize = 1024 * 1024;
 /// Splits a stream of byte chunks into message bodies.
 ///
 /// A message that lies whole inside one received chunk (the usual case) is sliced out of it
-/// without copying; only messages split across chunks are assembled in a buffer.
+/// without copying; only messages split across chunks are assembled in a buffer: a pooled
+/// one for large messages ([`crate::mem`]), which returns to the pool once the message and
+/// every slice of it are dropped.
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
     /// Bytes of a partial message, assembled across chunks. Never non-empty together with
     /// `chunk`: `chunk` comes after it.
     buf: BytesMut,
+    /// A partial frame of at least [`crate::mem::MIN_POOLED`] bytes, prefix first, in a
+    /// pooled buffer: used instead of `buf` (never both non-empty), and like it never
+    /// non-empty together with `chunk`.
+    large: Vec<u8>,
     /// The unread rest of the last chunk.
     chunk: Bytes,
     max_size: usize,
@@ -127,6 +135,7 @@ impl FrameDecoder {
     pub(crate) fn new(max_size: usize, encoding: Received, kind: Kind) -> FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
+            large: Vec::new(),
             chunk: Bytes::new(),
             max_size,
             encoding,
@@ -183,25 +192,51 @@ impl FrameDecoder {
 
     /// Adds received bytes.
     pub(crate) fn push(&mut self, chunk: Bytes) {
-        if self.buf.is_empty() && self.chunk.is_empty() {
+        if self.buf.is_empty() && self.large.is_empty() && self.chunk.is_empty() {
             self.chunk = chunk;
         } else {
             self.spill();
-            self.buf.extend_from_slice(&chunk);
+            self.append(&chunk);
+        }
+    }
+
+    /// Appends to the partial frame's buffer.
+    fn append(&mut self, bytes: &[u8]) {
+        if self.large.is_empty() {
+            self.buf.extend_from_slice(bytes);
+        } else {
+            self.large.extend_from_slice(bytes);
         }
     }
 
     /// Moves the unread chunk into the assembly buffer.
     fn spill(&mut self) {
         if !self.chunk.is_empty() {
-            self.buf.extend_from_slice(&self.chunk);
-            self.chunk = Bytes::new();
+            let chunk = std::mem::take(&mut self.chunk);
+            self.append(&chunk);
         }
+    }
+
+    /// Makes room for the rest of a partial frame of `len` body bytes, whose start is in
+    /// `buf` or `chunk` (the other one empty), and moves that start into the buffer it
+    /// assembles in.
+    fn start_partial(&mut self, len: usize) -> Result<(), Status> {
+        self.reserve_for(len)?;
+        let want = self.upfront(HEADER_LEN + len);
+        if HEADER_LEN + len >= crate::mem::MIN_POOLED {
+            self.large = crate::mem::vec_with_capacity(want);
+            self.large.extend_from_slice(&self.buf);
+            self.buf.clear();
+        } else {
+            self.buf.reserve(want.saturating_sub(self.buf.len()));
+        }
+        self.spill();
+        Ok(())
     }
 
     /// Whether a partial frame is buffered (an error if the stream ends here).
     pub(crate) fn has_partial(&self) -> bool {
-        !self.buf.is_empty() || !self.chunk.is_empty()
+        !self.buf.is_empty() || !self.large.is_empty() || !self.chunk.is_empty()
     }
 
     /// The bytes held (`len`) and allocated (`capacity`) for partial frames, for the fuzz
@@ -209,8 +244,8 @@ impl FrameDecoder {
     #[cfg(feature = "fuzzing")]
     pub(crate) fn buffered(&self) -> (usize, usize) {
         (
-            self.buf.len() + self.chunk.len(),
-            self.buf.capacity() + self.chunk.len(),
+            self.buf.len() + self.large.len() + self.chunk.len(),
+            self.buf.capacity() + self.large.capacity() + self.chunk.len(),
         )
     }
 
@@ -244,7 +279,18 @@ impl FrameDecoder {
     /// body is buffered), `INTERNAL` for a bad flag, a compressed message without
     /// `grpc-encoding`, or a body that does not decompress.
     pub(crate) fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
-        let (compressed, body) = if self.buf.is_empty() {
+        let (compressed, body) = if !self.large.is_empty() {
+            match self.header(&self.large)? {
+                Some((compressed, len)) if self.large.len() >= HEADER_LEN + len => {
+                    self.reserved = None;
+                    // The message and any bytes after it stay slices of the pooled buffer.
+                    let whole = crate::mem::freeze(std::mem::take(&mut self.large));
+                    self.chunk = whole.slice(HEADER_LEN + len..);
+                    (compressed, whole.slice(HEADER_LEN..HEADER_LEN + len))
+                }
+                _ => return Ok(None),
+            }
+        } else if self.buf.is_empty() {
             // Fast path: slice a whole message out of the chunk.
             match self.header(&self.chunk)? {
                 Some((compressed, len)) if self.chunk.len() >= HEADER_LEN + len => {
@@ -253,9 +299,7 @@ impl FrameDecoder {
                     (compressed, frame)
                 }
                 Some((_, len)) => {
-                    self.reserve_for(len)?;
-                    self.buf.reserve(self.upfront(HEADER_LEN + len));
-                    self.spill();
+                    self.start_partial(len)?;
                     return Ok(None);
                 }
                 None => {
@@ -272,9 +316,7 @@ impl FrameDecoder {
                     (compressed, self.buf.split_to(len).freeze())
                 }
                 Some((_, len)) => {
-                    self.reserve_for(len)?;
-                    let want = self.upfront(HEADER_LEN + len);
-                    self.buf.reserve(want.saturating_sub(self.buf.len()));
+                    self.start_partial(len)?;
                     return Ok(None);
                 }
                 None => return Ok(None),
@@ -293,6 +335,15 @@ impl FrameDecoder {
             Received::Unsupported => Err(Status::internal(
                 "message compressed with a grpc-encoding this side does not support",
             )),
+        }
+    }
+}
+
+impl Drop for FrameDecoder {
+    fn drop(&mut self) {
+        // A call that ended mid-message gives its pooled buffer back.
+        if self.large.capacity() > 0 {
+            crate::mem::recycle(std::mem::take(&mut self.large));
         }
     }
 }
@@ -351,6 +402,39 @@ mod tests {
             assert_eq!(out, ["first", "second"]);
             assert!(!dec.has_partial());
         }
+    }
+
+    #[test]
+    fn large_messages_assemble_in_a_pooled_buffer() {
+        let mut scratch = BytesMut::new();
+        let big = "x".repeat(100_000);
+        let frames = [
+            encode(&msg(&big), None, usize::MAX, &mut scratch).unwrap(),
+            encode(&msg("after"), None, usize::MAX, &mut scratch).unwrap(),
+            encode(&msg(&big[..50_000]), None, usize::MAX, &mut scratch).unwrap(),
+        ];
+        let all = frames.concat();
+        for chunk_len in [1000, 16 * 1024, 99_000, all.len()] {
+            let mut dec = FrameDecoder::new(1 << 20, Received::Identity, Kind::Response);
+            let mut out = Vec::new();
+            for chunk in all.chunks(chunk_len) {
+                dec.push(Bytes::copy_from_slice(chunk));
+                while let Some(body) = dec.next_message().unwrap() {
+                    assert_eq!(dec.last_len(), body.len());
+                    out.push(decode::<StringValue>(body).unwrap().value);
+                }
+            }
+            assert_eq!(out.len(), 3, "chunks of {chunk_len}");
+            assert_eq!(out[0], big);
+            assert_eq!(out[1], "after");
+            assert_eq!(out[2], big[..50_000]);
+            assert!(!dec.has_partial());
+        }
+        // A message cut short keeps its partial bytes, which count as buffered.
+        let mut dec = FrameDecoder::new(1 << 20, Received::Identity, Kind::Response);
+        dec.push(frames[0].slice(..70_000));
+        assert!(dec.next_message().unwrap().is_none());
+        assert!(dec.has_partial());
     }
 
     #[test]
@@ -423,10 +507,11 @@ mod tests {
         frame.extend_from_slice(&[7; 10]);
         dec.push(Bytes::from(frame));
         assert!(dec.next_message().unwrap().is_none());
+        // (Large frames assemble in a pooled buffer, of a size class up to 64 bytes over.)
+        let allocated = dec.buf.capacity() + dec.large.capacity();
         assert!(
-            dec.buf.capacity() <= UPFRONT_MAX + HEADER_LEN + 10,
-            "{} bytes allocated for 15 received",
-            dec.buf.capacity()
+            allocated <= UPFRONT_MAX + 64 + HEADER_LEN + 10,
+            "{allocated} bytes allocated for 15 received",
         );
         // Accounted by a budget, the whole message is allocated at once.
         let quota = crate::quota::MemoryQuota::new(64 << 20);
@@ -436,7 +521,7 @@ mod tests {
         frame.extend_from_slice(&(50u32 << 20).to_be_bytes());
         dec.push(Bytes::from(frame));
         assert!(dec.next_message().unwrap().is_none());
-        assert!(dec.buf.capacity() >= 50 << 20);
+        assert!(dec.large.capacity() >= 50 << 20);
     }
 
     #[test]

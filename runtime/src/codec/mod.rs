@@ -140,8 +140,14 @@ impl<'a> EncodeBuf<'a> {
     fn start(&mut self, additional: usize) {
         if !self.started {
             self.started = true;
-            self.buf
-                .reserve_exact(framing::HEADER_LEN.saturating_add(additional));
+            let len = framing::HEADER_LEN.saturating_add(additional);
+            if self.buf.capacity() == 0 {
+                // A large frame's buffer comes from the pool (its pages already mapped: no
+                // page faults while the encoder fills it) and goes back once h2 has sent it.
+                *self.buf = crate::mem::vec_with_capacity(len);
+            } else {
+                self.buf.reserve_exact(len);
+            }
             self.buf.extend_from_slice(&[0; framing::HEADER_LEN]);
         }
     }
