@@ -197,7 +197,8 @@ mod tests {
         assert!(again.is_empty());
         // A buffer that is never frozen can be handed back too.
         POOL.give(again);
-        assert_eq!(POOL.vec_with_capacity(len).as_ptr(), ptr);
+        let third = POOL.vec_with_capacity(len);
+        assert_eq!(third.as_ptr(), ptr);
         assert_eq!(POOL.held.load(Ordering::Relaxed), 0);
     }
 
