@@ -40,7 +40,13 @@ impl Default for Http2Settings {
             // so large messages are not held up waiting for WINDOW_UPDATEs.
             initial_stream_window_size: 2 * 1024 * 1024,
             initial_connection_window_size: 8 * 1024 * 1024,
-            max_frame_size: 16 * 1024,
+            // The largest DATA frame a peer may send us. h2 writes each DATA frame with a
+            // system call of its own, so a 1 MiB message took 64 `writev`s (each a loopback
+            // or NIC round of its own) at HTTP/2's 16 KiB; at 64 KiB, 16. Measured on our
+            // client and server, unary 1 MiB: 12-15% less CPU per call on both sides. Peers
+            // that announce 16 KiB (gRPC-Go, grpc-js, h2load) still get 16 KiB frames from
+            // us; Go's own HTTP/2 server announces 1 MiB.
+            max_frame_size: 64 * 1024,
             max_send_buffer_size: 2 * 1024 * 1024,
             // gRPC-Go's default max header list size is 16 MiB.
             max_header_list_size: 16 * 1024 * 1024,
