@@ -47,6 +47,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
 # name rpc connections concurrency req_size resp_size [tls|retry]
+# rpc: unary (UnaryCall), streaming (StreamingCall ping-pong) or server-streaming
+# (StreamingFromServer: one call per slot, the server sends responses back-to-back until the
+# load generator cancels; each response counts as a call, so QPS is messages/s). h2load
+# drives unary scenarios only.
 # retry: our client only, with a service config whose retry policy covers the method but
 # never fires (the overhead of having one; issue: within 5% of none).
 RETRY_CONFIG='{"methodConfig":[{"name":[{"service":"grpc.testing.BenchmarkService"}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.1s","maxBackoff":"1s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}'
@@ -55,6 +59,7 @@ SCENARIOS_ALL=(
   "unary-1B-c64 unary 1 64 1 1"
   "stream-1B-c1 streaming 1 1 1 1"
   "stream-1B-c64 streaming 1 64 1 1"
+  "sstream-1KiB-c1 server-streaming 1 1 1 1024"
   "unary-1MiB-c4 unary 1 4 1048576 1048576"
   "unary-100conn-x10 unary 100 10 1 1"
   "unary-10KiB-100conn-x10 unary 100 10 10240 10240"
@@ -88,6 +93,7 @@ case "$MODE" in
       "smoke-unary-64KiB-c2 unary 1 2 65536 65536"
       "smoke-unary-4conn-x4 unary 4 4 16 16"
       "smoke-stream-64KiB-2conn-x2 streaming 2 2 65536 65536"
+      "smoke-sstream-1KiB-c2 server-streaming 1 2 1 1024"
       "smoke-tls-unary-c8 unary 1 8 1 1 tls"
     )
     ;;
@@ -466,7 +472,8 @@ lines.append(f"measurements with other work running: {n_disturbed} of {n_all}"
              + (" (left out where the cell has clean ones)" if n_disturbed else ""))
 lines.append("```")
 lines.append("")
-lines.append("QPS (calls/s; streaming: ping-pongs/s) and latency, medians of the runs:")
+lines.append("QPS (calls/s; streaming: ping-pongs/s; server-streaming: messages/s) and latency, "
+             "medians of the runs:")
 lines.append("")
 hdr = ["scenario", "client"] + [f"{label[s]} QPS" for s in servers]
 if "tonic" in servers:
@@ -486,7 +493,8 @@ for name, client in order:
     r += [f"{fmt(med(name, s, client, 'p50_us'))}/{fmt(med(name, s, client, 'p99_us'))}" for s in servers]
     lines.append("| " + " | ".join(r) + " |")
 lines.append("")
-lines.append("Server CPU ms per 1000 calls (lower is better) and server peak RSS (VmHWM, MiB):")
+lines.append("Server CPU ms per 1000 calls (server-streaming: messages; lower is better) and server "
+             "peak RSS (VmHWM, MiB):")
 lines.append("")
 hdr = ["scenario", "client"] + [f"{label[s]} CPU ms/1k" for s in servers]
 if "tonic" in servers:

@@ -220,9 +220,9 @@ impl Histogram {
 pub struct LoadConfig {
     /// `host:port` of the server.
     pub target: String,
-    /// `unary` or `streaming`.
+    /// `unary`, `streaming` or `server-streaming`.
     pub rpc: Rpc,
-    /// Outstanding RPCs (or ping-pong streams) per connection.
+    /// Outstanding RPCs (or streams) per connection.
     pub concurrency: usize,
     /// HTTP/2 connections.
     pub connections: usize,
@@ -260,6 +260,20 @@ pub enum Rpc {
     Unary,
     /// StreamingCall ping-pong: one request then one response at a time on a stream.
     Streaming,
+    /// StreamingFromServer: one request, then responses back-to-back until the client
+    /// cancels; every response counts as a call, its latency the gap since the previous one.
+    ServerStreaming,
+}
+
+impl Rpc {
+    /// The name `--rpc` takes and the report prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rpc::Unary => "unary",
+            Rpc::Streaming => "streaming",
+            Rpc::ServerStreaming => "server-streaming",
+        }
+    }
 }
 
 impl FromStr for Rpc {
@@ -268,6 +282,7 @@ impl FromStr for Rpc {
         match s {
             "unary" => Ok(Rpc::Unary),
             "streaming" => Ok(Rpc::Streaming),
+            "server-streaming" => Ok(Rpc::ServerStreaming),
             _ => Err(format!("unknown rpc {s}")),
         }
     }
@@ -279,8 +294,11 @@ Closed-loop load generator for grpc.testing.BenchmarkService.
 
 Options (defaults in brackets):
   --target HOST:PORT     server address [127.0.0.1:50051]
-  --rpc unary|streaming  UnaryCall, or StreamingCall ping-pong [unary]
-  --concurrency N        outstanding RPCs (streams for streaming) per connection [1]
+  --rpc KIND             unary: UnaryCall; streaming: StreamingCall ping-pong;
+                         server-streaming: StreamingFromServer, responses back-to-back until
+                         the end of the measured time, each one counted as a call, its latency
+                         the gap since the previous one [unary]
+  --concurrency N        outstanding RPCs (streams for the streaming kinds) per connection [1]
   --connections N        HTTP/2 connections [1]
   --req-size BYTES       request payload size [1]
   --resp-size BYTES      response payload size asked for, checked on every response [1]
@@ -440,12 +458,16 @@ pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, server_cpu: Opt
     let h = &total.hist;
     let secs = cfg.duration.as_secs_f64().max(1e-9);
     let qps = h.count() as f64 / secs;
-    let mb_s = qps * (cfg.req_size + cfg.resp_size) as f64 / 1e6;
-    let us = |q: f64| h.quantile(q) as f64 / 1000.0;
-    let rpc = match cfg.rpc {
-        Rpc::Unary => "unary",
-        Rpc::Streaming => "streaming",
+    // A server-streaming call sends its request once: each counted message is a response.
+    let (bytes_per_call, counted, unit) = match cfg.rpc {
+        Rpc::ServerStreaming => (cfg.resp_size, "response", "messages"),
+        Rpc::Unary | Rpc::Streaming => {
+            (cfg.req_size + cfg.resp_size, "request + response", "calls")
+        }
     };
+    let mb_s = qps * bytes_per_call as f64 / 1e6;
+    let us = |q: f64| h.quantile(q) as f64 / 1000.0;
+    let rpc = cfg.rpc.name();
     println!(
         "{impl_name} client: {rpc}{}, {} connection(s) x {} outstanding, {} B request, {} B response, {:.1}s warm-up, {:.1}s measured",
         if cfg.tls_ca.is_some() {
@@ -461,12 +483,12 @@ pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, server_cpu: Opt
         secs
     );
     println!(
-        "  {} calls measured ({} in all), {} errors",
+        "  {} {unit} measured ({} in all), {} errors",
         h.count(),
         total.all_calls,
         total.errors
     );
-    println!("  QPS {qps:.0}   payload throughput {mb_s:.1} MB/s (request + response)");
+    println!("  QPS {qps:.0}   payload throughput {mb_s:.1} MB/s ({counted})");
     println!(
         "  latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}",
         us(0.5),

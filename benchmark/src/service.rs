@@ -1,11 +1,12 @@
 //! The BenchmarkService implementation the server hosts.
 
-use grpc_runtime::{Request, Response, ResponseSender, Status, Streaming};
+use grpc_runtime::{Code, Request, Response, ResponseSender, Status, Streaming};
 
 use crate::proto::benchmark_service_grpc::BenchmarkService;
 use crate::proto::messages::{Payload, SimpleRequest, SimpleResponse};
 
-/// Answers UnaryCall and StreamingCall with `response_size` zero bytes per request.
+/// Answers UnaryCall and StreamingCall with `response_size` zero bytes per request, and
+/// StreamingFromServer with such responses until the client cancels.
 #[derive(Debug, Default)]
 pub struct Bench;
 
@@ -38,5 +39,22 @@ impl BenchmarkService for Bench {
             responses.send(response_for(&request)?).await?;
         }
         Ok(())
+    }
+
+    async fn streaming_from_server(
+        &self,
+        request: Request<SimpleRequest>,
+        mut responses: ResponseSender<SimpleResponse>,
+    ) -> Result<(), Status> {
+        // Built once: the payload is `Bytes`, so a clone shares it.
+        let response = response_for(request.get_ref())?;
+        loop {
+            match responses.send(response.clone()).await {
+                Ok(()) => {}
+                // The client cancelled: how every such call ends.
+                Err(s) if s.code() == Code::Cancelled => return Ok(()),
+                Err(s) => return Err(s),
+            }
+        }
     }
 }

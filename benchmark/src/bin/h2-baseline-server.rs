@@ -1,15 +1,19 @@
 //! `h2-baseline-server`: the ceiling for a gRPC server on h2. The h2 crate directly, no gRPC
 //! layer: for every complete gRPC frame a request stream carries (counted by its 5-byte
 //! prefix, never decoded) it answers one pre-encoded SimpleResponse, then ends the stream with
-//! `grpc-status: 0` trailers. Serves UnaryCall and StreamingCall ping-pong alike (any path).
+//! `grpc-status: 0` trailers. Serves UnaryCall and StreamingCall ping-pong alike (any path
+//! but one). StreamingFromServer: once the request's frame is in, the pre-encoded response
+//! again and again, as fast as flow control lets, until the client resets the stream.
 
+use std::future::poll_fn;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use h2::RecvStream;
 use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue};
 
+use benchmark::STREAMING_FROM_SERVER_PATH;
 use benchmark::harness::{Args, grpc_frame, runtime};
 use benchmark::proto::messages::SimpleRequest;
 use benchmark::service::response_for;
@@ -122,7 +126,12 @@ where
         return;
     };
     while let Some(Ok((request, respond))) = conn.accept().await {
-        tokio::spawn(stream(request.into_body(), respond, response.clone()));
+        let (head, body) = request.into_parts();
+        if head.uri.path() == STREAMING_FROM_SERVER_PATH {
+            tokio::spawn(server_stream(body, respond, response.clone()));
+        } else {
+            tokio::spawn(stream(body, respond, response.clone()));
+        }
     }
 }
 
@@ -162,6 +171,16 @@ impl FrameCounter {
     }
 }
 
+/// Response headers: `:status 200`, `content-type: application/grpc`.
+fn response_head() -> http::Response<()> {
+    let mut head = http::Response::new(());
+    head.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    head
+}
+
 async fn stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response: Bytes) {
     let mut frames = FrameCounter::default();
     let mut send = None;
@@ -172,12 +191,7 @@ async fn stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response
         let _ = body.flow_control().release_capacity(chunk.len());
         for _ in 0..frames.push(&chunk) {
             if send.is_none() {
-                let mut head = http::Response::new(());
-                head.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/grpc"),
-                );
-                match respond.send_response(head, false) {
+                match respond.send_response(response_head(), false) {
                     Ok(s) => send = Some(s),
                     Err(_) => return,
                 }
@@ -198,13 +212,59 @@ async fn stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response
         }
         None => {
             // No request message at all: answer trailers-only.
-            let mut head = http::Response::new(());
-            head.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/grpc"),
-            );
+            let mut head = response_head();
             head.headers_mut().extend(trailers);
             let _ = respond.send_response(head, true);
+        }
+    }
+}
+
+/// StreamingFromServer: waits for the request's one frame, then sends `response` over and over
+/// within the peer's flow-control windows (a frame larger than the window goes in pieces)
+/// until the stream is reset (the client cancelling) or the connection goes.
+async fn server_stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response: Bytes) {
+    let mut frames = FrameCounter::default();
+    loop {
+        match body.data().await {
+            Some(Ok(chunk)) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+                if frames.push(&chunk) > 0 {
+                    break;
+                }
+            }
+            // Ended or failed before a whole request message: nothing to answer.
+            Some(Err(_)) | None => return,
+        }
+    }
+    let Ok(mut send) = respond.send_response(response_head(), false) else {
+        return;
+    };
+    loop {
+        let mut left = response.clone();
+        while !left.is_empty() {
+            let Some(window) = send_capacity(&mut send, left.len()).await else {
+                return;
+            };
+            let piece = left.split_to(window.min(left.len()));
+            if send.send_data(piece, false).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Asks h2 for `want` bytes of send capacity and waits until some is assigned; `None` once the
+/// stream is reset or closed.
+async fn send_capacity(send: &mut SendStream<Bytes>, want: usize) -> Option<usize> {
+    send.reserve_capacity(want);
+    loop {
+        let assigned = send.capacity();
+        if assigned > 0 {
+            return Some(assigned);
+        }
+        match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
         }
     }
 }

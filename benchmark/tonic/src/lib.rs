@@ -39,7 +39,8 @@ fn answer(request: Result<SimpleRequest, Status>) -> Result<SimpleResponse, Stat
 
 type Unimplemented = Pin<Box<dyn Stream<Item = Result<SimpleResponse, Status>> + Send>>;
 
-/// Answers UnaryCall and StreamingCall (one response per request, no task of its own).
+/// Answers UnaryCall and StreamingCall (one response per request, no task of its own), and
+/// StreamingFromServer with the same response over and over until the client cancels.
 #[derive(Debug, Default)]
 pub struct Bench;
 
@@ -72,13 +73,16 @@ impl BenchmarkService for Bench {
         Err(Status::unimplemented("not part of the benchmark"))
     }
 
-    type StreamingFromServerStream = Unimplemented;
+    /// An endless stream: tonic polls it only as flow control lets its body go out, and drops
+    /// it when the client resets the stream.
+    type StreamingFromServerStream = futures_util::stream::Repeat<Result<SimpleResponse, Status>>;
 
     async fn streaming_from_server(
         &self,
-        _request: Request<SimpleRequest>,
+        request: Request<SimpleRequest>,
     ) -> Result<Response<Self::StreamingFromServerStream>, Status> {
-        Err(Status::unimplemented("not part of the benchmark"))
+        let response = response_for(request.get_ref())?;
+        Ok(Response::new(futures_util::stream::repeat(Ok(response))))
     }
 
     type StreamingBothWaysStream = Unimplemented;

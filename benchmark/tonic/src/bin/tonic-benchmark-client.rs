@@ -100,6 +100,39 @@ async fn streaming_worker(
     w
 }
 
+/// One StreamingFromServer call, read until the end of the measured time: every response is
+/// a call, timed from the previous one (the first from the call's start). Dropping the call
+/// at the end cancels it; that is not an error.
+async fn server_streaming_worker(
+    mut client: Client,
+    req: SimpleRequest,
+    want: usize,
+    phases: Phases,
+) -> Worker {
+    let mut w = Worker::new();
+    let mut started = Instant::now();
+    let mut responses = match client.streaming_from_server(req).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            w.fail(format!("opening the stream: {}", status_text(&s)));
+            return w;
+        }
+    };
+    while phases.running() {
+        let result = match responses.message().await {
+            Ok(Some(resp)) => check_size(payload_len(&resp), want),
+            Ok(None) => Err("stream ended early".to_owned()),
+            Err(s) => Err(status_text(&s)),
+        };
+        if !w.record(&phases, started, result) {
+            break;
+        }
+        started = Instant::now();
+    }
+    drop(responses);
+    w
+}
+
 /// `http://target`, or `https://target` with TLS trusting `--tls-ca`. tonic's TLS client
 /// offers ALPN h2 and, without `assume_http2`, fails unless the server chooses it.
 fn endpoint(cfg: &LoadConfig) -> Result<Endpoint, String> {
@@ -152,6 +185,9 @@ async fn run(cfg: LoadConfig) -> i32 {
                 Rpc::Unary => workers.spawn(unary_worker(client, req, cfg.resp_size, phases)),
                 Rpc::Streaming => {
                     workers.spawn(streaming_worker(client, req, cfg.resp_size, phases))
+                }
+                Rpc::ServerStreaming => {
+                    workers.spawn(server_streaming_worker(client, req, cfg.resp_size, phases))
                 }
             };
         }
