@@ -532,6 +532,52 @@ async fn grpc_web_content_type_is_415() {
 // ---------------------------------------------------------------------------------------------
 // Cancellation and broken connections
 
+/// A server-streaming handler's small messages leave together (a few DATA frames, not one
+/// each), and leave as soon as the handler stops to wait for something else: this handler
+/// never returns after its messages.
+#[tokio::test]
+async fn small_streamed_messages_share_frames_and_leave_when_the_handler_waits() {
+    let srv = start().await;
+    let send = connect(srv.addr).await;
+    let (response, mut stream) = open(
+        &send,
+        request(srv.addr, COUNT.path, &[("x-hang", Some("1"))]),
+        &[msg_frame(&n(1000))],
+        true,
+    )
+    .await;
+    let (frames, messages) = within(async {
+        let mut body = response.await.expect("response headers").into_body();
+        let (mut frames, mut data) = (0, Vec::new());
+        let mut messages = Vec::new();
+        while messages.len() < 1000 {
+            let chunk = body.data().await.expect("a DATA frame").unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            frames += 1;
+            data.extend_from_slice(&chunk);
+            while data.len() >= 5 {
+                let len = u32::from_be_bytes(data[1..5].try_into().unwrap()) as usize;
+                if data.len() < 5 + len {
+                    break;
+                }
+                messages.push(
+                    UInt32Value::parse_from_bytes(&data[5..5 + len])
+                        .unwrap()
+                        .value,
+                );
+                data.drain(..5 + len);
+            }
+        }
+        (frames, messages)
+    })
+    .await;
+    assert_eq!(messages, (0..1000).collect::<Vec<u32>>());
+    // 1000 messages of at most 8 bytes each: 8 KB, one batch (a frame per message before).
+    assert!(frames <= 4, "{frames} DATA frames for 1000 small messages");
+    stream.send_reset(Reason::CANCEL);
+    still_serving(&srv, &send).await;
+}
+
 #[tokio::test]
 async fn client_reset_drops_the_handler_promptly() {
     let srv = start().await;
