@@ -3,7 +3,8 @@
 #
 #   benchmark/run.sh bench     our server, driven by our load generator (and h2load if installed)
 #   benchmark/run.sh compare   our server vs tonic's vs the bare h2 ceiling, each driven by our
-#                              load generator, tonic's and (unary) h2load; side by side
+#                              load generator, tonic's and (unary) h2load; side by side, and
+#                              the two load generators side by side on each server
 #   benchmark/run.sh smoke     a few seconds of ours per RPC kind: completes, responses right
 #
 # Each measurement starts a fresh server (pinned to core 0 with taskset) and runs one load
@@ -53,6 +54,9 @@ OUT=$(cd "$OUT" && pwd)
 # drives unary scenarios only.
 # retry: our client only, with a service config whose retry policy covers the method but
 # never fires (the overhead of having one; issue: within 5% of none).
+# mc: both cores for everyone, h2load only: each server on a two-thread runtime, h2load with
+# two threads (one connection each), nothing pinned (on 2 cores the load competes with the
+# server; the row says how each server uses a second core, not what one core does).
 RETRY_CONFIG='{"methodConfig":[{"name":[{"service":"grpc.testing.BenchmarkService"}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.1s","maxBackoff":"1s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}'
 SCENARIOS_ALL=(
   "unary-1B-c1 unary 1 1 1 1"
@@ -67,6 +71,7 @@ SCENARIOS_ALL=(
   "tls-unary-1B-c64 unary 1 64 1 1 tls"
   "tls-stream-1B-c64 streaming 1 64 1 1 tls"
   "retry-unary-1B-c64 unary 1 64 1 1 retry"
+  "mc-unary-1B-c64 unary 2 64 1 1 mc"
 )
 
 case "$MODE" in
@@ -150,13 +155,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() { # impl resp_size [tls]
-  local impl=$1 resp=$2 log="$OUT/server.log" tls=()
+start_server() { # impl resp_size [tls|mc]
+  local impl=$1 resp=$2 log="$OUT/server.log" tls=() pin=("${PIN0[@]}")
   [ "${3:-}" = tls ] && tls=(--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server.key")
+  # (--threads 2 goes where the TLS options would: no scenario has both.)
+  [ "${3:-}" = mc ] && tls=(--threads 2) && pin=()
   case "$impl" in
-    ours) "${PIN0[@]}" "$R/benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
-    tonic) "${PIN0[@]}" "$T/tonic-benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
-    h2) "${PIN0[@]}" "$R/h2-baseline-server" --port 0 --resp-size "$resp" "${tls[@]}" >"$log" 2>&1 & ;;
+    ours) "${pin[@]}" "$R/benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
+    tonic) "${pin[@]}" "$T/tonic-benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
+    h2) "${pin[@]}" "$R/h2-baseline-server" --port 0 --resp-size "$resp" "${tls[@]}" >"$log" 2>&1 & ;;
   esac
   SERVER_PID=$!
   local i
@@ -285,7 +292,9 @@ measure_once() { # run scenario server client rpc conns conc req resp sec (tls o
       local dms wms
       dms=$(awk -v d="$DURATION" 'BEGIN { printf "%dms", d * 1000 }')
       wms=$(awk -v w="$WARMUP" 'BEGIN { printf "%dms", w * 1000 }')
-      "${PIN1[@]}" timeout "$limit" h2load -t 1 -c "$conns" -m "$conc" -D "$dms" --warm-up-time "$wms" \
+      local pin=("${PIN1[@]}") threads=1
+      [ "$sec" = mc ] && pin=() && threads=2
+      "${pin[@]}" timeout "$limit" h2load -t "$threads" -c "$conns" -m "$conc" -D "$dms" --warm-up-time "$wms" \
         -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' \
         "$scheme://$target/grpc.testing.BenchmarkService/UnaryCall" >"$clog" 2>&1 &
       local hpid=$!
@@ -364,6 +373,7 @@ for run in $(seq "$RUNS"); do
       for client in $CLIENTS; do
         [ "$client" = h2load ] && [ "$rpc" != unary ] && continue
         [ "$sec" = retry ] && [ "$client" != ours ] && continue
+        [ "$sec" = mc ] && [ "$client" != h2load ] && continue
         measure "$run" "$name" "$server" "$client" "$rpc" "$conns" "$conc" "$req" "$resp" "$sec"
       done
     done
@@ -510,6 +520,25 @@ for name, client in order:
         r.append(ratio(c["ours"], c["tonic"]))
     r += [fmt(None if med(name, s, client, "hwm_kb") is None else med(name, s, client, "hwm_kb") / 1024, "{:.1f}") for s in servers]
     lines.append("| " + " | ".join(r) + " |")
+# The clients side by side: ours and tonic's driving the same server, each server in turn.
+cl = [n for n in dict.fromkeys(n for n, _ in order)
+      if (n, "ours") in order and (n, "tonic") in order]
+if cl:
+    lines.append("")
+    lines.append("Clients: our load generator against tonic's, driving the same server (QPS, "
+                 "medians; ratio ours/tonic's):")
+    lines.append("")
+    hdr = ["scenario"]
+    for s in servers:
+        hdr += [f"on {label[s]}: our client", "tonic's client", "ratio"]
+    lines.append("| " + " | ".join(hdr) + " |")
+    lines.append("|" + "---|" * len(hdr))
+    for name in cl:
+        r = [name]
+        for s in servers:
+            a, b = med(name, s, "ours", "qps"), med(name, s, "tonic", "qps")
+            r += [fmt(a), fmt(b), ratio(a, b)]
+        lines.append("| " + " | ".join(r) + " |")
 # Each tls-NAME row beside its plaintext twin NAME (same client): the ours/tonic ratios of QPS
 # and of CPU per call in both, and what TLS costs each server (CPU per call, TLS / plaintext).
 twins = [(n, c) for n, c in order if n.startswith("tls-") and (n[4:], c) in order]

@@ -36,10 +36,6 @@ impl Kind {
     }
 }
 
-/// Encodes `item` as one frame (prefix and body), compressing it with `compression` if set.
-///
-/// The encoder writes the message once, straight after the prefix. `scratch` serves
-/// compression only (the plain bytes are compressed from the frame into it).
 /// Encodes one streamed request message as a frame, compressed if the call compresses and
 /// the message allows it. It takes the message, so a sender never holds it across an await
 /// (it need not be `Send`).
@@ -60,6 +56,10 @@ pub(crate) fn encode_request<E: Encoder + ?Sized>(
     )
 }
 
+/// Encodes `item` as one frame (prefix and body), compressing it with `compression` if set.
+///
+/// The encoder writes the message once, straight after the prefix. `scratch` serves
+/// compression only (the plain bytes are compressed from the frame into it).
 pub(crate) fn encode<E: Encoder + ?Sized>(
     encoder: &mut E,
     item: &E::Item,
@@ -69,33 +69,83 @@ pub(crate) fn encode<E: Encoder + ?Sized>(
     scratch: &mut BytesMut,
 ) -> Result<Bytes, Status> {
     let mut frame = Vec::new();
-    let mut buf = EncodeBuf::new(&mut frame);
-    encoder.encode(item, &mut buf)?;
-    buf.finish();
-    let Some(size) = frame.len().checked_sub(HEADER_LEN) else {
-        return Err(Status::internal("encoder removed the frame prefix"));
-    };
-    if size > max_size {
-        return Err(Status::resource_exhausted(format!(
-            "trying to send {} message larger than max ({size} vs. {max_size})",
-            kind.as_str()
-        )));
-    }
+    encode_plain_into(encoder, item, max_size, kind, &mut frame)?;
     let Some(enc) = compression else {
-        frame[1..HEADER_LEN].copy_from_slice(&(size as u32).to_be_bytes());
         return Ok(crate::mem::freeze(frame));
     };
+    let compressed = compress_frame(enc, &frame, scratch);
+    crate::mem::recycle(frame);
+    compressed?;
+    Ok(scratch.split().freeze())
+}
+
+/// Appends `item`'s frame to `out` (after the frames it holds: a batch), compressed with
+/// `compression` if set. On error `out` is left as it was.
+pub(crate) fn encode_into<E: Encoder + ?Sized>(
+    encoder: &mut E,
+    item: &E::Item,
+    compression: Option<CompressionEncoding>,
+    max_size: usize,
+    kind: Kind,
+    scratch: &mut BytesMut,
+    out: &mut Vec<u8>,
+) -> Result<(), Status> {
+    let base = encode_plain_into(encoder, item, max_size, kind, out)?;
+    let Some(enc) = compression else {
+        return Ok(());
+    };
+    let compressed = compress_frame(enc, &out[base..], scratch);
+    out.truncate(base);
+    compressed?;
+    out.extend_from_slice(scratch);
+    Ok(())
+}
+
+/// Appends `item`'s uncompressed frame to `out`; returns where it starts. On error `out` is
+/// left as it was.
+fn encode_plain_into<E: Encoder + ?Sized>(
+    encoder: &mut E,
+    item: &E::Item,
+    max_size: usize,
+    kind: Kind,
+    out: &mut Vec<u8>,
+) -> Result<usize, Status> {
+    let base = out.len();
+    let mut buf = EncodeBuf::new(out);
+    let encoded = encoder.encode(item, &mut buf);
+    buf.finish();
+    let size = match (encoded, out.len().checked_sub(base + HEADER_LEN)) {
+        (Ok(()), Some(size)) if size <= max_size => size,
+        (result, size) => {
+            out.truncate(base);
+            result?;
+            let Some(size) = size else {
+                return Err(Status::internal("encoder removed the frame prefix"));
+            };
+            return Err(Status::resource_exhausted(format!(
+                "trying to send {} message larger than max ({size} vs. {max_size})",
+                kind.as_str()
+            )));
+        }
+    };
+    out[base + 1..base + HEADER_LEN].copy_from_slice(&(size as u32).to_be_bytes());
+    Ok(base)
+}
+
+/// Compresses the plain `frame` (prefix and message) into `scratch`, as a compressed frame.
+fn compress_frame(
+    enc: CompressionEncoding,
+    frame: &[u8],
+    scratch: &mut BytesMut,
+) -> Result<(), Status> {
     scratch.clear();
     scratch.put_bytes(0, HEADER_LEN);
-    let compressed = compression::compress(enc, &frame[HEADER_LEN..], scratch);
-    crate::mem::recycle(frame);
-    compressed
+    compression::compress(enc, &frame[HEADER_LEN..], scratch)
         .map_err(|e| Status::internal(format!("failed to compress message with {enc}: {e}")))?;
-    let mut frame = scratch.split();
-    let len = frame.len() - HEADER_LEN;
-    frame[0] = 1;
-    frame[1..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(frame.freeze())
+    let len = scratch.len() - HEADER_LEN;
+    scratch[0] = 1;
+    scratch[1..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
 }
 
 /// The most a decoder allocates for a message before its bytes arrive, unless the server's

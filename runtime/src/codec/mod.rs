@@ -121,6 +121,7 @@ pub trait Codec: Send + 'static {
 /// first: the frame is then allocated once, to the byte.
 #[derive(Debug)]
 pub struct EncodeBuf<'a> {
+    /// The frame goes at the end of what `buf` holds (other frames, in a batch).
     buf: &'a mut Vec<u8>,
     /// Whether the frame prefix's room is in `buf` yet. Written on the first reserve or
     /// write, so that a reserve sizes the one allocation for prefix and message together.
@@ -128,9 +129,8 @@ pub struct EncodeBuf<'a> {
 }
 
 impl<'a> EncodeBuf<'a> {
-    /// `buf` must be empty.
+    /// The frame is appended to what `buf` holds.
     pub(crate) fn new(buf: &'a mut Vec<u8>) -> EncodeBuf<'a> {
-        debug_assert!(buf.is_empty());
         EncodeBuf {
             buf,
             started: false,
@@ -145,8 +145,11 @@ impl<'a> EncodeBuf<'a> {
                 // A large frame's buffer comes from the pool (its pages already mapped: no
                 // page faults while the encoder fills it) and goes back once h2 has sent it.
                 *self.buf = crate::mem::vec_with_capacity(len);
-            } else {
+            } else if self.buf.is_empty() {
                 self.buf.reserve_exact(len);
+            } else {
+                // After other frames: grown as a vector grows, not to the byte each time.
+                self.buf.reserve(len);
             }
             self.buf.extend_from_slice(&[0; framing::HEADER_LEN]);
         }

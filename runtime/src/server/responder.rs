@@ -46,12 +46,13 @@ pub(crate) struct Responder {
     scratch: BytesMut,
     /// The part of the current message (or batch) not yet handed to h2.
     pending: Bytes,
-    /// Small messages a streaming handler sent, not yet handed to h2 (after `pending`).
-    /// h2 writes every DATA frame over 256 bytes with a system call of its own, so one
-    /// frame per 1 KiB message made a server-streaming handler 7x slower than tonic (which
-    /// batches what its stream yields at once). Sent messages gather here until they reach
-    /// [`BATCH_BYTES`] or the handler's task stops sending for now ([`flush_on_yield`]).
-    batch: BytesMut,
+    /// Messages a streaming handler sent, encoded straight in here, not yet handed to h2
+    /// (they go after `pending`). h2 writes every DATA frame over 256 bytes with a system
+    /// call of its own, so one frame per 1 KiB message made a server-streaming handler 7x
+    /// slower than tonic (which batches what its stream yields at once). Sent messages
+    /// gather here until they reach [`BATCH_BYTES`] or the handler's task stops sending for
+    /// now ([`flush_on_yield`]). A pooled buffer ([`crate::mem`]).
+    batch: Vec<u8>,
     /// A write is waiting for flow-control window: the writer's waker is registered with
     /// h2, so the reset watcher must not replace it.
     writing: bool,
@@ -80,13 +81,13 @@ pub(crate) struct Responder {
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
 
-/// A batch of small messages goes to h2 once it holds this much (tonic's yield threshold and
+/// A batch of messages goes to h2 once it holds this much (tonic's yield threshold and
 /// gRPC-Go's write buffer are 32 KiB too).
 const BATCH_BYTES: usize = 32 * 1024;
 
-/// Messages whose frame is smaller than this join the batch; larger ones go on their own
-/// (copying them would cost more than their system call).
-const BATCH_FRAME_MAX: usize = 8 * 1024;
+/// A batch's buffer: room for a full batch and a message of up to 16 KiB more without
+/// growing (a pooled size class of 64 KiB).
+const BATCH_CAPACITY: usize = BATCH_BYTES + 16 * 1024;
 
 pub(crate) fn lock(responder: &SharedResponder) -> MutexGuard<'_, Responder> {
     responder
@@ -113,7 +114,7 @@ impl Responder {
             max_send,
             scratch: BytesMut::new(),
             pending: Bytes::new(),
-            batch: BytesMut::new(),
+            batch: Vec::new(),
             writing: false,
             content_type: None,
             quota: None,
@@ -329,7 +330,7 @@ impl Responder {
     /// Counts an encoded frame (stats, channelz, the message budget).
     fn count_frame(
         &mut self,
-        frame: &Bytes,
+        frame: &[u8],
         compression: Option<CompressionEncoding>,
     ) -> Result<(), Status> {
         if let Some(stats) = &self.stats {
@@ -346,10 +347,37 @@ impl Responder {
         Ok(())
     }
 
-    /// Adds a small frame to the batch; returns whether the batch is full.
-    fn batch_frame(&mut self, frame: &[u8]) -> bool {
-        self.batch.extend_from_slice(frame);
-        self.batch.len() >= BATCH_BYTES
+    /// Encodes and counts `item` at the end of the batch (sending the headers first if they
+    /// are not out yet); returns whether the batch is full.
+    fn encode_batched<E: Encoder + ?Sized>(
+        &mut self,
+        encoder: &mut E,
+        item: &E::Item,
+        compress: bool,
+    ) -> Result<bool, Status> {
+        self.send_headers()?;
+        self.reserved = None;
+        let compression = self.compression.filter(|_| compress);
+        if self.batch.capacity() == 0 {
+            self.batch = crate::mem::vec_with_capacity(BATCH_CAPACITY);
+        }
+        let base = self.batch.len();
+        let mut batch = std::mem::take(&mut self.batch);
+        let encoded = framing::encode_into(
+            encoder,
+            item,
+            compression,
+            self.max_send,
+            Kind::Response,
+            &mut self.scratch,
+            &mut batch,
+        )
+        .and_then(|()| self.count_frame(&batch[base..], compression));
+        if encoded.is_err() {
+            batch.truncate(base);
+        }
+        self.batch = batch;
+        encoded.map(|()| self.batch.len() >= BATCH_BYTES)
     }
 
     /// Ready once everything queued (the current message and the batch) is handed to h2.
@@ -359,7 +387,7 @@ impl Responder {
             if self.batch.is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            self.pending = self.batch.split().freeze();
+            self.pending = crate::mem::freeze(std::mem::take(&mut self.batch));
         }
     }
 
@@ -383,7 +411,7 @@ impl Responder {
                 self.stall = None;
                 if result.is_err() {
                     self.pending = Bytes::new();
-                    self.batch = BytesMut::new();
+                    self.batch = Vec::new();
                 }
                 Poll::Ready(result.map_err(|e| closed_status(&e)))
             }
@@ -415,7 +443,7 @@ impl Responder {
         self.stall = None;
         self.writing = false;
         self.pending = Bytes::new();
-        self.batch = BytesMut::new();
+        self.batch = Vec::new();
         self.reserved = None;
         // Only a reset frees what h2 holds for the stream: trailers would queue behind it.
         self.reset(h2::Reason::CANCEL);
@@ -568,10 +596,9 @@ fn header_list_size(headers: &http::HeaderMap) -> usize {
         .sum()
 }
 
-/// Writes one message on a shared responder: waits for the previous message (or batch) to
-/// be handed to h2, then either adds the message to the batch (small: it goes out with the
-/// batch, when that is full or the handler's task yields) or waits until flow control lets
-/// the batch and then all of the message out.
+/// Writes one message on a shared responder: waits for the previous batch to be handed to
+/// h2, then encodes the message into the batch, which goes out when it is full (then this
+/// waits until flow control lets all of it out) or when the handler's task yields.
 async fn write<E: Encoder + ?Sized>(
     responder: &SharedResponder,
     encoder: &mut E,
@@ -579,32 +606,12 @@ async fn write<E: Encoder + ?Sized>(
     compress: bool,
 ) -> Result<(), Status> {
     poll_fn(|cx| lock(responder).poll_flush_pending(cx)).await?;
-    // (One lock for both steps; the guard is gone before any await.)
-    enum Queued {
-        Batched { full: bool },
-        Alone(Bytes),
+    let full = lock(responder).encode_batched(encoder, item, compress)?;
+    if full {
+        poll_fn(|cx| lock(responder).poll_flush(cx)).await
+    } else {
+        Ok(())
     }
-    let queued = {
-        let mut locked = lock(responder);
-        let frame = locked.encode(encoder, item, compress)?;
-        if frame.len() < BATCH_FRAME_MAX {
-            Queued::Batched {
-                full: locked.batch_frame(&frame),
-            }
-        } else {
-            Queued::Alone(frame)
-        }
-    };
-    let frame = match queued {
-        Queued::Batched { full: false } => return Ok(()),
-        Queued::Batched { full: true } => {
-            return poll_fn(|cx| lock(responder).poll_flush(cx)).await;
-        }
-        Queued::Alone(frame) => frame,
-    };
-    poll_fn(|cx| lock(responder).poll_flush(cx)).await?;
-    lock(responder).pending = frame;
-    poll_fn(|cx| lock(responder).poll_flush(cx)).await
 }
 
 /// Runs a streaming handler's `work` so that what it sends goes out: each time the handler
