@@ -515,7 +515,9 @@ lines.append("|" + "---|" * len(hdr))
 for name, client in order:
     c = {s: med(name, s, client, "cpu_per_1k") for s in servers}
     c = {s: (None if v is None else v * 1000) for s, v in c.items()}
-    r = [name, client] + [fmt(c[s], "{:.1f}") for s in servers]
+    # (Two decimals below 10 ms: a server-streamed message costs well under a microsecond.)
+    r = [name, client] + [fmt(c[s], "{:.2f}" if c[s] is not None and c[s] < 10 else "{:.1f}")
+                          for s in servers]
     if "tonic" in servers:
         r.append(ratio(c["ours"], c["tonic"]))
     r += [fmt(None if med(name, s, client, "hwm_kb") is None else med(name, s, client, "hwm_kb") / 1024, "{:.1f}") for s in servers]
