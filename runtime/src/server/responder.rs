@@ -640,8 +640,11 @@ where
 
 /// Sends the responses of a server-streaming or bidi call.
 ///
-/// Each [`send`](ResponseSender::send) waits for HTTP/2 flow control, so a slow client slows
-/// the handler down rather than filling memory. Header metadata goes out with the first
+/// Small messages are encoded into a batch that goes to HTTP/2 as one DATA frame when it
+/// holds 32 KiB or when the handler stops sending to wait for something else (its task
+/// yields), so a burst of small messages costs one write, not one each. A
+/// [`send`](ResponseSender::send) that fills the batch waits for HTTP/2 flow control, so a
+/// slow client slows the handler down rather than filling memory. Header metadata goes out with the first
 /// message (or [`send_headers`](ResponseSender::send_headers)); trailer metadata goes out
 /// with the status when the handler returns.
 ///
@@ -741,7 +744,8 @@ impl<T: Send + 'static> ResponseSender<T> {
         }
     }
 
-    /// Sends one message.
+    /// Sends one message: it joins the batch (see the [type's docs](ResponseSender)) and
+    /// goes out with it; this waits only when the batch is full.
     ///
     /// # Errors
     ///
