@@ -49,6 +49,9 @@ const HOLD_MAX: usize = 16 * 1024;
 /// The read-ahead buffer's size.
 const READ_AHEAD: usize = 64 * 1024;
 
+/// Reads into less room than this (h2 reads frames into 8 KiB) never start read-ahead.
+const READ_AHEAD_MIN_ROOM: usize = 4096;
+
 /// The client connection preface (RFC 9113 §3.4) a server receives before the first frame.
 const CLIENT_PREFACE_LEN: usize = 24;
 const FRAME_HEADER_LEN: usize = 9;
@@ -511,7 +514,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Paced<IO> {
         }
         let read = buf.filled().len() - start;
         // A read that filled h2's buffer, if that is smaller than ours, leaves more waiting.
-        this.read_ahead = read == room && room < READ_AHEAD;
+        // (Not the handshake's small reads, such as the 24-byte preface: a connection that
+        // goes idle after its handshake would have made the buffer for nothing.)
+        this.read_ahead = read == room && (READ_AHEAD_MIN_ROOM..READ_AHEAD).contains(&room);
         let keep = this.scan(&buf.filled()[start..]);
         if read - keep > HOLD_MAX {
             // Mostly large frames: pass it all on; the turn ends with this read.
