@@ -358,8 +358,13 @@ impl Responder {
         self.send_headers()?;
         self.reserved = None;
         let compression = self.compression.filter(|_| compress);
-        if self.batch.capacity() == 0 {
-            self.batch = crate::mem::vec_with_capacity(BATCH_CAPACITY);
+        if !self.batch.is_empty() && self.batch.capacity() < BATCH_CAPACITY {
+            // A second message joins the first: from here the batch lives in a pooled
+            // buffer. A message that goes out alone (a ping-pong's) keeps the buffer sized
+            // to it, made and freed as `Bytes::from(Vec)` does: no pool round trip.
+            let mut pooled = crate::mem::vec_with_capacity(BATCH_CAPACITY);
+            pooled.extend_from_slice(&self.batch);
+            crate::mem::recycle(std::mem::replace(&mut self.batch, pooled));
         }
         let base = self.batch.len();
         let mut batch = std::mem::take(&mut self.batch);
