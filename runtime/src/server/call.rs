@@ -265,7 +265,7 @@ impl ServerCall {
             let requests = call.take_requests(codec.decoder());
             let sender = ResponseSender::new(Arc::clone(&responder), Box::new(codec.encoder()));
             let work = wrap_handler(call.around.take(), work(requests, sender));
-            let work = super::responder::flush_on_yield(Arc::clone(&responder), work);
+            let work = super::responder::FlushOnYield::new(Arc::clone(&responder), work);
             let work = AssertUnwindSafe(work).catch_unwind();
             let outcome = call.run(&responder, work).await;
             let outcome = match outcome {
