@@ -51,7 +51,7 @@ pub(crate) struct Responder {
     /// call of its own, so one frame per 1 KiB message made a server-streaming handler 7x
     /// slower than tonic (which batches what its stream yields at once). Sent messages
     /// gather here until they reach [`BATCH_BYTES`] or the handler's task stops sending for
-    /// now ([`FlushOnYield`]). A pooled buffer ([`crate::mem`]).
+    /// now ([`FlushOnYield`]). In a pooled buffer ([`crate::mem`]) once it holds two.
     batch: Vec<u8>,
     /// A write is waiting for flow-control window: the writer's waker is registered with
     /// h2, so the reset watcher must not replace it.
