@@ -281,6 +281,14 @@ impl Responder {
         Ok(())
     }
 
+    /// Before a message is encoded: sends the headers if they are not out yet, lets the
+    /// last message's budget reservation go, and says which compression the message gets.
+    fn start_message(&mut self, compress: bool) -> Result<Option<CompressionEncoding>, Status> {
+        self.send_headers()?;
+        self.reserved = None;
+        Ok(self.compression.filter(|_| compress))
+    }
+
     /// Encodes and counts `item` as the next frame (sending the headers first if they are
     /// not out yet), compressed if the call compresses and `compress` allows.
     fn encode<E: Encoder + ?Sized>(
@@ -289,9 +297,7 @@ impl Responder {
         item: &E::Item,
         compress: bool,
     ) -> Result<Bytes, Status> {
-        self.send_headers()?;
-        self.reserved = None;
-        let compression = self.compression.filter(|_| compress);
+        let compression = self.start_message(compress)?;
         let frame = framing::encode(
             encoder,
             item,
@@ -355,9 +361,7 @@ impl Responder {
         item: &E::Item,
         compress: bool,
     ) -> Result<bool, Status> {
-        self.send_headers()?;
-        self.reserved = None;
-        let compression = self.compression.filter(|_| compress);
+        let compression = self.start_message(compress)?;
         if !self.batch.is_empty() && self.batch.capacity() < BATCH_CAPACITY {
             // A second message joins the first: from here the batch lives in a pooled
             // buffer. A message that goes out alone (a ping-pong's) keeps the buffer sized
