@@ -606,7 +606,7 @@ impl Channel {
                 stats.half_close();
             }
             count_sent(&channelz);
-            let sent = transport::send_data(&mut send, frame.clone(), true).await;
+            let sent = transport::send_whole(&mut send, frame.clone()).await;
             if let Err(e) = sent {
                 // The response (an early error status, say) explains it better if there is
                 // one.
@@ -755,7 +755,7 @@ impl Channel {
                         stats.out_frame(&frame, call.compression);
                         stats.half_close();
                     }
-                    let _ = transport::send_data(&mut send, frame, true).await;
+                    let _ = transport::send_whole(&mut send, frame).await;
                     std::future::poll_fn(|cx| response.poll_headers(cx)).await
                 })
                 .await;

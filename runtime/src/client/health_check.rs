@@ -104,7 +104,7 @@ async fn start(
     let (response, mut send) = sender
         .send_request(request, false)
         .map_err(|e| transport::status_from_h2(&e))?;
-    let _ = transport::send_data(&mut send, frame, true).await;
+    let _ = transport::send_whole(&mut send, frame).await;
     Ok(H2Response::new(response, MAX_MESSAGE))
 }
 
