@@ -1359,3 +1359,78 @@ async fn grpc_timeout_is_what_is_left_after_connecting() {
     assert!(sent <= Duration::from_millis(1650), "sent {timeout}");
     assert!(sent >= Duration::from_millis(500), "sent {timeout}");
 }
+
+/// Answers a client-streaming call with the number of DATA frames its requests came in and
+/// the values of the `UInt32Value` messages they carried, once the request stream ends.
+async fn frame_counting_handler(request: Incoming, mut respond: SendResponse<Bytes>) {
+    let mut body = request.into_body();
+    let (mut frames, mut data) = (0u32, Vec::new());
+    let mut end_stream_alone = false;
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        frames += 1;
+        end_stream_alone = chunk.is_empty();
+        data.extend_from_slice(&chunk);
+    }
+    let mut values = Vec::new();
+    let mut at = 0;
+    while at + 5 <= data.len() {
+        let len = u32::from_be_bytes(data[at + 1..at + 5].try_into().unwrap()) as usize;
+        let message = UInt32Value::parse_from_bytes(&data[at + 5..at + 5 + len]).unwrap();
+        values.push(message.value.to_string());
+        at += 5 + len;
+    }
+    let reply = format!("{frames}|{end_stream_alone}|{}", values.join(","));
+    answer_ok(&mut respond, &s(&reply)).await;
+}
+
+/// Requests a client-streaming call's stream has ready at once share DATA frames (h2 makes a
+/// system call per frame over 256 bytes), the last one carrying END_STREAM; a request that
+/// waits for its stream goes out without waiting for more.
+#[tokio::test]
+async fn ready_requests_share_frames_and_the_last_ends_the_stream() {
+    let addr = raw_server(frame_counting_handler).await;
+    let client = client(addr);
+    let ready = futures_util::stream::iter((0..1000).map(n));
+    let reply: Response<StringValue> =
+        within(client.client_streaming(common::CONCAT, Request::new(ready), common::pb()))
+            .await
+            .unwrap();
+    let reply = reply.into_inner().value;
+    let mut parts = reply.splitn(3, '|');
+    let frames: u32 = parts.next().unwrap().parse().unwrap();
+    assert_eq!(
+        parts.next(),
+        Some("false"),
+        "an empty DATA frame ended the stream"
+    );
+    let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    assert_eq!(parts.next(), Some(expected.join(",").as_str()));
+    // 1000 messages of at most 8 bytes: one batch (a frame per message before).
+    assert!(frames <= 2, "{frames} DATA frames for 1000 ready messages");
+
+    // A request whose successor is not ready yet goes out alone, before it: the server sees
+    // the first while the client still holds the second back.
+    let (tx, rx) = mpsc::channel::<UInt32Value>(1);
+    let rx =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let reply: Result<Response<StringValue>, Status> = client
+                .client_streaming(common::CONCAT, Request::new(rx), common::pb())
+                .await;
+            reply
+        }
+    });
+    // One slot: the second send waits until the sender task has taken the first, and that
+    // task finds its stream empty before this one runs again.
+    tx.send(n(1)).await.unwrap();
+    tx.send(n(2)).await.unwrap();
+    drop(tx);
+    let reply = within(call).await.unwrap().unwrap().into_inner().value;
+    assert_eq!(
+        reply, "2|false|1,2",
+        "one frame per message when each waits"
+    );
+}

@@ -1,7 +1,9 @@
 //! How a [`Channel`] runs the four kinds of calls over HTTP/2: interceptors, request
 //! headers, the deadline, sending, and the response.
 
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::cancel::Cancellation;
@@ -20,7 +22,7 @@ use super::retry::{self, Committing, Hedge, Pending, Policy, Retry, RetryState, 
 use super::sender::{Encoding, FrameSender, H2Sender, RequestSender};
 use super::{BidiCall, CallInvoker, Channel};
 use crate::channelz::internal::{SocketEntry, SubchannelEntry};
-use crate::codec::framing::{self, Kind};
+use crate::codec::framing::{self, Batch, Kind};
 use crate::codec::{BytesCodec, Codec, Decoder, Encoder, MessageCompressed, Outbound};
 use crate::compression::{self, CompressionEncoding};
 use crate::credentials::{self, CallCredentials, CallCredentialsInfo};
@@ -1106,6 +1108,11 @@ async fn single_response<D: Decoder>(
 
 /// Sends every message of `messages`, then ends the stream. On failure (an encoding error,
 /// a message over the limit) the stream is reset and the reason left in `send_error`.
+///
+/// The messages the stream has ready at once are encoded into one [`Batch`] and go to h2
+/// together, as one DATA frame, when the stream has nothing more ready or the batch is full
+/// (h2 makes a system call per DATA frame over 256 bytes); the last batch carries
+/// END_STREAM.
 fn spawn_sender<S, E>(
     messages: S,
     mut send: SendStream<Bytes>,
@@ -1124,34 +1131,58 @@ where
     tokio::spawn(async move {
         let mut messages = std::pin::pin!(messages);
         let mut scratch = BytesMut::new();
-        while let Some(message) = messages.next().await {
-            let frame = framing::encode_request(
-                &mut encoder,
-                message.into(),
-                compression,
-                max_send,
-                &mut scratch,
-            );
-            let frame = match frame {
-                Ok(frame) => frame,
+        let mut batch = Batch::default();
+        loop {
+            let gathered = poll_fn(|cx| {
+                loop {
+                    let message = match messages.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(message)) => message.into(),
+                        Poll::Ready(None) => return Poll::Ready(Ok(true)),
+                        Poll::Pending if batch.is_empty() => return Poll::Pending,
+                        Poll::Pending => return Poll::Ready(Ok(false)),
+                    };
+                    let compression = compression.filter(|_| message.is_compressed());
+                    batch.push(
+                        &mut encoder,
+                        message.get_ref(),
+                        compression,
+                        max_send,
+                        Kind::Request,
+                        &mut scratch,
+                        |frame| {
+                            if let Some(stats) = &stats {
+                                stats.out_frame(frame, compression);
+                            }
+                            count_sent(&channelz);
+                            Ok(())
+                        },
+                    )?;
+                    if batch.is_full() {
+                        return Poll::Ready(Ok(false));
+                    }
+                }
+            })
+            .await;
+            let end = match gathered {
+                Ok(end) => end,
                 Err(status) => {
                     *send_error.lock().expect("send error lock") = Some(status);
                     send.send_reset(h2::Reason::CANCEL);
                     return;
                 }
             };
-            if let Some(stats) = &stats {
-                stats.out_frame(&frame, compression);
+            if end && let Some(stats) = &stats {
+                stats.half_close();
             }
-            count_sent(&channelz);
-            if transport::send_data(&mut send, frame, false).await.is_err() {
-                // The stream is gone (the server answered or reset it); the response says why.
+            if transport::send_data(&mut send, batch.take(), end)
+                .await
+                .is_err()
+                || end
+            {
+                // An error: the stream is gone (the server answered or reset it); the
+                // response says why.
                 return;
             }
         }
-        if let Some(stats) = &stats {
-            stats.half_close();
-        }
-        let _ = send.send_data(Bytes::new(), true);
     })
 }

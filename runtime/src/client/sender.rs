@@ -19,6 +19,11 @@ use crate::transport;
 /// flow control. Dropping it (or [`close`](RequestSender::close)) ends the request stream;
 /// the server's answer goes on.
 ///
+/// Each message goes to HTTP/2 as it is sent, in a DATA frame of its own: the sender cannot
+/// tell whether another message follows, and a ping-pong's must not wait. Many small
+/// messages sent back to back travel better through a client-streaming call's `Stream`,
+/// whose ready messages share frames.
+///
 /// # Examples
 ///
 /// ```no_run

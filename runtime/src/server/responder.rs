@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::channelz::internal::{ServerEntry, SocketEntry};
 use crate::codec::Encoder;
-use crate::codec::framing::{self, Kind};
+use crate::codec::framing::{self, Batch, Kind};
 use crate::compression::{AcceptSet, CompressionEncoding};
 use crate::metadata::MetadataMap;
 use crate::status::Status;
@@ -47,12 +47,9 @@ pub(crate) struct Responder {
     /// The part of the current message (or batch) not yet handed to h2.
     pending: Bytes,
     /// Messages a streaming handler sent, encoded straight in here, not yet handed to h2
-    /// (they go after `pending`). h2 writes every DATA frame over 256 bytes with a system
-    /// call of its own, so one frame per 1 KiB message made a server-streaming handler 7x
-    /// slower than tonic (which batches what its stream yields at once). Sent messages
-    /// gather here until they reach [`BATCH_BYTES`] or the handler's task stops sending for
-    /// now ([`FlushOnYield`]). In a pooled buffer ([`crate::mem`]) once it holds two.
-    batch: Vec<u8>,
+    /// (they go after `pending`): a batch goes once full or when the handler's task stops
+    /// sending for now ([`FlushOnYield`]).
+    batch: Batch,
     /// A write is waiting for flow-control window: the writer's waker is registered with
     /// h2, so the reset watcher must not replace it.
     writing: bool,
@@ -81,14 +78,6 @@ pub(crate) struct Responder {
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
 
-/// A batch of messages goes to h2 once it holds this much (tonic's yield threshold and
-/// gRPC-Go's write buffer are 32 KiB too).
-const BATCH_BYTES: usize = 32 * 1024;
-
-/// A batch's buffer: room for a full batch and a message of up to 16 KiB more without
-/// growing (a pooled size class of 64 KiB).
-const BATCH_CAPACITY: usize = BATCH_BYTES + 16 * 1024;
-
 pub(crate) fn lock(responder: &SharedResponder) -> MutexGuard<'_, Responder> {
     responder
         .lock()
@@ -114,7 +103,7 @@ impl Responder {
             max_send,
             scratch: BytesMut::new(),
             pending: Bytes::new(),
-            batch: Vec::new(),
+            batch: Batch::default(),
             writing: false,
             content_type: None,
             quota: None,
@@ -362,31 +351,20 @@ impl Responder {
         compress: bool,
     ) -> Result<bool, Status> {
         let compression = self.start_message(compress)?;
-        if !self.batch.is_empty() && self.batch.capacity() < BATCH_CAPACITY {
-            // A second message joins the first: from here the batch lives in a pooled
-            // buffer. A message that goes out alone (a ping-pong's) keeps the buffer sized
-            // to it, made and freed as `Bytes::from(Vec)` does: no pool round trip.
-            let mut pooled = crate::mem::vec_with_capacity(BATCH_CAPACITY);
-            pooled.extend_from_slice(&self.batch);
-            crate::mem::recycle(std::mem::replace(&mut self.batch, pooled));
-        }
-        let base = self.batch.len();
         let mut batch = std::mem::take(&mut self.batch);
-        let encoded = framing::encode_into(
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let max_send = self.max_send;
+        let pushed = batch.push(
             encoder,
             item,
             compression,
-            self.max_send,
+            max_send,
             Kind::Response,
-            &mut self.scratch,
-            &mut batch,
-        )
-        .and_then(|()| self.count_frame(&batch[base..], compression));
-        if encoded.is_err() {
-            batch.truncate(base);
-        }
-        self.batch = batch;
-        encoded.map(|()| self.batch.len() >= BATCH_BYTES)
+            &mut scratch,
+            |frame| self.count_frame(frame, compression),
+        );
+        (self.batch, self.scratch) = (batch, scratch);
+        pushed.map(|()| self.batch.is_full())
     }
 
     /// Ready once everything queued (the current message and the batch) is handed to h2.
@@ -396,7 +374,7 @@ impl Responder {
             if self.batch.is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            self.pending = crate::mem::freeze(std::mem::take(&mut self.batch));
+            self.pending = self.batch.take();
         }
     }
 
@@ -420,7 +398,7 @@ impl Responder {
                 self.stall = None;
                 if result.is_err() {
                     self.pending = Bytes::new();
-                    self.batch = Vec::new();
+                    self.batch.clear();
                 }
                 Poll::Ready(result.map_err(|e| closed_status(&e)))
             }
@@ -452,7 +430,7 @@ impl Responder {
         self.stall = None;
         self.writing = false;
         self.pending = Bytes::new();
-        self.batch = Vec::new();
+        self.batch.clear();
         self.reserved = None;
         // Only a reset frees what h2 holds for the stream: trailers would queue behind it.
         self.reset(h2::Reason::CANCEL);
