@@ -48,10 +48,12 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
 # name rpc connections concurrency req_size resp_size [tls|retry]
-# rpc: unary (UnaryCall), streaming (StreamingCall ping-pong) or server-streaming
+# rpc: unary (UnaryCall), streaming (StreamingCall ping-pong), server-streaming
 # (StreamingFromServer: one call per slot, the server sends responses back-to-back until the
-# load generator cancels; each response counts as a call, so QPS is messages/s). h2load
-# drives unary scenarios only.
+# load generator cancels; each response counts as a call, so QPS is messages/s) or
+# client-streaming (StreamingFromClient: one call per slot, the load generator sends requests
+# back-to-back until the end of the measured time, then takes the one response; each request
+# counts as a call, so QPS is messages/s). h2load drives unary scenarios only.
 # retry: our client only, with a service config whose retry policy covers the method but
 # never fires (the overhead of having one; issue: within 5% of none).
 # mc: both cores for everyone, h2load only: each server on a two-thread runtime, h2load with
@@ -64,6 +66,7 @@ SCENARIOS_ALL=(
   "stream-1B-c1 streaming 1 1 1 1"
   "stream-1B-c64 streaming 1 64 1 1"
   "sstream-1KiB-c1 server-streaming 1 1 1 1024"
+  "cstream-1KiB-c1 client-streaming 1 1 1024 1"
   "unary-1MiB-c4 unary 1 4 1048576 1048576"
   "unary-100conn-x10 unary 100 10 1 1"
   "unary-10KiB-100conn-x10 unary 100 10 10240 10240"
@@ -99,6 +102,7 @@ case "$MODE" in
       "smoke-unary-4conn-x4 unary 4 4 16 16"
       "smoke-stream-64KiB-2conn-x2 streaming 2 2 65536 65536"
       "smoke-sstream-1KiB-c2 server-streaming 1 2 1 1024"
+      "smoke-cstream-1KiB-c2 client-streaming 1 2 1024 1"
       "smoke-tls-unary-c8 unary 1 8 1 1 tls"
     )
     ;;
@@ -482,7 +486,8 @@ lines.append(f"measurements with other work running: {n_disturbed} of {n_all}"
              + (" (left out where the cell has clean ones)" if n_disturbed else ""))
 lines.append("```")
 lines.append("")
-lines.append("QPS (calls/s; streaming: ping-pongs/s; server-streaming: messages/s) and latency, "
+lines.append("QPS (calls/s; streaming: ping-pongs/s; server-streaming and client-streaming: "
+             "messages/s) and latency, "
              "medians of the runs:")
 lines.append("")
 hdr = ["scenario", "client"] + [f"{label[s]} QPS" for s in servers]
@@ -503,7 +508,8 @@ for name, client in order:
     r += [f"{fmt(med(name, s, client, 'p50_us'))}/{fmt(med(name, s, client, 'p99_us'))}" for s in servers]
     lines.append("| " + " | ".join(r) + " |")
 lines.append("")
-lines.append("Server CPU ms per 1000 calls (server-streaming: messages; lower is better) and server "
+lines.append("Server CPU ms per 1000 calls (server- and client-streaming: messages; lower is "
+             "better) and server "
              "peak RSS (VmHWM, MiB):")
 lines.append("")
 hdr = ["scenario", "client"] + [f"{label[s]} CPU ms/1k" for s in servers]
@@ -515,7 +521,7 @@ lines.append("|" + "---|" * len(hdr))
 for name, client in order:
     c = {s: med(name, s, client, "cpu_per_1k") for s in servers}
     c = {s: (None if v is None else v * 1000) for s, v in c.items()}
-    # (Two decimals below 10 ms: a server-streamed message costs well under a microsecond.)
+    # (Two decimals below 10 ms: a streamed message costs well under a microsecond.)
     r = [name, client] + [fmt(c[s], "{:.2f}" if c[s] is not None and c[s] < 10 else "{:.1f}")
                           for s in servers]
     if "tonic" in servers:

@@ -220,7 +220,7 @@ impl Histogram {
 pub struct LoadConfig {
     /// `host:port` of the server.
     pub target: String,
-    /// `unary`, `streaming` or `server-streaming`.
+    /// `unary`, `streaming`, `server-streaming` or `client-streaming`.
     pub rpc: Rpc,
     /// Outstanding RPCs (or streams) per connection.
     pub concurrency: usize,
@@ -263,6 +263,10 @@ pub enum Rpc {
     /// StreamingFromServer: one request, then responses back-to-back until the client
     /// cancels; every response counts as a call, its latency the gap since the previous one.
     ServerStreaming,
+    /// StreamingFromClient: requests back-to-back until the end of the measured time, then
+    /// the one response; every request counts as a call, its latency the gap since the
+    /// previous one.
+    ClientStreaming,
 }
 
 impl Rpc {
@@ -272,6 +276,7 @@ impl Rpc {
             Rpc::Unary => "unary",
             Rpc::Streaming => "streaming",
             Rpc::ServerStreaming => "server-streaming",
+            Rpc::ClientStreaming => "client-streaming",
         }
     }
 }
@@ -283,6 +288,7 @@ impl FromStr for Rpc {
             "unary" => Ok(Rpc::Unary),
             "streaming" => Ok(Rpc::Streaming),
             "server-streaming" => Ok(Rpc::ServerStreaming),
+            "client-streaming" => Ok(Rpc::ClientStreaming),
             _ => Err(format!("unknown rpc {s}")),
         }
     }
@@ -297,7 +303,10 @@ Options (defaults in brackets):
   --rpc KIND             unary: UnaryCall; streaming: StreamingCall ping-pong;
                          server-streaming: StreamingFromServer, responses back-to-back until
                          the end of the measured time, each one counted as a call, its latency
-                         the gap since the previous one [unary]
+                         the gap since the previous one; client-streaming:
+                         StreamingFromClient, requests back-to-back until the end of the
+                         measured time (each one a call, timed the same way), then the one
+                         response, checked [unary]
   --concurrency N        outstanding RPCs (streams for the streaming kinds) per connection [1]
   --connections N        HTTP/2 connections [1]
   --req-size BYTES       request payload size [1]
@@ -443,6 +452,93 @@ impl Worker {
     }
 }
 
+/// The requests of one client-streaming call: `message` again and again, always ready until
+/// the end of the measured time, so the runtime under test can take several in a row and
+/// batch them. Each one taken counts as a call, timed from the one before (the first from the
+/// feed's creation, i.e. the call's start). The tally goes back through the receiver
+/// [`RequestFeed::new`] returns when the feed ends, or when the runtime drops it early.
+#[derive(Debug)]
+pub struct RequestFeed<T> {
+    message: T,
+    phases: Phases,
+    last: Instant,
+    worker: Worker,
+    done: Option<tokio::sync::oneshot::Sender<Worker>>,
+}
+
+impl<T> RequestFeed<T> {
+    /// A feed of `message`, and where its tally arrives (see [`feed_tally`]).
+    pub fn new(
+        message: T,
+        phases: Phases,
+    ) -> (RequestFeed<T>, tokio::sync::oneshot::Receiver<Worker>) {
+        let (done, tally) = tokio::sync::oneshot::channel();
+        let feed = RequestFeed {
+            message,
+            phases,
+            last: Instant::now(),
+            worker: Worker::new(),
+            done: Some(done),
+        };
+        (feed, tally)
+    }
+
+    fn hand_back(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(std::mem::take(&mut self.worker));
+        }
+    }
+}
+
+impl<T: Clone + Unpin> futures_util::Stream for RequestFeed<T> {
+    type Item = T;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        let this = self.get_mut();
+        if this.done.is_none() {
+            return std::task::Poll::Ready(None);
+        }
+        if !this.phases.running() {
+            // Handed back before the end of the stream goes out, so before the response.
+            this.hand_back();
+            return std::task::Poll::Ready(None);
+        }
+        this.worker.record(&this.phases, this.last, Ok(()));
+        this.last = Instant::now();
+        std::task::Poll::Ready(Some(this.message.clone()))
+    }
+}
+
+impl<T> Drop for RequestFeed<T> {
+    fn drop(&mut self) {
+        self.hand_back();
+    }
+}
+
+/// The tally of a [`RequestFeed`] once its call has ended with `result` (the response
+/// checked, or the error). The feed hands it back when it ends; after a failed call the
+/// runtime may drop the feed a little later (a sender task being aborted), hence the wait.
+pub async fn feed_tally(
+    tally: tokio::sync::oneshot::Receiver<Worker>,
+    result: Result<(), String>,
+) -> Worker {
+    let mut w = match tokio::time::timeout(Duration::from_secs(5), tally).await {
+        Ok(Ok(w)) => w,
+        _ => {
+            let mut w = Worker::new();
+            w.fail("the request stream was never ended nor dropped".to_owned());
+            w
+        }
+    };
+    if let Err(e) = result {
+        w.fail(format!("the response: {e}"));
+    }
+    w
+}
+
 /// Checks a response's payload size.
 pub fn check_size(got: usize, want: usize) -> Result<(), String> {
     if got == want {
@@ -458,9 +554,11 @@ pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, server_cpu: Opt
     let h = &total.hist;
     let secs = cfg.duration.as_secs_f64().max(1e-9);
     let qps = h.count() as f64 / secs;
-    // A server-streaming call sends its request once: each counted message is a response.
+    // A server-streaming call sends its request once: each counted message is a response;
+    // a client-streaming call answers once: each counted message is a request.
     let (bytes_per_call, counted, unit) = match cfg.rpc {
         Rpc::ServerStreaming => (cfg.resp_size, "response", "messages"),
+        Rpc::ClientStreaming => (cfg.req_size, "request", "messages"),
         Rpc::Unary | Rpc::Streaming => {
             (cfg.req_size + cfg.resp_size, "request + response", "calls")
         }

@@ -21,5 +21,7 @@ pub mod service;
 pub const UNARY_PATH: &str = "/grpc.testing.BenchmarkService/UnaryCall";
 /// The path of StreamingCall.
 pub const STREAMING_PATH: &str = "/grpc.testing.BenchmarkService/StreamingCall";
+/// The path of StreamingFromClient.
+pub const STREAMING_FROM_CLIENT_PATH: &str = "/grpc.testing.BenchmarkService/StreamingFromClient";
 /// The path of StreamingFromServer.
 pub const STREAMING_FROM_SERVER_PATH: &str = "/grpc.testing.BenchmarkService/StreamingFromServer";

@@ -5,8 +5,9 @@ use grpc_runtime::{Code, Request, Response, ResponseSender, Status, Streaming};
 use crate::proto::benchmark_service_grpc::BenchmarkService;
 use crate::proto::messages::{Payload, SimpleRequest, SimpleResponse};
 
-/// Answers UnaryCall and StreamingCall with `response_size` zero bytes per request, and
-/// StreamingFromServer with such responses until the client cancels.
+/// Answers UnaryCall and StreamingCall with `response_size` zero bytes per request,
+/// StreamingFromClient with one such response once the requests end (the last one's size),
+/// and StreamingFromServer with such responses until the client cancels.
 #[derive(Debug, Default)]
 pub struct Bench;
 
@@ -39,6 +40,22 @@ impl BenchmarkService for Bench {
             responses.send(response_for(&request)?).await?;
         }
         Ok(())
+    }
+
+    async fn streaming_from_client(
+        &self,
+        request: Request<Streaming<SimpleRequest>>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        // Only the last request's response_size matters: each is read and dropped (its
+        // payload a slice of the received buffer).
+        let mut requests = request.into_inner();
+        let mut response_size = 0;
+        while let Some(request) = requests.message().await? {
+            response_size = request.response_size;
+        }
+        let mut last = SimpleRequest::new();
+        last.response_size = response_size;
+        Ok(Response::new(response_for(&last)?))
     }
 
     async fn streaming_from_server(

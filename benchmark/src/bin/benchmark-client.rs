@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use benchmark::harness::{
-    LoadConfig, Phases, Rpc, TLS_SERVER_NAME, Worker, check_size, grpc_frame, report, runtime,
-    sample_server_cpu,
+    LoadConfig, Phases, RequestFeed, Rpc, TLS_SERVER_NAME, Worker, check_size, feed_tally,
+    grpc_frame, report, runtime, sample_server_cpu,
 };
 use benchmark::proto::benchmark_service_grpc::BenchmarkServiceClient;
 use benchmark::proto::messages::{Payload, SimpleRequest, SimpleResponse};
@@ -133,6 +133,24 @@ async fn server_streaming_worker(
     w
 }
 
+/// One StreamingFromClient call whose requests go out back-to-back until the end of the
+/// measured time (a feed always ready, so several in a row: see `RequestFeed`): every request
+/// is a call, timed from the previous one (the first from the call's start). Then the request
+/// stream ends and the one response must come back, of the asked size.
+async fn client_streaming_worker(
+    client: BenchmarkServiceClient,
+    req: SimpleRequest,
+    want: usize,
+    phases: Phases,
+) -> Worker {
+    let (feed, tally) = RequestFeed::new(req, phases);
+    let result = match client.streaming_from_client(feed).await {
+        Ok(resp) => check_size(payload_len(resp.get_ref()), want),
+        Err(s) => Err(status_text(&s)),
+    };
+    feed_tally(tally, result).await
+}
+
 /// Plaintext, said explicitly (the harness passes host:port), or TLS trusting `--tls-ca`.
 fn credentials(cfg: &LoadConfig) -> Result<ChannelCredentials, grpc_runtime::Error> {
     match &cfg.tls_ca {
@@ -187,6 +205,9 @@ async fn run(cfg: LoadConfig) -> i32 {
                 }
                 Rpc::ServerStreaming => {
                     workers.spawn(server_streaming_worker(client, req, cfg.resp_size, phases))
+                }
+                Rpc::ClientStreaming => {
+                    workers.spawn(client_streaming_worker(client, req, cfg.resp_size, phases))
                 }
             };
         }

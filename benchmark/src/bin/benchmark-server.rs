@@ -14,7 +14,7 @@ use grpc_runtime::server::Server;
 
 const USAGE: &str = "\
 benchmark-server: grpc.testing.BenchmarkService on grpc-runtime (UnaryCall, StreamingCall,
-StreamingFromServer).
+StreamingFromClient, StreamingFromServer).
 
 Options:
   --port N      port on 127.0.0.1 (0 picks one; the chosen port is printed) [50051]

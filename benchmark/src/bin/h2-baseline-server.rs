@@ -2,8 +2,10 @@
 //! layer: for every complete gRPC frame a request stream carries (counted by its 5-byte
 //! prefix, never decoded) it answers one pre-encoded SimpleResponse, then ends the stream with
 //! `grpc-status: 0` trailers. Serves UnaryCall and StreamingCall ping-pong alike (any path
-//! but one). StreamingFromServer: once the request's frame is in, the pre-encoded response
+//! but two). StreamingFromServer: once the request's frame is in, the pre-encoded response
 //! again and again, as fast as flow control lets, until the client resets the stream.
+//! StreamingFromClient: the request body read and dropped until its end, then the
+//! pre-encoded response once and the trailers.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -13,10 +15,10 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue};
 
-use benchmark::STREAMING_FROM_SERVER_PATH;
 use benchmark::harness::{Args, grpc_frame, runtime};
 use benchmark::proto::messages::SimpleRequest;
 use benchmark::service::response_for;
+use benchmark::{STREAMING_FROM_CLIENT_PATH, STREAMING_FROM_SERVER_PATH};
 use protobuf::Message;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -127,11 +129,15 @@ where
     };
     while let Some(Ok((request, respond))) = conn.accept().await {
         let (head, body) = request.into_parts();
-        if head.uri.path() == STREAMING_FROM_SERVER_PATH {
-            tokio::spawn(server_stream(body, respond, response.clone()));
-        } else {
-            tokio::spawn(stream(body, respond, response.clone()));
-        }
+        match head.uri.path() {
+            STREAMING_FROM_SERVER_PATH => {
+                tokio::spawn(server_stream(body, respond, response.clone()))
+            }
+            STREAMING_FROM_CLIENT_PATH => {
+                tokio::spawn(client_stream(body, respond, response.clone()))
+            }
+            _ => tokio::spawn(stream(body, respond, response.clone())),
+        };
     }
 }
 
@@ -204,8 +210,7 @@ async fn stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response
             }
         }
     }
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let trailers = ok_trailers();
     match send {
         Some(mut s) => {
             let _ = s.send_trailers(trailers);
@@ -216,6 +221,31 @@ async fn stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response
             head.headers_mut().extend(trailers);
             let _ = respond.send_response(head, true);
         }
+    }
+}
+
+/// `grpc-status: 0`.
+fn ok_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers
+}
+
+/// StreamingFromClient: reads the request body and drops it, giving its flow-control capacity
+/// back as each chunk arrives, until the client ends the stream; then `response` once and
+/// the trailers. The requests are neither counted nor decoded.
+async fn client_stream(mut body: RecvStream, mut respond: SendResponse<Bytes>, response: Bytes) {
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else {
+            return;
+        };
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let Ok(mut send) = respond.send_response(response_head(), false) else {
+        return;
+    };
+    if send.send_data(response, false).is_ok() {
+        let _ = send.send_trailers(ok_trailers());
     }
 }
 

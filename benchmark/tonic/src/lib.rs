@@ -39,7 +39,8 @@ fn answer(request: Result<SimpleRequest, Status>) -> Result<SimpleResponse, Stat
 
 type Unimplemented = Pin<Box<dyn Stream<Item = Result<SimpleResponse, Status>> + Send>>;
 
-/// Answers UnaryCall and StreamingCall (one response per request, no task of its own), and
+/// Answers UnaryCall and StreamingCall (one response per request, no task of its own),
+/// StreamingFromClient with one response once the requests end (the last one's size), and
 /// StreamingFromServer with the same response over and over until the client cancels.
 #[derive(Debug, Default)]
 pub struct Bench;
@@ -68,9 +69,18 @@ impl BenchmarkService for Bench {
 
     async fn streaming_from_client(
         &self,
-        _request: Request<Streaming<SimpleRequest>>,
+        request: Request<Streaming<SimpleRequest>>,
     ) -> Result<Response<SimpleResponse>, Status> {
-        Err(Status::unimplemented("not part of the benchmark"))
+        // Only the last request's response_size matters: each is read and dropped.
+        let mut requests = request.into_inner();
+        let mut response_size = 0;
+        while let Some(request) = requests.message().await? {
+            response_size = request.response_size;
+        }
+        Ok(Response::new(response_for(&SimpleRequest {
+            response_size,
+            ..Default::default()
+        })?))
     }
 
     /// An endless stream: tonic polls it only as flow control lets its body go out, and drops

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use benchmark_tonic::harness::{
-    LoadConfig, Phases, Rpc, TLS_SERVER_NAME, Worker, check_size, report, runtime,
-    sample_server_cpu,
+    LoadConfig, Phases, RequestFeed, Rpc, TLS_SERVER_NAME, Worker, check_size, feed_tally, report,
+    runtime, sample_server_cpu,
 };
 use benchmark_tonic::proto::benchmark_service_client::BenchmarkServiceClient;
 use benchmark_tonic::proto::{Payload, SimpleRequest, SimpleResponse};
@@ -133,6 +133,24 @@ async fn server_streaming_worker(
     w
 }
 
+/// One StreamingFromClient call whose requests go out back-to-back until the end of the
+/// measured time (a feed always ready, so several in a row: see `RequestFeed`): every request
+/// is a call, timed from the previous one (the first from the call's start). Then the request
+/// stream ends and the one response must come back, of the asked size.
+async fn client_streaming_worker(
+    mut client: Client,
+    req: SimpleRequest,
+    want: usize,
+    phases: Phases,
+) -> Worker {
+    let (feed, tally) = RequestFeed::new(req, phases);
+    let result = match client.streaming_from_client(feed).await {
+        Ok(resp) => check_size(payload_len(resp.get_ref()), want),
+        Err(s) => Err(status_text(&s)),
+    };
+    feed_tally(tally, result).await
+}
+
 /// `http://target`, or `https://target` with TLS trusting `--tls-ca`. tonic's TLS client
 /// offers ALPN h2 and, without `assume_http2`, fails unless the server chooses it.
 fn endpoint(cfg: &LoadConfig) -> Result<Endpoint, String> {
@@ -188,6 +206,9 @@ async fn run(cfg: LoadConfig) -> i32 {
                 }
                 Rpc::ServerStreaming => {
                     workers.spawn(server_streaming_worker(client, req, cfg.resp_size, phases))
+                }
+                Rpc::ClientStreaming => {
+                    workers.spawn(client_streaming_worker(client, req, cfg.resp_size, phases))
                 }
             };
         }
