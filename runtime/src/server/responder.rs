@@ -592,8 +592,14 @@ async fn write<E: Encoder + ?Sized>(
     item: &E::Item,
     compress: bool,
 ) -> Result<(), Status> {
-    poll_fn(|cx| lock(responder).poll_flush_pending(cx)).await?;
-    let full = lock(responder).encode_batched(encoder, item, compress)?;
+    // One lock for both steps: a message that needs no wait (nearly all of a stream's)
+    // takes the responder's lock once.
+    let full = poll_fn(|cx| {
+        let mut locked = lock(responder);
+        std::task::ready!(locked.poll_flush_pending(cx))?;
+        Poll::Ready(locked.encode_batched(&mut *encoder, item, compress))
+    })
+    .await?;
     if full {
         poll_fn(|cx| lock(responder).poll_flush(cx)).await
     } else {
