@@ -310,6 +310,10 @@ pub(crate) struct Body {
     stats: crate::stats::Stats,
     /// The connection in channelz, counting messages received.
     channelz: Option<crate::channelz::internal::SocketEntry>,
+    /// Messages read but not yet counted in channelz: counted when the read buffer is
+    /// drained (and on drop), so one atomic add and clock read cover every message a read
+    /// brought in.
+    unreported: u32,
     /// Whether the body's end is the client's half-close (a server's request body).
     half_close: bool,
 }
@@ -325,7 +329,17 @@ impl Body {
             stall: None,
             stats: None,
             channelz: None,
+            unreported: 0,
             half_close: false,
+        }
+    }
+
+    /// Counts in channelz the messages read since the last count.
+    fn report_received(&mut self) {
+        if self.unreported > 0
+            && let Some(socket) = &self.channelz
+        {
+            socket.messages_received(std::mem::take(&mut self.unreported));
         }
     }
 
@@ -389,12 +403,12 @@ impl Body {
                     if let Some(stats) = &self.stats {
                         stats.in_message(&bytes, self.frames.last_len());
                     }
-                    if let Some(socket) = &self.channelz {
-                        socket.message_received();
+                    if self.channelz.is_some() {
+                        self.unreported += 1;
                     }
                     return Poll::Ready(Ok(Some(bytes)));
                 }
-                Ok(None) => {}
+                Ok(None) => self.report_received(),
                 Err(status) => return Poll::Ready(Err(ReadError::Status(status))),
             }
             if self.data_done {
@@ -435,5 +449,12 @@ impl Body {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<http::HeaderMap>, h2::Error>> {
         self.recv.poll_trailers(cx)
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // Messages read since the last drain (a unary call's one response, say).
+        self.report_received();
     }
 }

@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
+use futures_util::StreamExt;
 use grpc_runtime::channelz::{self, SocketAddress};
 use grpc_runtime::connectivity::ConnectivityState;
 use grpc_runtime::{Code, Request, Response};
-use protobuf::well_known_types::wrappers::StringValue;
+use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
 
 #[tokio::test]
 async fn a_channel_and_a_server_count_their_calls() {
@@ -88,6 +89,57 @@ async fn a_channel_and_a_server_count_their_calls() {
         channelz::channel(id).is_none()
     })
     .await;
+}
+
+/// Streamed messages are counted a batch (or a drained read) at a time: every one of
+/// them must still be counted, on both ends, once the calls are over.
+#[tokio::test]
+async fn streamed_messages_are_all_counted() {
+    let srv = start().await;
+    let channel = srv.channel();
+    let client = grpc_runtime::client::Client::new(channel.clone());
+    // 5,000 responses: many 32 KiB batches, then a short last one.
+    let responses = client
+        .server_streaming(COUNT, Request::new(n(5000)), pb::<_, UInt32Value>())
+        .await
+        .unwrap();
+    assert_eq!(responses.count().await, 5000);
+    // 3,000 requests of 20 bytes: two full batches and a partial one.
+    let requests = futures_util::stream::iter((0..3000).map(|_| s("twenty-bytes-of-text")));
+    let reply: Response<StringValue> = client
+        .client_streaming(CONCAT, Request::new(requests), pb())
+        .await
+        .unwrap();
+    assert_eq!(reply.get_ref().value.len(), 3000 * 21 - 1);
+
+    let target = format!("http://{}", srv.addr);
+    let chan = channelz::top_channels(0, 1000)
+        .items
+        .into_iter()
+        .find(|c| c.target == target)
+        .expect("our channel");
+    let sub = channelz::subchannel(chan.subchannels[0].id).unwrap();
+    let sock = channelz::socket(sub.sockets[0].id).unwrap();
+    assert_eq!(
+        (sock.messages_sent, sock.messages_received),
+        (1 + 3000, 5000 + 1)
+    );
+    let server = channelz::servers(0, 1000)
+        .items
+        .into_iter()
+        .find(|s| {
+            s.listen_sockets.iter().any(|l| {
+                channelz::socket(l.id).and_then(|s| s.local) == Some(SocketAddress::Tcp(srv.addr))
+            })
+        })
+        .expect("our server");
+    let conns = channelz::server_sockets(server.id, 0, 100).unwrap();
+    let conn = channelz::socket(conns.items[0].id).unwrap();
+    assert_eq!(
+        (conn.messages_received, conn.messages_sent),
+        (1 + 3000, 5000 + 1)
+    );
+    assert!(conn.last_message_sent.is_some() && conn.last_message_received.is_some());
 }
 
 #[tokio::test]

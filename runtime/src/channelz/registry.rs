@@ -822,8 +822,15 @@ impl SocketEntry {
 
     /// A message was handed to HTTP/2 to send.
     pub fn message_sent(&self) {
+        self.messages_sent(1);
+    }
+
+    /// `n` messages were handed to HTTP/2 to send, together.
+    pub fn messages_sent(&self, n: u32) {
         let state = &self.0.state;
-        state.messages_sent.fetch_add(1, Ordering::Relaxed);
+        state
+            .messages_sent
+            .fetch_add(u64::from(n), Ordering::Relaxed);
         state
             .last_message_sent
             .store(now_nanos(), Ordering::Relaxed);
@@ -831,8 +838,15 @@ impl SocketEntry {
 
     /// A message was received whole.
     pub fn message_received(&self) {
+        self.messages_received(1);
+    }
+
+    /// `n` messages were received whole, together.
+    pub fn messages_received(&self, n: u32) {
         let state = &self.0.state;
-        state.messages_received.fetch_add(1, Ordering::Relaxed);
+        state
+            .messages_received
+            .fetch_add(u64::from(n), Ordering::Relaxed);
         state
             .last_message_received
             .store(now_nanos(), Ordering::Relaxed);

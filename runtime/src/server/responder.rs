@@ -74,6 +74,10 @@ pub(crate) struct Responder {
     /// The server and the connection in channelz, counting the call, its stream and its
     /// messages (atomics; `None` for a call refused before it was routed).
     channelz: Option<(ServerEntry, SocketEntry)>,
+    /// Messages encoded but not yet counted in channelz: they are counted once `pending`
+    /// is handed to h2, a batch at a time (per message, the atomic increment and clock read
+    /// were 5% of a server stream's CPU).
+    unreported_sent: u32,
 }
 
 pub(crate) type SharedResponder = Arc<Mutex<Responder>>;
@@ -114,6 +118,7 @@ impl Responder {
             stats: None,
             span: tracing::Span::none(),
             channelz: None,
+            unreported_sent: 0,
         }
     }
 
@@ -331,8 +336,8 @@ impl Responder {
         if let Some(stats) = &self.stats {
             stats.out_frame(frame, compression);
         }
-        if let Some(counted) = &self.channelz {
-            counted.1.message_sent();
+        if self.channelz.is_some() {
+            self.unreported_sent += 1;
         }
         if let Some(quota) = &self.quota
             && frame.len() > crate::quota::RESERVE_ABOVE
@@ -399,6 +404,10 @@ impl Responder {
                 if result.is_err() {
                     self.pending = Bytes::new();
                     self.batch.clear();
+                } else if let Some((_, socket)) = &self.channelz
+                    && self.unreported_sent > 0
+                {
+                    socket.messages_sent(std::mem::take(&mut self.unreported_sent));
                 }
                 Poll::Ready(result.map_err(|e| closed_status(&e)))
             }
