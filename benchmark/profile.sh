@@ -60,6 +60,9 @@ cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null || true; }
 trap cleanup EXIT
 
 start() { # prefix...: starts the server, sets SPID and PORT
+  # Emptied first: the forked child truncates it only later, and a log left by an earlier
+  # run would name a port nothing listens on.
+  : >"$OUT/server.log"
   "$@" "${BIN[@]}" --port 0 >"$OUT/server.log" 2>&1 &
   SPID=$!
   for _ in $(seq 600); do

@@ -164,6 +164,9 @@ start_server() { # impl resp_size [tls|mc]
   [ "${3:-}" = tls ] && tls=(--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server.key")
   # (--threads 2 goes where the TLS options would: no scenario has both.)
   [ "${3:-}" = mc ] && tls=(--threads 2) && pin=()
+  # Emptied here, not by the redirection below: that runs in the forked child, and until it
+  # does the loop below could read the previous server's port from the old log.
+  : >"$log"
   case "$impl" in
     ours) "${pin[@]}" "$R/benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
     tonic) "${pin[@]}" "$T/tonic-benchmark-server" --port 0 "${tls[@]}" >"$log" 2>&1 & ;;
