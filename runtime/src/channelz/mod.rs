@@ -397,9 +397,11 @@ pub struct SocketSnapshot {
     pub streams_succeeded: u64,
     /// Streams that ended any other way.
     pub streams_failed: u64,
-    /// Messages sent.
+    /// Messages sent. A stream's small messages are counted as their batch is handed to
+    /// HTTP/2 (up to 32 KiB of them at a time), so a batch still being filled is not yet in.
     pub messages_sent: u64,
-    /// Messages received.
+    /// Messages received. Counted when the reader next finds nothing more buffered (or the
+    /// call is dropped), so the messages of the read being worked through may not be in.
     pub messages_received: u64,
     /// Keepalive PINGs sent.
     pub keepalives_sent: u64,
