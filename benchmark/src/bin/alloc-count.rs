@@ -156,5 +156,11 @@ fn main() {
                 server.0, server.1, client_side.0, client_side.1
             );
         }
+        // What a caller holds (and moves) per call in flight: the call's future, unpolled.
+        let call = client.unary_call(SimpleRequest::new());
+        println!(
+            "client: a unary call's future is {} bytes",
+            std::mem::size_of_val(&call)
+        );
     });
 }
