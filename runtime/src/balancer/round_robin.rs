@@ -157,13 +157,21 @@ impl Balancer for RoundRobin {
         let Some(known) = self.states.get_mut(subchannel) else {
             return;
         };
+        let was_ready = *known == ConnectivityState::Ready;
         *known = state;
         match state {
             ConnectivityState::Idle => subchannel.connect(),
             ConnectivityState::TransientFailure => channel.resolve_now(),
             _ => {}
         }
-        self.publish(channel);
+        // While READY, a new picker only when the READY set changes (as gRPC-Go's base
+        // balancer does): a subchannel that is down flaps between CONNECTING and
+        // TRANSIENT_FAILURE at each backoff, and a new picker each time restarted the
+        // rotation at a random place, so calls stopped alternating evenly.
+        let ready_set_changed = was_ready != (state == ConnectivityState::Ready);
+        if ready_set_changed || self.published != Some(ConnectivityState::Ready) {
+            self.publish(channel);
+        }
     }
 
     fn exit_idle(&mut self, _: &mut dyn ChannelController) {
