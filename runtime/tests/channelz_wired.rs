@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use grpc_runtime::channelz::{self, SocketAddress};
+use grpc_runtime::channelz::{self, ServerSnapshot, SocketAddress};
 use grpc_runtime::connectivity::ConnectivityState;
 use grpc_runtime::{Code, Request, Response};
 use protobuf::well_known_types::wrappers::{StringValue, UInt32Value};
@@ -58,15 +58,7 @@ async fn a_channel_and_a_server_count_their_calls() {
     assert_eq!((sock.messages_sent, sock.messages_received), (4, 2));
 
     // The server: found by its listening port.
-    let server = channelz::servers(0, 1000)
-        .items
-        .into_iter()
-        .find(|s| {
-            s.listen_sockets.iter().any(|l| {
-                channelz::socket(l.id).and_then(|s| s.local) == Some(SocketAddress::Tcp(srv.addr))
-            })
-        })
-        .expect("our server");
+    let server = server_listening_on(srv.addr);
     assert_eq!(
         (
             server.calls.started,
@@ -124,15 +116,7 @@ async fn streamed_messages_are_all_counted() {
         (sock.messages_sent, sock.messages_received),
         (1 + 3000, 5000 + 1)
     );
-    let server = channelz::servers(0, 1000)
-        .items
-        .into_iter()
-        .find(|s| {
-            s.listen_sockets.iter().any(|l| {
-                channelz::socket(l.id).and_then(|s| s.local) == Some(SocketAddress::Tcp(srv.addr))
-            })
-        })
-        .expect("our server");
+    let server = server_listening_on(srv.addr);
     let conns = channelz::server_sockets(server.id, 0, 100).unwrap();
     let conn = channelz::socket(conns.items[0].id).unwrap();
     assert_eq!(
@@ -171,4 +155,17 @@ async fn a_bidi_call_under_a_retry_policy_ends_on_its_channel() {
         (chan.calls.started, chan.calls.succeeded, chan.calls.failed),
         (1, 1, 0)
     );
+}
+
+/// The server in channelz, found by its listening address.
+fn server_listening_on(addr: std::net::SocketAddr) -> ServerSnapshot {
+    channelz::servers(0, 1000)
+        .items
+        .into_iter()
+        .find(|s| {
+            s.listen_sockets.iter().any(|l| {
+                channelz::socket(l.id).and_then(|s| s.local) == Some(SocketAddress::Tcp(addr))
+            })
+        })
+        .expect("our server")
 }
