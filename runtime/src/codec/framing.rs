@@ -113,6 +113,8 @@ pub(crate) struct Batch {
     /// Exact-size for a lone message (a ping-pong's: made and freed as `Bytes::from(Vec)`
     /// does, no pool round trip); a pooled [`BATCH_CAPACITY`] buffer once a second joins.
     buf: Vec<u8>,
+    /// The size of the last frame pushed: the guess for the next one's.
+    last: usize,
 }
 
 /// A batch goes to h2 once it holds this much (tonic's yield threshold and gRPC-Go's write
@@ -128,9 +130,13 @@ impl Batch {
         self.buf.is_empty()
     }
 
-    /// Whether the batch should go to h2 now.
+    /// Whether the batch should go to h2 now: when another message the size of the last
+    /// one would take it over [`BATCH_BYTES`]. Stopping short of the mark, not past it,
+    /// keeps a batch of small messages within two 16 KiB DATA frames (h2 writes each frame
+    /// with a system call of its own): 32 frames of 1 KiB went out as 16 + 16 + 0.2 KiB,
+    /// 31 go as 16 + 15.9 KiB.
     pub(crate) fn is_full(&self) -> bool {
-        self.buf.len() >= BATCH_BYTES
+        self.buf.len() + self.last > BATCH_BYTES
     }
 
     /// Encodes `item` at the end of the batch, then hands its frame to `count` (stats,
@@ -162,8 +168,9 @@ impl Batch {
             &mut self.buf,
         )
         .and_then(|()| count(&self.buf[base..]));
-        if pushed.is_err() {
-            self.buf.truncate(base);
+        match pushed {
+            Ok(()) => self.last = self.buf.len() - base,
+            Err(_) => self.buf.truncate(base),
         }
         pushed
     }
@@ -510,6 +517,57 @@ mod tests {
         assert_eq!(&frame[..], b"\x00\x00\x00\x00\x04\x0a\x02hi");
         let empty = encode(&StringValue::new(), None, usize::MAX, &mut scratch).unwrap();
         assert_eq!(&empty[..], b"\x00\x00\x00\x00\x00");
+    }
+
+    #[test]
+    fn a_batch_of_small_messages_stops_short_of_its_mark() {
+        // 1 KiB messages: 1,024 value bytes, 3 of protobuf, 5 of prefix.
+        let m = msg(&"x".repeat(1024));
+        let mut encoder = ProtobufCodec::<StringValue, StringValue>::new().encoder();
+        let mut scratch = BytesMut::new();
+        let mut batch = Batch::default();
+        let mut pushed = 0;
+        while !batch.is_full() {
+            batch
+                .push(
+                    &mut encoder,
+                    &m,
+                    None,
+                    usize::MAX,
+                    Kind::Response,
+                    &mut scratch,
+                    |frame| {
+                        assert_eq!(frame.len(), 1032);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+            pushed += 1;
+        }
+        // 31 frames (31,992 bytes) fit in 32 KiB; a 32nd would not.
+        assert_eq!(pushed, 31);
+        let bytes = batch.take();
+        assert_eq!(bytes.len(), 31 * 1032);
+        assert!(batch.is_empty());
+        let (first, rest) = bytes.split_at(1032);
+        assert_eq!(&first[..5], b"\x00\x00\x00\x04\x03");
+        assert_eq!(rest.len(), 30 * 1032);
+
+        // One message over the mark fills a batch by itself.
+        let big = msg(&"y".repeat(40 * 1024));
+        let mut batch = Batch::default();
+        batch
+            .push(
+                &mut encoder,
+                &big,
+                None,
+                usize::MAX,
+                Kind::Response,
+                &mut scratch,
+                |_| Ok(()),
+            )
+            .unwrap();
+        assert!(batch.is_full());
     }
 
     #[test]
