@@ -669,9 +669,10 @@ impl<F: Future<Output = Result<(), Status>>> Future for FlushOnYield<F> {
 
 /// Sends the responses of a server-streaming or bidi call.
 ///
-/// Small messages are encoded into a batch that goes to HTTP/2 as one DATA frame when it
-/// holds 32 KiB or when the handler stops sending to wait for something else (its task
-/// yields), so a burst of small messages costs one write, not one each. A
+/// Small messages are encoded into a batch that goes to HTTP/2 as one DATA frame when
+/// another message would take it past 32 KiB or when the handler stops sending to wait for
+/// something else (its task yields), so a burst of small messages costs one write, not one
+/// each. A
 /// [`send`](ResponseSender::send) that fills the batch waits for HTTP/2 flow control, so a
 /// slow client slows the handler down rather than filling memory. Header metadata goes out with the first
 /// message (or [`send_headers`](ResponseSender::send_headers)); trailer metadata goes out
