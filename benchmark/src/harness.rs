@@ -243,6 +243,10 @@ pub struct LoadConfig {
     pub tls_ca: Option<String>,
     /// A service config for the channel (ours only: the overhead of a retry policy).
     pub service_config: Option<String>,
+    /// The HTTP/2 initial stream window the client announces, if not the library's.
+    pub stream_window: Option<u32>,
+    /// The HTTP/2 connection window the client announces, if not the library's.
+    pub conn_window: Option<u32>,
     /// Write the gRPC-framed request to this file and exit (for h2load).
     pub write_request: Option<String>,
     /// A label for the report.
@@ -318,6 +322,8 @@ Options (defaults in brackets):
   --tls-ca FILE          TLS (ALPN h2) trusting this CA (PEM); the server's certificate must
                          name localhost (benchmark/make-cert.sh) [plaintext]
   --service-config JSON  the channel's service config (ours; tonic has none) [none]
+  --stream-window N      HTTP/2 initial stream window the client announces [the library's]
+  --conn-window N        HTTP/2 connection window the client announces [the library's]
   --label TEXT           a name for the RESULT line
   --write-request FILE   write the gRPC-framed request to FILE (for h2load) and exit
 
@@ -341,6 +347,8 @@ impl LoadConfig {
             server_pid: a.opt("server-pid"),
             tls_ca: a.opt("tls-ca"),
             service_config: a.opt("service-config"),
+            stream_window: a.opt("stream-window"),
+            conn_window: a.opt("conn-window"),
             write_request: a.opt("write-request"),
             label: a.get("label", String::new()),
         };

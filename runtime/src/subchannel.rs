@@ -135,13 +135,50 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// The connection's driver: runs until the connection ends, with its error if it failed.
 type Driver = Pin<Box<dyn Future<Output = Result<(), h2::Error>> + Send>>;
 
+/// A connection's PING handle and, when its windows grow to the link, its BDP estimator and
+/// the handoff of the windows it grows to the connection's driver.
+pub(crate) struct Pings {
+    ping: Option<h2::PingPong>,
+    bdp: Option<(transport::bdp::Estimator, Arc<transport::bdp::Handoff>)>,
+}
+
+/// The h2 connection as its driver polls it: first applying windows BDP estimation grew
+/// (`set_initial_window_size` and `set_target_window_size` need the connection itself,
+/// which the driver owns).
+struct Driven<T: AsyncRead + AsyncWrite> {
+    connection: h2::client::Connection<T, Bytes>,
+    windows: Option<Arc<transport::bdp::Handoff>>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driven<T> {
+    type Output = Result<(), h2::Error>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(windows) = this.windows.as_ref().and_then(|w| w.take()) {
+            this.connection.set_target_window_size(windows.connection);
+            // Refused while our last SETTINGS is unacknowledged: the next sample retries.
+            if let Err(e) = this.connection.set_initial_window_size(windows.stream) {
+                tracing::debug!("stream window not raised to {}: {e}", windows.stream);
+            } else {
+                tracing::debug!(
+                    "windows raised to the link's BDP: {} a stream, {} the connection",
+                    windows.stream,
+                    windows.connection
+                );
+            }
+        }
+        Pin::new(&mut this.connection).poll(cx)
+    }
+}
+
 impl Connector {
     /// Dials `address`, secures the stream, and completes the HTTP/2 handshake; the driver
     /// must be polled for the connection to work.
-    async fn connect(
-        &self,
-        address: &Address,
-    ) -> std::io::Result<(Connection, Driver, Option<h2::PingPong>)> {
+    async fn connect(&self, address: &Address) -> std::io::Result<(Connection, Driver, Pings)> {
         if let Some(dialer) = &self.dialer {
             let io = dialer().await?;
             return self.secure(io).await;
@@ -183,10 +220,7 @@ impl Connector {
     }
 
     /// The TLS handshake if the credentials call for one, then HTTP/2's.
-    async fn secure<IO>(
-        &self,
-        io: IO,
-    ) -> std::io::Result<(Connection, Driver, Option<h2::PingPong>)>
+    async fn secure<IO>(&self, io: IO) -> std::io::Result<(Connection, Driver, Pings)>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -199,21 +233,27 @@ impl Connector {
     /// HTTP/2 handshake, then a PING round trip: a peer that accepts TCP but does not speak
     /// HTTP/2 fails here, within the connect timeout, instead of hanging the first call
     /// (gRPC-Go likewise waits for the server's preface).
-    async fn handshake<IO>(
-        &self,
-        io: IO,
-    ) -> std::io::Result<(Connection, Driver, Option<h2::PingPong>)>
+    async fn handshake<IO>(&self, io: IO) -> std::io::Result<(Connection, Driver, Pings)>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let (estimator, received) = self.http2.estimator().unzip();
+        let io = match received {
+            Some(received) => transport::Paced::client(io).count_data(received),
+            None => transport::Paced::client(io),
+        };
         let (sender, mut connection) = self
             .http2
             .client_builder()
-            .handshake::<_, Bytes>(transport::Paced::client(io))
+            .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| std::io::Error::other(format!("HTTP/2 handshake failed: {e}")))?;
         let mut ping = connection.ping_pong();
-        let mut driver: Driver = Box::pin(connection);
+        let bdp = estimator.map(|e| (e, Arc::new(transport::bdp::Handoff::default())));
+        let mut driver: Driver = Box::pin(Driven {
+            connection,
+            windows: bdp.as_ref().map(|(_, handoff)| Arc::clone(handoff)),
+        });
         if let Some(ping) = &mut ping {
             // Drive the connection while the PING goes out and its answer comes back.
             let mut closed = false;
@@ -261,7 +301,7 @@ impl Connector {
             active: Arc::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
-        Ok((connection, driver, ping))
+        Ok((connection, driver, Pings { ping, bdp }))
     }
 }
 
@@ -473,7 +513,7 @@ async fn attempt(weak: Weak<Inner>) {
         Err(_) => Err(format!("timed out after {limit:?}")),
     };
     match connected {
-        Ok((mut connection, driver, ping)) => {
+        Ok((mut connection, driver, pings)) => {
             let remote = match &address {
                 Address::Tcp(addr) => Some(SocketAddress::Tcp(*addr)),
                 Address::Unix(path) => Some(SocketAddress::Unix(path.display().to_string())),
@@ -524,7 +564,7 @@ async fn attempt(weak: Weak<Inner>) {
             // down while its connection drains.
             let weak = Arc::downgrade(&subchannel.inner);
             drop(subchannel);
-            let run = run_connection(driver, ping, active, &connector, &socket);
+            let run = run_connection(driver, pings, active, &connector, &socket);
             let ended = match (health, watched) {
                 (Some((health, service)), Some(connection)) => {
                     let watch = watch_health(&weak, connection, health, service, &connector);
@@ -689,45 +729,104 @@ fn report_health(
     true
 }
 
-/// Drives a connection to its end, pinging it per the channel's keepalive.
+/// Drives a connection to its end, pinging it per the channel's keepalive and, when its
+/// windows grow to the link, for BDP samples. One PING is out at a time (h2 allows no
+/// more): a keepalive due while a sample's PING is out takes that PING's answer as its own.
 async fn run_connection(
     mut driver: Driver,
-    ping: Option<h2::PingPong>,
+    pings: Pings,
     active: Arc<AtomicUsize>,
     connector: &Connector,
     socket: &SocketEntry,
 ) -> Result<(), h2::Error> {
-    let (Some(keepalive), Some(mut ping)) = (connector.keepalive, ping) else {
+    let Pings { ping, mut bdp } = pings;
+    let keepalive = connector.keepalive;
+    let Some(mut ping) = ping else {
         return driver.await;
     };
+    if keepalive.is_none() && bdp.is_none() {
+        return driver.await;
+    }
+    let keepalive_time = || Duration::from_millis(connector.keepalive_time.load(Ordering::Relaxed));
+    let now = tokio::time::Instant::now();
+    // When the next keepalive PING goes, and (one out) when its answer is due.
+    let mut next_keepalive = keepalive.map(|_| now + keepalive_time());
+    let mut answer_due: Option<tokio::time::Instant> = None;
+    // A PING is out, keepalive's or a sample's.
+    let mut pinging = false;
+    let timer = tokio::time::sleep_until(now);
+    tokio::pin!(timer);
     loop {
-        let time = Duration::from_millis(connector.keepalive_time.load(Ordering::Relaxed));
+        let deadline = answer_due.or(next_keepalive);
+        if let Some(at) = deadline
+            && at != timer.deadline()
+        {
+            timer.as_mut().reset(at);
+        }
         tokio::select! {
+            biased;
             ended = &mut driver => return ended,
-            _ = tokio::time::sleep(time) => {}
-        }
-        if !keepalive.permit_without_stream && active.load(Ordering::Relaxed) == 0 {
-            continue;
-        }
-        socket.keepalive_sent();
-        let answered = tokio::select! {
-            ended = &mut driver => return ended,
-            answered = tokio::time::timeout(keepalive.timeout, ping.ping(h2::Ping::opaque())) => answered,
-        };
-        match answered {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(target = %connector.target, "keepalive ping failed: {e}");
-                return driver.await;
+            answered = std::future::poll_fn(|cx| ping.poll_pong(cx)), if pinging => {
+                pinging = false;
+                if let Err(e) = answered {
+                    tracing::debug!(target = %connector.target, "ping failed: {e}");
+                    return driver.await;
+                }
+                let now = tokio::time::Instant::now();
+                if answer_due.take().is_some() {
+                    next_keepalive = Some(now + keepalive_time());
+                }
+                if let Some((estimator, handoff)) = &mut bdp
+                    && estimator.pinging()
+                    && let Some(windows) = estimator.answered(now)
+                {
+                    // Applied by the driver, polled first on the next turn.
+                    handoff.put(windows);
+                }
             }
-            Err(_) => {
-                // Dropping the driver closes the connection: its calls fail UNAVAILABLE.
-                tracing::debug!(
-                    target = %connector.target,
-                    "keepalive ping not answered within {:?}; closing the connection",
-                    keepalive.timeout
-                );
-                return Ok(());
+            () = std::future::poll_fn(|cx| match &mut bdp {
+                Some((estimator, _)) => estimator.poll_start(cx),
+                None => std::task::Poll::Pending,
+            }), if !pinging => {
+                if let Some((estimator, _)) = &mut bdp {
+                    match ping.send_ping(h2::Ping::opaque()) {
+                        Ok(()) => {
+                            estimator.started(tokio::time::Instant::now());
+                            pinging = true;
+                        }
+                        Err(_) => estimator.abandoned(),
+                    }
+                }
+            }
+            () = &mut timer, if deadline.is_some() => {
+                let now = tokio::time::Instant::now();
+                let Some(keepalive) = keepalive else { continue };
+                if answer_due.is_some_and(|due| due <= now) {
+                    // Dropping the driver closes the connection: its calls fail UNAVAILABLE.
+                    tracing::debug!(
+                        target = %connector.target,
+                        "keepalive ping not answered within {:?}; closing the connection",
+                        keepalive.timeout
+                    );
+                    return Ok(());
+                }
+                if answer_due.is_some() {
+                    continue;
+                }
+                if !keepalive.permit_without_stream && active.load(Ordering::Relaxed) == 0 {
+                    next_keepalive = Some(now + keepalive_time());
+                    continue;
+                }
+                socket.keepalive_sent();
+                if !pinging {
+                    if let Err(e) = ping.send_ping(h2::Ping::opaque()) {
+                        tracing::debug!(target = %connector.target, "keepalive ping failed: {e}");
+                        return driver.await;
+                    }
+                    pinging = true;
+                }
+                next_keepalive = None;
+                answer_due = Some(now + keepalive.timeout);
             }
         }
     }

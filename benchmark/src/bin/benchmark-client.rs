@@ -179,6 +179,12 @@ async fn run(cfg: LoadConfig) -> i32 {
         if let Some(json) = &cfg.service_config {
             builder = builder.default_service_config(json.clone());
         }
+        if let Some(size) = cfg.stream_window {
+            builder = builder.initial_stream_window_size(size);
+        }
+        if let Some(size) = cfg.conn_window {
+            builder = builder.initial_connection_window_size(size);
+        }
         let channel = match builder.build() {
             Ok(c) => c,
             Err(e) => {

@@ -21,6 +21,10 @@ Options:
   --threads N   runtime threads (1: current-thread runtime) [1]
   --tls-cert F  TLS (ALPN h2) with this certificate chain (PEM); needs --tls-key [plaintext]
   --tls-key F   the certificate's private key (PEM)
+  --stream-window N
+                HTTP/2 stream window, fixed [the runtime's: 2 MiB, grown by BDP estimation]
+  --conn-window N
+                HTTP/2 connection window, fixed [the runtime's: 8 MiB, grown likewise]
   --message-memory N
                 the server's budget for large messages in flight, in bytes [1073741824]:
                 a throughput benchmark's 1,000 calls of 100 KiB each way are its workload,
@@ -34,6 +38,8 @@ fn main() {
     let cert: Option<String> = args.opt("tls-cert");
     let key: Option<String> = args.opt("tls-key");
     let message_memory: usize = args.get("message-memory", 1 << 30);
+    let stream_window: Option<u32> = args.opt("stream-window");
+    let conn_window: Option<u32> = args.opt("conn-window");
     args.finish();
     let credentials = match (cert, key) {
         (None, None) => ServerCredentials::insecure(),
@@ -49,11 +55,17 @@ fn main() {
             .unwrap_or_else(|e| panic!("failed to bind port {port}: {e}"));
         let addr = listener.local_addr().expect("local address");
         println!("benchmark-server (grpc-runtime) listening on {addr}{tls}");
-        let server = Server::builder()
+        let mut builder = Server::builder()
             .credentials(credentials)
             .add_service(BenchmarkServiceServer::new(Bench))
-            .message_memory_limit(message_memory)
-            .build();
+            .message_memory_limit(message_memory);
+        if let Some(size) = stream_window {
+            builder = builder.initial_stream_window_size(size);
+        }
+        if let Some(size) = conn_window {
+            builder = builder.initial_connection_window_size(size);
+        }
+        let server = builder.build();
         stop_on_signals(server.clone(), Duration::from_secs(2));
         server.serve_tcp(listener).await.expect("serve");
     });

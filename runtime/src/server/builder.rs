@@ -165,15 +165,23 @@ impl ServerBuilder {
         self
     }
 
-    /// HTTP/2 flow-control window of each stream. Default: 2 MiB.
+    /// HTTP/2 flow-control window of each stream, fixed. Default: 2 MiB, grown to the
+    /// link's bandwidth-delay product (up to 16 MiB) as data arrives, as gRPC-Go's windows
+    /// grow; setting this or
+    /// [`initial_connection_window_size`](Self::initial_connection_window_size) turns that
+    /// growth off.
     pub fn initial_stream_window_size(mut self, size: u32) -> Self {
         self.config.http2.initial_stream_window_size = size;
+        self.config.http2.dynamic_window = false;
         self
     }
 
-    /// HTTP/2 flow-control window of each connection. Default: 8 MiB.
+    /// HTTP/2 flow-control window of each connection, fixed. Default: 8 MiB, grown with the
+    /// streams' window (see [`initial_stream_window_size`](Self::initial_stream_window_size));
+    /// setting this turns that growth off.
     pub fn initial_connection_window_size(mut self, size: u32) -> Self {
         self.config.http2.initial_connection_window_size = size;
+        self.config.http2.dynamic_window = false;
         self
     }
 

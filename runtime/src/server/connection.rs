@@ -34,6 +34,7 @@ async fn handshake<IO>(
     deadline: Instant,
     mode: &mut watch::Receiver<Mode>,
     watch: &Arc<ConnectionShared>,
+    received: Option<Arc<transport::bdp::Received>>,
 ) -> Option<h2::server::Connection<transport::Paced<IO>, Bytes>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -42,9 +43,12 @@ where
     if let Some(limit) = shared.config.max_concurrent_streams {
         builder.max_concurrent_streams(limit);
     }
-    let io = transport::Paced::server(io)
+    let mut io = transport::Paced::server(io)
         .police_pings(shared.config.enforcement, Arc::clone(watch))
         .write_timeout(shared.config.stream_progress_timeout);
+    if let Some(received) = received {
+        io = io.count_data(received);
+    }
     let handshake = builder.handshake::<_, Bytes>(io);
     let handshake = tokio::select! {
         handshake = tokio::time::timeout_at(deadline, handshake) => handshake,
@@ -135,7 +139,10 @@ async fn serve_h2<IO>(
     // Boxed: the handshake's state is as large as the connection's, and a connection's task
     // keeps its largest state for its whole life (idle connections are counted per KiB).
     let watch = Arc::new(ConnectionShared::default());
-    let handshake = Box::pin(handshake(io, &peer, &shared, deadline, &mut mode, &watch));
+    let (estimator, received) = shared.config.http2.estimator().unzip();
+    let handshake = Box::pin(handshake(
+        io, &peer, &shared, deadline, &mut mode, &watch, received,
+    ));
     let Some(mut connection) = handshake.await else {
         return;
     };
@@ -151,6 +158,7 @@ async fn serve_h2<IO>(
     let mut burst = Vec::new();
     let mut going_away = false;
     let mut manager = Manager::new(shared.config.keepalive, connection.ping_pong(), deadline);
+    manager.bdp = estimator;
     let mut calmed = false;
     loop {
         // For the ping policing (one lock of h2's state per turn).
@@ -203,11 +211,28 @@ async fn serve_h2<IO>(
                 connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 continue;
             }
-            pong = poll_fn(|cx| poll_pong(&mut manager.ping, cx)), if manager.pong_due.is_some() => {
-                manager.answered();
+            pong = poll_fn(|cx| poll_pong(&mut manager.ping, cx)), if manager.pinging() => {
                 if let Err(e) = pong {
-                    tracing::debug!(remote_addr = ?peer.remote_addr(), "keepalive ping failed: {e}");
+                    manager.answered();
+                    tracing::debug!(remote_addr = ?peer.remote_addr(), "ping failed: {e}");
+                } else if let Some(windows) = manager.answered() {
+                    connection.set_target_window_size(windows.connection);
+                    // Refused while our last SETTINGS is unacknowledged: the next sample
+                    // retries.
+                    match connection.set_initial_window_size(windows.stream) {
+                        Ok(()) => tracing::debug!(
+                            remote_addr = ?peer.remote_addr(),
+                            "windows raised to the link's BDP: {} a stream, {} the connection",
+                            windows.stream,
+                            windows.connection
+                        ),
+                        Err(e) => tracing::debug!("stream window not raised: {e}"),
+                    }
                 }
+                continue;
+            }
+            () = poll_fn(|cx| poll_sample(&mut manager.bdp, cx)), if !manager.pinging() => {
+                manager.start_sample();
                 continue;
             }
         };
@@ -282,8 +307,11 @@ struct Manager {
     /// Since when a GOAWAY has been out: a connection without calls this long after it
     /// closes (h2 waits for the peer's acknowledgement, which a peer may never send).
     draining_since: Option<Instant>,
-    /// A ping is out: its answer is due by this.
+    /// A keepalive ping is out: its answer is due by this.
     pong_due: Option<Instant>,
+    /// BDP estimation, when the windows grow to the link (its samples' pings share `ping`
+    /// with keepalive's, one out at a time).
+    bdp: Option<transport::bdp::Estimator>,
     /// Until the client's SETTINGS arrive: when the connection closes without them (the
     /// connection timeout; h2's handshake ends with the 24-byte preface, and a peer that
     /// sends only that must not hold a connection).
@@ -307,6 +335,7 @@ impl Manager {
             ping,
             next_ping: now + params.time,
             pong_due: None,
+            bdp: None,
             draining_since: None,
             settings_due: Some(settings_due),
         };
@@ -392,10 +421,15 @@ impl Manager {
             return Step::Close("keepalive ping not answered in time");
         }
         if self.pong_due.is_none() && self.next_ping <= now {
-            match self.ping.as_mut().map(|p| p.send_ping(h2::Ping::opaque())) {
-                Some(Ok(())) => self.pong_due = Some(now + self.params.timeout),
-                // A ping is already out (a user's) or pings are unavailable: try later.
-                _ => self.next_ping = now + self.params.time,
+            if self.bdp.as_ref().is_some_and(|b| b.pinging()) {
+                // A sample's ping is out: its answer serves keepalive too.
+                self.pong_due = Some(now + self.params.timeout);
+            } else {
+                match self.ping.as_mut().map(|p| p.send_ping(h2::Ping::opaque())) {
+                    Some(Ok(())) => self.pong_due = Some(now + self.params.timeout),
+                    // Pings are unavailable: try later.
+                    _ => self.next_ping = now + self.params.time,
+                }
             }
         }
         if let Some(at) = self.age_at
@@ -425,10 +459,36 @@ impl Manager {
         Step::Continue
     }
 
-    /// The ping out was answered: the next goes `time` later.
-    fn answered(&mut self) {
+    /// Whether a ping is out, keepalive's or a BDP sample's.
+    fn pinging(&self) -> bool {
+        self.pong_due.is_some() || self.bdp.as_ref().is_some_and(|b| b.pinging())
+    }
+
+    /// The ping out was answered: the next keepalive ping goes `time` later; the windows to
+    /// grow to, if it ended a BDP sample that grows them.
+    fn answered(&mut self) -> Option<transport::bdp::Windows> {
+        let now = Instant::now();
         self.pong_due = None;
-        self.next_ping = Instant::now() + self.params.time;
+        self.next_ping = now + self.params.time;
+        let bdp = self.bdp.as_mut().filter(|b| b.pinging())?;
+        bdp.answered(now)
+    }
+
+    /// Sends a BDP sample's ping.
+    fn start_sample(&mut self) {
+        let Some(bdp) = &mut self.bdp else { return };
+        match self.ping.as_mut().map(|p| p.send_ping(h2::Ping::opaque())) {
+            Some(Ok(())) => bdp.started(Instant::now()),
+            _ => bdp.abandoned(),
+        }
+    }
+}
+
+/// Ready when a BDP sample should start (data has arrived since the last one).
+fn poll_sample(bdp: &mut Option<transport::bdp::Estimator>, cx: &mut Context<'_>) -> Poll<()> {
+    match bdp {
+        Some(bdp) => bdp.poll_start(cx),
+        None => Poll::Pending,
     }
 }
 

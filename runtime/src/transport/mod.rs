@@ -10,6 +10,7 @@ use h2::SendStream;
 
 use crate::status::{Code, Status};
 
+pub(crate) mod bdp;
 mod paced;
 
 pub(crate) use paced::{ConnectionShared, Paced};
@@ -31,6 +32,8 @@ pub(crate) struct Http2Settings {
     pub(crate) max_frame_size: u32,
     pub(crate) max_send_buffer_size: usize,
     pub(crate) max_header_list_size: u32,
+    /// Whether the windows grow by BDP estimation ([`bdp`]): unless the application set them.
+    pub(crate) dynamic_window: bool,
 }
 
 impl Default for Http2Settings {
@@ -50,11 +53,23 @@ impl Default for Http2Settings {
             max_send_buffer_size: 2 * 1024 * 1024,
             // gRPC-Go's default max header list size is 16 MiB.
             max_header_list_size: 16 * 1024 * 1024,
+            dynamic_window: true,
         }
     }
 }
 
 impl Http2Settings {
+    /// A BDP estimator for a connection with these settings, and the counter its reader
+    /// feeds; none when the windows are fixed.
+    pub(crate) fn estimator(&self) -> Option<(bdp::Estimator, std::sync::Arc<bdp::Received>)> {
+        self.dynamic_window.then(|| {
+            bdp::Estimator::new(
+                self.initial_stream_window_size,
+                self.initial_connection_window_size,
+            )
+        })
+    }
+
     /// An h2 client builder with these settings (the one place they are applied).
     pub(crate) fn client_builder(&self) -> h2::client::Builder {
         let mut builder = h2::client::Builder::new();

@@ -33,6 +33,7 @@ use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use super::bdp;
 use crate::keepalive::EnforcementPolicy;
 
 /// Small frames h2 sees per turn: 16 requests of a HEADERS and a DATA frame each.
@@ -77,6 +78,8 @@ pub(crate) struct Paced<IO> {
     small: bool,
     /// A server connection's watch of its client's frames (pings, settings), if it has one.
     pings: Option<Box<PingPolicing>>,
+    /// Where DATA payload bytes are counted for BDP estimation, if the windows are dynamic.
+    data: Option<Arc<bdp::Received>>,
 }
 
 /// What a server connection's task, its calls and its [`Paced`] share: what `Paced` learns
@@ -323,7 +326,14 @@ impl<IO> Paced<IO> {
             frames: 0,
             small: false,
             pings: None,
+            data: None,
         }
+    }
+
+    /// Counts the DATA payload bytes received into `received` (BDP estimation).
+    pub(crate) fn count_data(mut self, received: Arc<bdp::Received>) -> Self {
+        self.data = Some(received);
+        self
     }
 
     /// Polices the peer's pings by `policy` and reads its settings into `shared` (a server
@@ -433,6 +443,11 @@ impl<IO> Paced<IO> {
                     | usize::from(self.header[1]) << 8
                     | usize::from(self.header[2]);
                 self.small = self.in_frame < SMALL_FRAME;
+                if self.header[3] == DATA
+                    && let Some(data) = &self.data
+                {
+                    data.data(self.in_frame);
+                }
                 if self.header[4] & ACK == 0
                     && let Some(pings) = &mut self.pings
                 {

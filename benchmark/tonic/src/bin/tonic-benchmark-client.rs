@@ -160,7 +160,9 @@ fn endpoint(cfg: &LoadConfig) -> Result<Endpoint, String> {
         "http"
     };
     let endpoint = Endpoint::from_shared(format!("{scheme}://{}", cfg.target))
-        .map_err(|e| format!("bad target {}: {e}", cfg.target))?;
+        .map_err(|e| format!("bad target {}: {e}", cfg.target))?
+        .initial_stream_window_size(cfg.stream_window)
+        .initial_connection_window_size(cfg.conn_window);
     let Some(ca) = &cfg.tls_ca else {
         return Ok(endpoint);
     };
