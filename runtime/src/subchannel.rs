@@ -794,7 +794,7 @@ async fn run_connection(
                             estimator.started(tokio::time::Instant::now());
                             pinging = true;
                         }
-                        Err(_) => estimator.abandoned(),
+                        Err(_) => estimator.abandoned(tokio::time::Instant::now()),
                     }
                 }
             }

@@ -479,7 +479,7 @@ impl Manager {
         let Some(bdp) = &mut self.bdp else { return };
         match self.ping.as_mut().map(|p| p.send_ping(h2::Ping::opaque())) {
             Some(Ok(())) => bdp.started(Instant::now()),
-            _ => bdp.abandoned(),
+            _ => bdp.abandoned(Instant::now()),
         }
     }
 }

@@ -188,10 +188,22 @@ impl Estimator {
         self.samples = self.samples.saturating_add(1);
     }
 
-    /// The PING could not be sent: the sample is dropped (the next data starts another).
-    pub(crate) fn abandoned(&mut self) {
+    /// The PING could not be sent at `now`: the sample is dropped, and the next waits as
+    /// after one that did not grow the windows.
+    pub(crate) fn abandoned(&mut self, now: Instant) {
         self.sent_at = None;
         self.base = self.received.total();
+        self.settle(now);
+    }
+
+    /// No sample starts until [`SETTLED_INTERVAL`] after `now`.
+    fn settle(&mut self, now: Instant) {
+        let until = now + SETTLED_INTERVAL;
+        match &mut self.settled {
+            Some(settled) => settled.as_mut().reset(until),
+            None => self.settled = Some(Box::pin(tokio::time::sleep_until(until))),
+        }
+        self.settling = true;
     }
 
     /// The sample's PING was answered at `now`: the new windows, if the sample grows them.
@@ -222,12 +234,7 @@ impl Estimator {
                 connection: self.bdp.max(self.connection_floor),
             });
         }
-        let until = now + SETTLED_INTERVAL;
-        match &mut self.settled {
-            Some(settled) => settled.as_mut().reset(until),
-            None => self.settled = Some(Box::pin(tokio::time::sleep_until(until))),
-        }
-        self.settling = true;
+        self.settle(now);
         None
     }
 }
@@ -319,8 +326,8 @@ mod tests {
         assert_eq!(e.bdp, 4 * MIB);
     }
 
-    #[test]
-    fn no_sample_starts_without_data_and_the_first_data_wakes_the_task() {
+    #[tokio::test(start_paused = true)]
+    async fn no_sample_starts_without_data_and_the_first_data_wakes_the_task() {
         let (mut e, r) = Estimator::new(2 * MIB, 8 * MIB);
         let woken = Arc::new(AtomicBool::new(false));
         let waker = futures_util::task::waker(Arc::new(Flag(woken.clone())));
@@ -335,10 +342,15 @@ mod tests {
         // While the PING is out, data does not start another.
         r.data(16 * 1024);
         assert_eq!(e.poll_start(&mut cx), Poll::Pending);
-        e.abandoned();
+        e.abandoned(Instant::now());
         assert!(!e.pinging());
-        // What arrived before the abandoned sample ended is not counted again.
+        // What arrived before the abandoned sample ended is not counted again, and new data
+        // starts one only after the settling interval.
         assert_eq!(e.poll_start(&mut cx), Poll::Pending);
+        r.data(1);
+        assert_eq!(e.poll_start(&mut cx), Poll::Pending);
+        tokio::time::advance(SETTLED_INTERVAL).await;
+        assert_eq!(e.poll_start(&mut cx), Poll::Ready(()));
     }
 
     struct Flag(Arc<AtomicBool>);
