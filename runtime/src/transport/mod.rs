@@ -24,7 +24,8 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 pub(crate) type BoxedIo = Box<dyn Io>;
 
 /// HTTP/2 settings both sides apply. Larger windows than HTTP/2's 64 KiB default let one
-/// stream fill a fast link, as gRPC-Go's BDP estimator ends up doing.
+/// stream fill a fast local link from the start; [`bdp`] grows them for links with more
+/// latency, as gRPC-Go's BDP estimator does.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Http2Settings {
     pub(crate) initial_stream_window_size: u32,
