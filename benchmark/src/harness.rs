@@ -389,9 +389,12 @@ impl Phases {
         }
     }
 
-    /// Whether a new call may start.
-    pub fn running(&self) -> bool {
-        Instant::now() < self.end
+    /// Whether a new call may start at `now`, a time the caller read already: workers read
+    /// the clock once per call (its end is the next one's start). At a million streamed
+    /// messages a second each clock read cost about 4% of a load generator's CPU, and the
+    /// workers read it three times per message.
+    pub fn running_at(&self, now: Instant) -> bool {
+        now < self.end
     }
 }
 
@@ -420,19 +423,20 @@ impl Worker {
         Worker::default()
     }
 
-    /// Records a call that started at `started` and just ended with `result`. Returns
+    /// Records a call that started at `started` and ended at `ended` with `result`. Returns
     /// whether the worker should go on (it stops at its first error).
     pub fn record(
         &mut self,
         phases: &Phases,
         started: Instant,
+        ended: Instant,
         result: Result<(), String>,
     ) -> bool {
         self.all_calls += 1;
         match result {
             Ok(()) => {
                 if started >= phases.measure_from {
-                    self.hist.record(started.elapsed().as_nanos() as u64);
+                    self.hist.record((ended - started).as_nanos() as u64);
                 }
                 true
             }
@@ -509,13 +513,15 @@ impl<T: Clone + Unpin> futures_util::Stream for RequestFeed<T> {
         if this.done.is_none() {
             return std::task::Poll::Ready(None);
         }
-        if !this.phases.running() {
+        // One clock read per request: the end of the one before and the start of this one.
+        let now = Instant::now();
+        if !this.phases.running_at(now) {
             // Handed back before the end of the stream goes out, so before the response.
             this.hand_back();
             return std::task::Poll::Ready(None);
         }
-        this.worker.record(&this.phases, this.last, Ok(()));
-        this.last = Instant::now();
+        this.worker.record(&this.phases, this.last, now, Ok(()));
+        this.last = now;
         std::task::Poll::Ready(Some(this.message.clone()))
     }
 }

@@ -40,15 +40,18 @@ async fn unary_worker(
     phases: Phases,
 ) -> Worker {
     let mut w = Worker::new();
-    while phases.running() {
-        let started = Instant::now();
+    // One clock read per call: its end is the next one's start.
+    let mut started = Instant::now();
+    while phases.running_at(started) {
         let result = match client.unary_call(req.clone()).await {
             Ok(resp) => check_size(payload_len(resp.get_ref()), want),
             Err(s) => Err(status_text(&s)),
         };
-        if !w.record(&phases, started, result) {
+        let ended = Instant::now();
+        if !w.record(&phases, started, ended, result) {
             break;
         }
+        started = ended;
     }
     w
 }
@@ -79,13 +82,14 @@ async fn streaming_worker(
             Ok(None) => Err("stream ended early".to_owned()),
             Err(s) => Err(status_text(&s)),
         };
-        if !w.record(&phases, started, result) {
+        let ended = Instant::now();
+        if !w.record(&phases, started, ended, result) {
             return w;
         }
-        if !phases.running() {
+        if !phases.running_at(ended) {
             break;
         }
-        started = Instant::now();
+        started = ended;
         if tx.send(req.clone()).await.is_err() {
             w.fail("request stream closed".to_owned());
             return w;
@@ -118,16 +122,17 @@ async fn server_streaming_worker(
             return w;
         }
     };
-    while phases.running() {
+    while phases.running_at(started) {
         let result = match responses.message().await {
             Ok(Some(resp)) => check_size(payload_len(&resp), want),
             Ok(None) => Err("stream ended early".to_owned()),
             Err(s) => Err(status_text(&s)),
         };
-        if !w.record(&phases, started, result) {
+        let ended = Instant::now();
+        if !w.record(&phases, started, ended, result) {
             break;
         }
-        started = Instant::now();
+        started = ended;
     }
     drop(responses);
     w
