@@ -39,6 +39,36 @@ async fn server_streaming() {
 }
 
 #[tokio::test]
+async fn server_streaming_by_reference() {
+    let srv = start().await;
+    let mut request = Request::new(n(40));
+    request.metadata_mut().insert("x-by-ref", "1").unwrap();
+    let mut stream: Streaming<UInt32Value> = srv
+        .client()
+        .server_streaming(COUNT, request, pb())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        got.push(m.value);
+    }
+    assert_eq!(got, (0..40).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_test_sender_takes_a_copy_of_a_message_sent_by_reference() {
+    let (mut tx, mut sent) = grpc_runtime::ResponseSender::channel(4);
+    let kept = n(7);
+    tx.send_ref(&kept).await.unwrap();
+    tx.send_ref(&kept).await.unwrap();
+    drop(tx);
+    assert_eq!(sent.message().await.unwrap().unwrap().value, 7);
+    assert_eq!(sent.message().await.unwrap().unwrap().value, 7);
+    assert!(sent.message().await.unwrap().is_none());
+    assert_eq!(kept.value, 7);
+}
+
+#[tokio::test]
 async fn server_streaming_zero_messages() {
     let srv = start().await;
     let reply: Streaming<UInt32Value> = srv

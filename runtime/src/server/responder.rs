@@ -790,6 +790,42 @@ impl<T: Send + 'static> ResponseSender<T> {
         self.write(message, true).await
     }
 
+    /// Sends one message the handler keeps: as [`send`](ResponseSender::send), encoded from
+    /// the reference, so a message sent again and again (a snapshot, a fixed reply) is not
+    /// cloned for each send. gRPC-Go's `Send` takes a pointer likewise.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](ResponseSender::send).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use grpc_runtime::{ResponseSender, Status};
+    /// use protobuf::well_known_types::wrappers::StringValue;
+    ///
+    /// async fn repeat(mut tx: ResponseSender<StringValue>) -> Result<(), Status> {
+    ///     let mut tick = StringValue::new();
+    ///     tick.value = "tick".into();
+    ///     for _ in 0..3 {
+    ///         tx.send_ref(&tick).await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn send_ref(&mut self, message: &T) -> Result<(), Status>
+    where
+        T: Clone,
+    {
+        match &mut self.inner {
+            SenderInner::H2 { responder, encoder } => {
+                write(responder, &mut **encoder, message, true).await
+            }
+            // A test sender hands messages over, so it takes a copy.
+            SenderInner::Channel { .. } => self.write(message.clone(), true).await,
+        }
+    }
+
     /// Sends a message encoded once for many streams (see [`PreparedMessage`]): compressed
     /// if it was prepared with the encoding this call compresses with, else as it is.
     ///

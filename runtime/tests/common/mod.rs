@@ -188,9 +188,15 @@ impl Echo {
             tx.set_send_compressed(Some(CompressionEncoding::Gzip))?;
         }
         let alternate = request.metadata().contains_key("x-alternate");
+        let by_ref = request.metadata().contains_key("x-by-ref");
         for i in 0..total {
             if alternate && i % 2 == 1 {
                 tx.send_uncompressed(n(i)).await?;
+            } else if by_ref {
+                let message = n(i);
+                tx.send_ref(&message).await?;
+                // Still the handler's, unchanged.
+                assert_eq!(message.value, i);
             } else {
                 tx.send(n(i)).await?;
             }
