@@ -60,8 +60,8 @@ const READ_AHEAD_MIN_ROOM: usize = 4096;
 /// every read under 64 KiB went through the read-ahead buffer, alternating pairs measured:
 /// server-streaming 1 KiB, our client's CPU per message 0.84 -> 0.75 us (median of 6);
 /// unary 1 MiB c=4, CPU per call lower in 4 of 5 pairs on the client (1.33 -> 1.21 ms
-/// median) and 5 of 5 on the server (1.58 -> 1.46 ms), 5 of 5 faster; client-streaming 1 KiB, server
-/// CPU per message unchanged within noise (0.55 / 0.58 us).
+/// median) and 5 of 5 on the server (1.58 -> 1.46 ms), 5 of 5 faster; client-streaming
+/// 1 KiB, server CPU per message unchanged within noise (0.55 / 0.58 us).
 const DIRECT_ROOM: usize = 8 * 1024;
 
 /// The client connection preface (RFC 9113 §3.4) a server receives before the first frame.
