@@ -117,6 +117,38 @@ async fn bidi_ping_pong() {
     assert!(responses.message().await.unwrap().is_none());
 }
 
+/// A bidi handler's task runs once a message: it is not woken again by its own response
+/// (h2 wakes one waker a stream for capacity and for a reset, and every send is granted
+/// capacity; the responder keeps its reset watcher out of the way of its own sends).
+#[tokio::test]
+async fn a_bidi_handler_is_polled_once_a_message() {
+    let srv = start().await;
+    let (mut tx, mut responses) = srv
+        .client()
+        .bidi_streaming(CHAT, Request::new(()), pb::<StringValue, StringValue>())
+        .await
+        .unwrap();
+    const ROUNDS: usize = 50;
+    for i in 0..ROUNDS {
+        tx.send(s(&format!("ping {i}"))).await.unwrap();
+        let pong = responses.message().await.unwrap().unwrap();
+        assert_eq!(pong.value, format!("ping {i}"));
+    }
+    // One wait before each message, and at most a few more (the first message's arrival
+    // with the headers). Woken by each of its own sends, it waited twice a message.
+    let waits = srv
+        .echo
+        .observed
+        .waits
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (ROUNDS..ROUNDS + 5).contains(&waits),
+        "{waits} waits for {ROUNDS} messages"
+    );
+    drop(tx);
+    assert!(responses.message().await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn large_messages_both_ways() {
     let srv = start().await;

@@ -53,6 +53,15 @@ pub(crate) struct Responder {
     /// A write is waiting for flow-control window: the writer's waker is registered with
     /// h2, so the reset watcher must not replace it.
     writing: bool,
+    /// The reset watcher's waker is registered with h2 ([`poll_reset`](Self::poll_reset)
+    /// was pending). h2 keeps one waker a stream for a reset and for send capacity, and
+    /// wakes it whenever it grants capacity, our own `reserve_capacity` included: each
+    /// flush woke the call's task while it ran, and the task was polled once more for
+    /// nothing (tonic's streams are polled twice a message the same way). A send first
+    /// swaps the registration for a no-op one; the watcher registers again when the
+    /// task next waits. What it buys, 1-byte ping-pong (callgrind, server): 2 -> 1 polls
+    /// of the call's task a message, 17.8k -> 17.0k instructions a ping-pong.
+    reset_registered: bool,
     /// The request's content-type when it names a subtype (`application/grpc+proto`).
     content_type: Option<HeaderValue>,
     /// The server's message budget, and the reservation of the last large message: held
@@ -109,6 +118,7 @@ impl Responder {
             pending: Bytes::new(),
             batch: Batch::default(),
             writing: false,
+            reset_registered: false,
             content_type: None,
             quota: None,
             reserved: None,
@@ -392,6 +402,11 @@ impl Responder {
             self.pending = Bytes::new();
             return Poll::Ready(Err(Status::internal("the call has already ended")));
         };
+        if std::mem::take(&mut self.reset_registered) {
+            // A reset already there fails the send below; its state is checked again, under
+            // h2's lock, when the watcher registers next.
+            let _ = stream.poll_reset(&mut Context::from_waker(std::task::Waker::noop()));
+        }
         let before = self.pending.len();
         match transport::poll_send(stream, &mut self.pending, false, cx) {
             Poll::Pending => {
@@ -462,7 +477,10 @@ impl Responder {
         match polled {
             Poll::Ready(Ok(reason)) => Poll::Ready(reason),
             Poll::Ready(Err(_)) => Poll::Ready(h2::Reason::CANCEL),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.reset_registered = true;
+                Poll::Pending
+            }
         }
     }
 

@@ -86,6 +86,8 @@ pub struct Observed {
     pub finished: AtomicUsize,
     pub started: AtomicUsize,
     pub notify: tokio::sync::Notify,
+    /// Times a Chat handler's wait for its next request found none yet.
+    pub waits: AtomicUsize,
 }
 
 struct DropFlag(Arc<Observed>, bool);
@@ -248,7 +250,17 @@ impl Echo {
         tx.set_headers(headers)?;
         tx.set_trailers(trailers);
         let mut stream = request.into_inner();
-        while let Some(m) = stream.message().await? {
+        loop {
+            let mut next = std::pin::pin!(stream.message());
+            let m = std::future::poll_fn(|cx| {
+                let polled = next.as_mut().poll(cx);
+                if polled.is_pending() {
+                    self.observed.waits.fetch_add(1, Ordering::SeqCst);
+                }
+                polled
+            })
+            .await?;
+            let Some(m) = m else { break };
             if let Some(pause) = behave(&m.value)? {
                 tokio::time::sleep(pause).await;
             }
