@@ -8,6 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -756,6 +757,7 @@ async fn run_connection(
     let mut pinging = false;
     let timer = tokio::time::sleep_until(now);
     tokio::pin!(timer);
+    let mut side = transport::SideWaker::new();
     loop {
         let deadline = answer_due.or(next_keepalive);
         if let Some(at) = deadline
@@ -763,10 +765,35 @@ async fn run_connection(
         {
             timer.as_mut().reset(at);
         }
-        tokio::select! {
-            biased;
-            ended = &mut driver => return ended,
-            answered = std::future::poll_fn(|cx| ping.poll_pong(cx)), if pinging => {
+        // A new turn: its conditions changed. The rare branches are polled only on a turn's
+        // first poll and after they woke the task (see `SideWaker`), not for every frame.
+        side.open();
+        let turn = std::future::poll_fn(|cx| {
+            if let Poll::Ready(ended) = driver.as_mut().poll(cx) {
+                return Poll::Ready(Turn::Ended(ended));
+            }
+            let Some(mut side_cx) = side.context(cx) else {
+                return Poll::Pending;
+            };
+            let cx = &mut side_cx;
+            if pinging {
+                if let Poll::Ready(answered) = ping.poll_pong(cx) {
+                    return Poll::Ready(Turn::Answered(answered.map(drop)));
+                }
+            } else if let Some((estimator, _)) = &mut bdp
+                && estimator.poll_start(cx).is_ready()
+            {
+                return Poll::Ready(Turn::Sample);
+            }
+            if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Turn::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        match turn {
+            Turn::Ended(ended) => return ended,
+            Turn::Answered(answered) => {
                 pinging = false;
                 if let Err(e) = answered {
                     tracing::debug!(target = %connector.target, "ping failed: {e}");
@@ -784,10 +811,7 @@ async fn run_connection(
                     handoff.put(windows);
                 }
             }
-            () = std::future::poll_fn(|cx| match &mut bdp {
-                Some((estimator, _)) => estimator.poll_start(cx),
-                None => std::task::Poll::Pending,
-            }), if !pinging => {
+            Turn::Sample => {
                 if let Some((estimator, _)) = &mut bdp {
                     match ping.send_ping(h2::Ping::opaque()) {
                         Ok(()) => {
@@ -798,7 +822,7 @@ async fn run_connection(
                     }
                 }
             }
-            () = &mut timer, if deadline.is_some() => {
+            Turn::Timer => {
                 let now = tokio::time::Instant::now();
                 let Some(keepalive) = keepalive else { continue };
                 if answer_due.is_some_and(|due| due <= now) {
@@ -830,6 +854,18 @@ async fn run_connection(
             }
         }
     }
+}
+
+/// What ended a turn of [`run_connection`]'s loop.
+enum Turn {
+    /// The connection ended.
+    Ended(Result<(), h2::Error>),
+    /// The PING out was answered (or failed).
+    Answered(Result<(), h2::Error>),
+    /// A BDP sample is due.
+    Sample,
+    /// The keepalive timer fired.
+    Timer,
 }
 
 /// A server said GOAWAY `too_many_pings` (ENHANCE_YOUR_CALM): ping half as often, as

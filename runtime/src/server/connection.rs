@@ -1,6 +1,6 @@
 //! One HTTP/2 connection: the handshake, then accepting streams in bursts and routing them.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use super::{Mode, Shared};
 use crate::credentials::tls::{ServerTlsState, TlsInfo};
 use crate::keepalive::ServerParameters;
 use crate::peer::Peer;
-use crate::transport::{self, ConnectionShared};
+use crate::transport::{self, ConnectionShared, SideWaker};
 
 /// How many streams a connection's task accepts before it starts their calls and lets their
 /// responses out. h2 reads every request that has arrived before handing out the first, and
@@ -160,6 +160,7 @@ async fn serve_h2<IO>(
     let mut manager = Manager::new(shared.config.keepalive, connection.ping_pong(), deadline);
     manager.bdp = estimator;
     let mut calmed = false;
+    let mut side = SideWaker::new();
     loop {
         // For the ping policing (one lock of h2's state per turn).
         watch.has_streams.store(
@@ -175,11 +176,45 @@ async fn serve_h2<IO>(
             return;
         }
         manager.arm(&watch);
-        let accepted = tokio::select! {
-            biased;
-            accepted = poll_fn(|cx| accept_burst(&mut connection, &mut burst, cx)) => accepted,
-            _ = mode.changed() => continue,
-            () = manager.timer.as_mut() => {
+        // A new turn: the rare branches are new futures, or their conditions changed.
+        side.open();
+        let turn = {
+            let changed = mode.changed();
+            tokio::pin!(changed);
+            poll_fn(|cx| {
+                // The connection first: it is what wakes the task, frame after frame.
+                if let Poll::Ready(accepted) = accept_burst(&mut connection, &mut burst, cx) {
+                    return Poll::Ready(Turn::Accepted(accepted));
+                }
+                // The rest only when one of them woke the task (see `SideWaker`).
+                let Some(mut side_cx) = side.context(cx) else {
+                    return Poll::Pending;
+                };
+                let cx = &mut side_cx;
+                if changed.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Turn::Mode);
+                }
+                if manager.timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Turn::Timer);
+                }
+                if !calmed && watch.poll_tripped(cx).is_ready() {
+                    return Poll::Ready(Turn::Tripped);
+                }
+                if manager.pinging() {
+                    if let Poll::Ready(pong) = poll_pong(&mut manager.ping, cx) {
+                        return Poll::Ready(Turn::Pong(pong));
+                    }
+                } else if poll_sample(&mut manager.bdp, cx).is_ready() {
+                    return Poll::Ready(Turn::Sample);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let accepted = match turn {
+            Turn::Accepted(accepted) => accepted,
+            Turn::Mode => continue,
+            Turn::Timer => {
                 let pinging = manager.pong_due.is_some();
                 let step = manager.on_timer(&connection, &watch);
                 if !pinging && manager.pong_due.is_some() {
@@ -202,7 +237,7 @@ async fn serve_h2<IO>(
                 }
                 continue;
             }
-            () = poll_fn(|cx| watch.poll_tripped(cx)), if !calmed => {
+            Turn::Tripped => {
                 tracing::warn!(
                     remote_addr = ?peer.remote_addr(),
                     "the client pings too often: GOAWAY ENHANCE_YOUR_CALM too_many_pings"
@@ -211,7 +246,7 @@ async fn serve_h2<IO>(
                 connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 continue;
             }
-            pong = poll_fn(|cx| poll_pong(&mut manager.ping, cx)), if manager.pinging() => {
+            Turn::Pong(pong) => {
                 if let Err(e) = pong {
                     manager.answered();
                     tracing::debug!(remote_addr = ?peer.remote_addr(), "ping failed: {e}");
@@ -231,7 +266,7 @@ async fn serve_h2<IO>(
                 }
                 continue;
             }
-            () = poll_fn(|cx| poll_sample(&mut manager.bdp, cx)), if !manager.pinging() => {
+            Turn::Sample => {
                 manager.start_sample();
                 continue;
             }
@@ -278,6 +313,23 @@ async fn serve_h2<IO>(
 /// How long a draining connection without calls waits for the peer to acknowledge the
 /// GOAWAY (a round trip, normally) before it closes anyway.
 const DRAIN_ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// What ended a turn of a connection's loop.
+enum Turn {
+    /// Streams came in (the connection task's waker, for their first polls), or the
+    /// connection ended.
+    Accepted(Result<Waker, Option<h2::Error>>),
+    /// The server's mode changed (or its sender is gone).
+    Mode,
+    /// The manager's timer fired.
+    Timer,
+    /// The client pinged too often.
+    Tripped,
+    /// The ping out was answered (or failed).
+    Pong(Result<(), h2::Error>),
+    /// A BDP sample is due.
+    Sample,
+}
 
 /// What the connection does when one of its timers fires.
 enum Step {

@@ -12,8 +12,10 @@ use crate::status::{Code, Status};
 
 pub(crate) mod bdp;
 mod paced;
+mod side;
 
 pub(crate) use paced::{ConnectionShared, Paced};
+pub(crate) use side::SideWaker;
 
 /// A connection's byte stream, whatever carries it (TCP, a Unix socket, memory, a dialer's).
 pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
