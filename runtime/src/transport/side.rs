@@ -3,11 +3,12 @@
 //! A connection's task waits on its HTTP/2 connection (woken for every frame in or out) and
 //! on a handful of rare things beside it: its keepalive timer, the server's mode, a ping's
 //! answer, a BDP sample's start. `select!` polls every branch on every wake, so each frame
-//! paid for polling all of them again: on the server, 1,370 instructions a 1-byte ping-pong
-//! message (callgrind), 9% of the server's work for it, with nothing to find. The rare
-//! branches are polled with this waker instead: it records that one of them woke the task,
-//! and the task polls them only then (and once after each turn of its loop, when they are
-//! new futures or their conditions changed).
+//! paid for polling all of them again, with nothing to find. The rare branches are polled
+//! with this waker instead: it records that one of them woke the task, and the task polls
+//! them only then (and once after each turn of its loop, when they are new futures or their
+//! conditions changed). What it buys, the server on 1-byte ping-pongs (callgrind): 15.5k ->
+//! 14.6k user-space instructions a message; the connection task's own share, beside h2's
+//! poll, 1,370 -> 250.
 //!
 //! ```text
 //! loop {
