@@ -398,14 +398,29 @@ impl Phases {
     }
 }
 
-/// Samples the server's CPU time at the start and the end of the measured time.
-pub async fn sample_server_cpu(pid: Option<u32>, phases: Phases) -> Option<f64> {
-    let pid = pid?;
+/// CPU seconds (user + system) spent over the measured time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUsed {
+    /// By the server, when its pid was given.
+    pub server: Option<f64>,
+    /// By this load generator, all its threads. With the server saturated, QPS cannot tell
+    /// two clients apart; their CPU per call still can.
+    pub client: Option<f64>,
+}
+
+/// Samples the server's CPU time and the load generator's own at the start and the end of
+/// the measured time.
+pub async fn sample_cpu(server_pid: Option<u32>, phases: Phases) -> CpuUsed {
+    let me = std::process::id();
     tokio::time::sleep_until(phases.measure_from.into()).await;
-    let before = cpu_seconds(pid)?;
+    let before = (server_pid.and_then(cpu_seconds), cpu_seconds(me));
     tokio::time::sleep_until(phases.end.into()).await;
-    let after = cpu_seconds(pid)?;
-    Some(after - before)
+    let after = (server_pid.and_then(cpu_seconds), cpu_seconds(me));
+    let used = |b: Option<f64>, a: Option<f64>| Some(a? - b?);
+    CpuUsed {
+        server: used(before.0, after.0),
+        client: used(before.1, after.1),
+    }
 }
 
 /// One worker's results.
@@ -564,7 +579,7 @@ pub fn check_size(got: usize, want: usize) -> Result<(), String> {
 
 /// Prints the report; returns the process exit code (1 if any call failed or none
 /// succeeded).
-pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, server_cpu: Option<f64>) -> i32 {
+pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, cpu: CpuUsed) -> i32 {
     let h = &total.hist;
     let secs = cfg.duration.as_secs_f64().max(1e-9);
     let qps = h.count() as f64 / secs;
@@ -624,14 +639,22 @@ pub fn report(cfg: &LoadConfig, impl_name: &str, total: &Worker, server_cpu: Opt
         h.count(),
         total.errors
     );
-    if let Some(cpu) = server_cpu {
-        let per_1k = if h.count() > 0 {
+    let per_1k = |cpu: f64| {
+        if h.count() > 0 {
             cpu / h.count() as f64 * 1000.0
         } else {
             0.0
-        };
+        }
+    };
+    if let Some(cpu) = cpu.server {
+        let per_1k = per_1k(cpu);
         println!("  server CPU: {cpu:.2} s over the measured time, {per_1k:.4} s per 1000 calls");
         let _ = write!(line, " server_cpu_s={cpu:.3} cpu_per_1k={per_1k:.5}");
+    }
+    if let Some(cpu) = cpu.client {
+        let per_1k = per_1k(cpu);
+        println!("  client CPU: {cpu:.2} s over the measured time, {per_1k:.4} s per 1000 calls");
+        let _ = write!(line, " client_cpu_s={cpu:.3} client_cpu_per_1k={per_1k:.5}");
     }
     println!("{line}");
     if let Some(e) = &total.first_error {

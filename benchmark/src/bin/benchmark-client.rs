@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use benchmark::harness::{
     LoadConfig, Phases, RequestFeed, Rpc, TLS_SERVER_NAME, Worker, check_size, feed_tally,
-    grpc_frame, report, runtime, sample_server_cpu,
+    grpc_frame, report, runtime, sample_cpu,
 };
 use benchmark::proto::benchmark_service_grpc::BenchmarkServiceClient;
 use benchmark::proto::messages::{Payload, SimpleRequest, SimpleResponse};
@@ -204,7 +204,7 @@ async fn run(cfg: LoadConfig) -> i32 {
         clients.push(BenchmarkServiceClient::new(channel));
     }
     let phases = Phases::start(&cfg);
-    let cpu = tokio::spawn(sample_server_cpu(cfg.server_pid, phases));
+    let cpu = tokio::spawn(sample_cpu(cfg.server_pid, phases));
     let mut workers = tokio::task::JoinSet::new();
     for client in &clients {
         for _ in 0..cfg.concurrency {
@@ -227,7 +227,7 @@ async fn run(cfg: LoadConfig) -> i32 {
     while let Some(w) = workers.join_next().await {
         total.merge(w.expect("worker panicked"));
     }
-    let cpu = cpu.await.ok().flatten();
+    let cpu = cpu.await.unwrap_or_default();
     report(&cfg, "grpc-runtime", &total, cpu)
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use benchmark_tonic::harness::{
     LoadConfig, Phases, RequestFeed, Rpc, TLS_SERVER_NAME, Worker, check_size, feed_tally, report,
-    runtime, sample_server_cpu,
+    runtime, sample_cpu,
 };
 use benchmark_tonic::proto::benchmark_service_client::BenchmarkServiceClient;
 use benchmark_tonic::proto::{Payload, SimpleRequest, SimpleResponse};
@@ -201,7 +201,7 @@ async fn run(cfg: LoadConfig) -> i32 {
         }
     }
     let phases = Phases::start(&cfg);
-    let cpu = tokio::spawn(sample_server_cpu(cfg.server_pid, phases));
+    let cpu = tokio::spawn(sample_cpu(cfg.server_pid, phases));
     let mut workers = tokio::task::JoinSet::new();
     for client in &clients {
         for _ in 0..cfg.concurrency {
@@ -224,7 +224,7 @@ async fn run(cfg: LoadConfig) -> i32 {
     while let Some(w) = workers.join_next().await {
         total.merge(w.expect("worker panicked"));
     }
-    let cpu = cpu.await.ok().flatten();
+    let cpu = cpu.await.unwrap_or_default();
     report(&cfg, "tonic", &total, cpu)
 }
 
