@@ -263,7 +263,7 @@ impl ServerBuilder {
     pub fn build(self) -> Server {
         Server {
             shared: Arc::new(Shared {
-                services: self.services,
+                services: super::routing::Services::new(self.services),
                 unknown: self.unknown,
                 interceptors: Chain::new(self.interceptors, self.arounds),
                 stats: self.stats.build(),

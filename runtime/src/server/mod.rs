@@ -102,7 +102,7 @@ pub const DEFAULT_MESSAGE_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 pub const DEFAULT_STREAM_PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) struct Shared {
-    pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
+    pub(crate) services: routing::Services,
     pub(crate) unknown: Option<Arc<UnknownHandler>>,
     pub(crate) interceptors: Chain,
     /// The stats handlers (`stats`).
@@ -147,8 +147,7 @@ pub struct Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<_> = self.shared.services.keys().collect();
-        names.sort();
+        let names: Vec<_> = self.shared.services.names().collect();
         f.debug_struct("Server")
             .field("services", &names)
             .field("mode", &*self.control.mode.borrow())

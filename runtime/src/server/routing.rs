@@ -1,13 +1,44 @@
 //! Routing: a request to its service, its unknown-service handler, or an error answer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::Waker;
 
 use bytes::Bytes;
 
-use super::{ServerCall, Shared};
+use super::{ServerCall, Service, Shared};
 use crate::peer::Peer;
 use crate::status::Status;
+
+/// The hosted services, sorted by name: a request's service is found by a binary search,
+/// a few string comparisons. What it buys: the `HashMap` it replaced hashed every request's
+/// service name with SipHash, about 350 instructions a 1-byte unary call (callgrind,
+/// h2load c64), against a few dozen now. The set is fixed once the server is built.
+pub(crate) struct Services(Box<[(&'static str, Arc<dyn Service>)]>);
+
+impl Services {
+    pub(crate) fn new(services: HashMap<&'static str, Arc<dyn Service>>) -> Services {
+        let mut sorted: Vec<_> = services.into_iter().collect();
+        sorted.sort_unstable_by_key(|(name, _)| *name);
+        Services(sorted.into_boxed_slice())
+    }
+
+    /// The service named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Service>> {
+        let found = self.0.binary_search_by(|(key, _)| (*key).cmp(name));
+        found.ok().map(|i| &self.0[i].1)
+    }
+
+    /// The names, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(name, _)| *name)
+    }
+
+    /// The services, in the order of their names.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<dyn Service>> {
+        self.0.iter().map(|(_, service)| service)
+    }
+}
 
 /// Routes one request to its service, which starts the call's task.
 pub(super) fn dispatch(
@@ -88,5 +119,48 @@ fn plain_response(respond: &mut h2::server::SendResponse<Bytes>, status: http::S
     *response.status_mut() = status;
     if let Err(e) = respond.send_response(response, true) {
         tracing::debug!("failed to send HTTP {status}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ServiceDescriptor;
+
+    struct Named(&'static ServiceDescriptor);
+
+    impl Service for Named {
+        fn descriptor(&self) -> &'static ServiceDescriptor {
+            self.0
+        }
+
+        fn call(&self, _method: &str, call: ServerCall) {
+            call.unimplemented();
+        }
+    }
+
+    static A: ServiceDescriptor = ServiceDescriptor::new("pkg.Echo", &[]);
+    static B: ServiceDescriptor = ServiceDescriptor::new("pkg.EchoMore", &[]);
+    static C: ServiceDescriptor = ServiceDescriptor::new("grpc.health.v1.Health", &[]);
+
+    #[test]
+    fn finds_exactly_the_named_service() {
+        let mut map: HashMap<&'static str, Arc<dyn Service>> = HashMap::new();
+        for d in [&A, &B, &C] {
+            map.insert(d.name, Arc::new(Named(d)));
+        }
+        let services = Services::new(map);
+        assert_eq!(
+            services.names().collect::<Vec<_>>(),
+            ["grpc.health.v1.Health", "pkg.Echo", "pkg.EchoMore"]
+        );
+        for d in [&A, &B, &C] {
+            let found = services.get(d.name).expect("hosted");
+            assert_eq!(found.descriptor().name, d.name);
+        }
+        for absent in ["", "pkg", "pkg.Ech", "pkg.EchoMor", "pkg.echo", "pkg.EchoMoreX", "zzz"] {
+            assert!(services.get(absent).is_none(), "{absent:?}");
+        }
+        assert_eq!(services.values().count(), 3);
     }
 }
