@@ -158,7 +158,15 @@ mod tests {
             let found = services.get(d.name).expect("hosted");
             assert_eq!(found.descriptor().name, d.name);
         }
-        for absent in ["", "pkg", "pkg.Ech", "pkg.EchoMor", "pkg.echo", "pkg.EchoMoreX", "zzz"] {
+        for absent in [
+            "",
+            "pkg",
+            "pkg.Ech",
+            "pkg.EchoMor",
+            "pkg.echo",
+            "pkg.EchoMoreX",
+            "zzz",
+        ] {
             assert!(services.get(absent).is_none(), "{absent:?}");
         }
         assert_eq!(services.values().count(), 3);
