@@ -534,10 +534,10 @@ for name, client in order:
 # The clients side by side: ours and tonic's driving the same server, each server in turn.
 cl = [n for n in dict.fromkeys(n for n, _ in order)
       if (n, "ours") in order and (n, "tonic") in order]
-if cl:
+def clients_table(title, key, scale, form):
+    """Our client beside tonic's on each server: the median of `key` (times `scale`)."""
     lines.append("")
-    lines.append("Clients: our load generator against tonic's, driving the same server (QPS, "
-                 "medians; ratio ours/tonic's):")
+    lines.append(title)
     lines.append("")
     hdr = ["scenario"]
     for s in servers:
@@ -547,28 +547,19 @@ if cl:
     for name in cl:
         r = [name]
         for s in servers:
-            a, b = med(name, s, "ours", "qps"), med(name, s, "tonic", "qps")
-            r += [fmt(a), fmt(b), ratio(a, b)]
+            a, b = med(name, s, "ours", key), med(name, s, "tonic", key)
+            r += [fmt(None if a is None else a * scale, form),
+                  fmt(None if b is None else b * scale, form), ratio(a, b)]
         lines.append("| " + " | ".join(r) + " |")
+
+if cl:
+    clients_table("Clients: our load generator against tonic's, driving the same server (QPS, "
+                  "medians; ratio ours/tonic's):", "qps", 1, "{:.0f}")
     # Where the server saturates, both clients reach its rate and QPS cannot tell them apart;
     # each client's own CPU per call still can.
-    lines.append("")
-    lines.append("Clients' own CPU ms per 1000 calls (server- and client-streaming: messages), "
-                 "driving the same server (medians; lower is better; ratio ours/tonic's):")
-    lines.append("")
-    hdr = ["scenario"]
-    for s in servers:
-        hdr += [f"on {label[s]}: our client", "tonic's client", "ratio"]
-    lines.append("| " + " | ".join(hdr) + " |")
-    lines.append("|" + "---|" * len(hdr))
-    for name in cl:
-        r = [name]
-        for s in servers:
-            a = med(name, s, "ours", "client_cpu_per_1k")
-            b = med(name, s, "tonic", "client_cpu_per_1k")
-            r += [fmt(None if a is None else a * 1000, "{:.2f}"),
-                  fmt(None if b is None else b * 1000, "{:.2f}"), ratio(a, b)]
-        lines.append("| " + " | ".join(r) + " |")
+    clients_table("Clients' own CPU ms per 1000 calls (server- and client-streaming: messages), "
+                  "driving the same server (medians; lower is better; ratio ours/tonic's):",
+                  "client_cpu_per_1k", 1000, "{:.2f}")
 # Each tls-NAME row beside its plaintext twin NAME (same client): the ours/tonic ratios of QPS
 # and of CPU per call in both, and what TLS costs each server (CPU per call, TLS / plaintext).
 twins = [(n, c) for n, c in order if n.startswith("tls-") and (n[4:], c) in order]
